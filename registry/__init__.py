@@ -1,0 +1,1 @@
+"""The carbon label registry: verifies, validates, stores and serves signed carbon labels."""

@@ -1,0 +1,78 @@
+"""Dependencies shared by the routes: settings, a database session per request, callers."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from registry.config import Settings
+from registry.errors import ProblemError
+from registry.models import Vendor
+from registry.services import vendors as vendor_service
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ProblemError(
+            "unauthorized",
+            "send an API token as 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+TokenDep = Annotated[str, Depends(bearer_token)]
+
+
+def current_vendor(session: SessionDep, token: TokenDep) -> Vendor:
+    vendor = vendor_service.authenticate(session, token)
+    if vendor is None:
+        raise ProblemError(
+            "unauthorized", "the API token is not valid", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return vendor
+
+
+CurrentVendor = Annotated[Vendor, Depends(current_vendor)]
+
+
+def is_admin(settings: Settings, token: str) -> bool:
+    if settings.admin_token is None:
+        return False
+    expected = settings.admin_token.get_secret_value().encode()
+    return hmac.compare_digest(expected, token.encode())
+
+
+def require_admin(settings: SettingsDep, token: TokenDep) -> None:
+    if not is_admin(settings, token):
+        raise ProblemError(
+            "unauthorized", "this call needs the operator's admin token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]

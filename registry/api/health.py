@@ -1,0 +1,39 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy.exc import SQLAlchemyError
+
+from registry.db import current_revision
+from registry.errors import ProblemError
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up (no dependency is checked)."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    responses={503: {"description": "RFC 9457 problem: database unreachable or not migrated"}},
+)
+def readyz(request: Request) -> dict[str, Any]:
+    """The database answers and its schema is at the migrations' head."""
+    head = request.app.state.migrations_head
+    try:
+        current = current_revision(request.app.state.engine)
+    except SQLAlchemyError as exc:
+        raise ProblemError("not-ready", f"database unreachable: {type(exc).__name__}") from None
+    if current != head:
+        raise ProblemError(
+            "not-ready",
+            f"database schema is at {current!r}, migrations head is {head!r}: "
+            "run `carbonlabel db upgrade`",
+        )
+    return {"status": "ready", "database": "ok", "migration": current}

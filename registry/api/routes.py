@@ -1,0 +1,249 @@
+"""The JSON API of contract section 3 (log, grades and rankings come later)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from registry.api.deps import (
+    CurrentVendor,
+    RawBody,
+    SessionDep,
+    SettingsDep,
+    TokenDep,
+    is_admin,
+    require_admin,
+)
+from registry.errors import PROBLEM_MEDIA_TYPE, ProblemError
+from registry.models import KeyStatus
+from registry.services import keys as key_service
+from registry.services import queries
+from registry.services import vendors as vendor_service
+from registry.services.ingest import ingest
+from registry.services.vendors import hash_token
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem responses a route can give."""
+    return {
+        status: {
+            "description": "RFC 9457 problem",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+router = APIRouter(prefix="/v1", tags=["v1"])
+
+SortChoice = Literal[
+    "-received_at", "received_at", "-created_at", "created_at", "energy", "-energy", "co2e", "-co2e"
+]
+
+
+class VendorCreate(BaseModel):
+    slug: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class VendorCreated(BaseModel):
+    vendor: str
+    display_name: str
+    token: str = Field(description="the vendor's API token: shown this once, stored hashed")
+
+
+class KeyCreate(BaseModel):
+    public_key: str = Field(
+        max_length=128, description="base64 (standard or URL-safe) of the raw 32-byte Ed25519 key"
+    )
+    proof: str = Field(
+        max_length=256,
+        description=(
+            "base64 Ed25519 signature, by this key, over the UTF-8 bytes of "
+            "'carbonlabel key registration v1\\n<registry>\\n<vendor>\\n<keyid>\\n'"
+        ),
+    )
+
+
+class KeyRevoke(BaseModel):
+    reason: Literal["retired", "compromised"]
+    compromised_since: datetime | None = Field(
+        default=None, description="RFC 3339; only with reason 'compromised' (default: now)"
+    )
+
+
+@router.post(
+    "/vendors",
+    status_code=201,
+    response_model=VendorCreated,
+    dependencies=[Depends(require_admin)],
+    responses=problems(401, 409, 413, 422),
+)
+def create_vendor(
+    body: VendorCreate, session: SessionDep, settings: SettingsDep, response: Response
+) -> VendorCreated:
+    vendor, token = vendor_service.create_vendor(
+        session, slug=body.slug, display_name=body.display_name
+    )
+    session.commit()
+    response.headers["Location"] = f"{settings.public_url}/v1/vendors/{vendor.slug}"
+    return VendorCreated(vendor=vendor.slug, display_name=vendor.display_name, token=token)
+
+
+@router.post(
+    "/vendors/{vendor}/keys", status_code=201, responses=problems(401, 403, 404, 409, 413, 422)
+)
+def register_key(
+    vendor: str,
+    body: KeyCreate,
+    session: SessionDep,
+    caller: CurrentVendor,
+    settings: SettingsDep,
+    response: Response,
+) -> dict[str, Any]:
+    if caller.slug != vendor:
+        raise ProblemError("forbidden", f"the token belongs to {caller.slug!r}, not {vendor!r}")
+    key = key_service.register_key(
+        session,
+        vendor=caller,
+        public_key_b64=body.public_key,
+        proof_b64=body.proof,
+        registry=settings.public_url,
+    )
+    session.commit()
+    response.headers["Location"] = f"{settings.public_url}/v1/vendors/{vendor}"
+    return queries.key_view(key)
+
+
+@router.post(
+    "/vendors/{vendor}/keys/{keyid}/revoke", responses=problems(401, 403, 404, 413, 422)
+)
+def revoke_key(
+    vendor: str,
+    keyid: str,
+    body: KeyRevoke,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: TokenDep,
+) -> dict[str, Any]:
+    if not is_admin(settings, token):
+        caller = vendor_service.authenticate(session, token)
+        if caller is None:
+            raise ProblemError("unauthorized", "the API token is not valid")
+        if caller.slug != vendor:
+            raise ProblemError("forbidden", f"the token belongs to {caller.slug!r}, not {vendor!r}")
+    owner = vendor_service.get_vendor(session, vendor)
+    key = key_service.get_key(session, vendor=owner, keyid=keyid)
+    key_service.revoke_key(
+        session, key=key, reason=KeyStatus(body.reason), compromised_since=body.compromised_since
+    )
+    session.commit()
+    return queries.key_view(key)
+
+
+@router.post(
+    "/labels",
+    status_code=201,
+    responses={
+        200: {"description": "the same envelope was stored before: the stored label"},
+        **problems(400, 401, 403, 409, 413, 422, 429),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}
+            },
+        }
+    },
+)
+def submit_label(
+    request: Request,
+    caller: CurrentVendor,
+    token: TokenDep,
+    body: RawBody,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+) -> dict[str, Any]:
+    request.app.state.rate_limiter.check(hash_token(token))
+    result = ingest(session, vendor=caller, body=body, audience=settings.public_url)
+    session.commit()
+    label = result.label
+    view = queries.label_summary(label, caller.slug, result.model_name, settings.public_url)
+    view["grade"] = None
+    view["receipt"] = None
+    t = result.timings
+    response.headers["Server-Timing"] = (
+        f"verify;dur={t.verify_s * 1000:.3f}, validate;dur={t.validate_s * 1000:.3f}, "
+        f"store;dur={t.store_s * 1000:.3f}"
+    )
+    if result.created:
+        response.headers["Location"] = view["links"]["self"]
+    else:
+        response.status_code = 200
+    return view
+
+
+@router.get("/labels", responses=problems(400, 422))
+def list_labels(
+    session: SessionDep,
+    settings: SettingsDep,
+    vendor: str | None = None,
+    model: Annotated[str | None, Query(description="'vendor/name' or a bare name")] = None,
+    task: str | None = None,
+    phase: Literal["inference", "training"] | None = None,
+    hardware: Annotated[str | None, Query(description="reference hardware class")] = None,
+    zone: str | None = None,
+    sort: SortChoice = "-received_at",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> dict[str, Any]:
+    filters = queries.LabelFilters(
+        vendor=vendor, model=model, task=task, phase=phase, hardware_class=hardware, zone=zone
+    )
+    page, next_cursor = queries.list_labels(
+        session, filters=filters, sort=sort, limit=limit, cursor=cursor
+    )
+    base = settings.public_url
+    return {
+        "items": [queries.label_summary(lbl, v, m, base) for lbl, v, m in page],
+        "next_cursor": next_cursor,
+    }
+
+
+@router.get("/labels/{label_id}", responses=problems(404))
+def get_label(label_id: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    label, vendor, model = queries.get_label(session, label_id)
+    return queries.label_detail(session, label, vendor, model, settings.public_url)
+
+
+@router.get(
+    "/labels/{label_id}/envelope",
+    responses={
+        200: {"description": "the envelope bytes exactly as received", "content": {"application/json": {}}},
+        **problems(404),
+    },
+    response_class=Response,
+)
+def get_envelope(label_id: str, session: SessionDep) -> Response:
+    label, _, _ = queries.get_label(session, label_id)
+    return Response(
+        content=label.envelope,
+        media_type="application/json",
+        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+    )
+
+
+@router.get("/models/{vendor}/{model}", responses=problems(404))
+def get_model(vendor: str, model: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    return queries.model_view(session, vendor, model, settings.public_url)
+
+
+@router.get("/vendors/{vendor}", responses=problems(404))
+def get_vendor(vendor: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    owner = vendor_service.get_vendor(session, vendor)
+    return queries.vendor_profile(session, owner, settings.public_url)

@@ -1,0 +1,129 @@
+"""Database tables. Alembic owns the schema: these classes must match the migrations (a test checks)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Column, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite keeps no zone: restore it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store timezone-aware UTC datetimes only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class KeyStatus(StrEnum):
+    active = "active"
+    retired = "retired"
+    compromised = "compromised"
+
+
+class Vendor(SQLModel, table=True):
+    __tablename__ = "vendors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True)
+    display_name: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    """A vendor's API token. Only the SHA-256 of the token is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    vendor_id: int = Field(foreign_key="vendors.id", index=True)
+    token_sha256: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PublicKey(SQLModel, table=True):
+    __tablename__ = "public_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    vendor_id: int = Field(foreign_key="vendors.id", index=True)
+    keyid: str = Field(max_length=64, unique=True)
+    public_key_b64: str = Field(max_length=64)
+    status: str = Field(default=KeyStatus.active, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    compromised_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Model(SQLModel, table=True):
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("vendor_id", "name", name="uq_models_vendor_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    vendor_id: int = Field(foreign_key="vendors.id")
+    name: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Label(SQLModel, table=True):
+    """One accepted label: the envelope bytes verbatim plus typed columns for queries."""
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        Index(
+            "ix_labels_peer_group",
+            "task",
+            "phase",
+            "hardware_class",
+            "zone",
+            "energy_per_unit_wh",
+        ),
+        Index("ix_labels_vendor_received", "vendor_id", "received_at"),
+        Index("ix_labels_model_received", "model_id", "received_at"),
+        Index("ix_labels_received", "received_at", "id"),
+        Index("ix_labels_created", "created_at", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    vendor_id: int = Field(foreign_key="vendors.id")
+    model_id: int = Field(foreign_key="models.id")
+    revision: str = Field(max_length=128)
+    task: str = Field(max_length=64)
+    phase: str = Field(max_length=16)
+    hardware_class: str = Field(max_length=64)
+    zone: str = Field(max_length=64)
+    functional_unit: str = Field(max_length=16)
+    measured: bool
+    energy_per_unit_wh: float
+    energy_ci95_high_wh: float
+    co2e_per_unit_g: float
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    keyid: str = Field(max_length=64)
+    payload_sha256: str = Field(max_length=64)
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    predicate: dict[str, Any] = Field(sa_column=Column(JSONDocument, nullable=False))

@@ -1,0 +1,229 @@
+"""Signed label ingest: the checks of contract section 3, in a fixed order, then one insert.
+
+Order (the first failing check answers): envelope structure (400) -> an identical stored envelope
+(200) -> key known to the token's vendor (403) -> key active (403) -> signature (422) -> schema
+(422) -> label vendor is the token's vendor (403) -> audience (422) -> results follow from traces
+(422) -> label_id unused (409) -> stored (201).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, select
+
+from registry.errors import ProblemError
+from registry.models import KeyStatus, Label, Model, PublicKey, Vendor, utcnow
+from schemas import check_results, load_methodology, validate_statement
+from schemas.dsse import (
+    Envelope,
+    EnvelopeError,
+    decode_statement,
+    load_public_key,
+    parse_envelope,
+    verify_signature,
+)
+
+
+@dataclass
+class IngestTimings:
+    """Seconds spent in each stage of one ingest (for the benchmark and metrics)."""
+
+    verify_s: float = 0.0
+    validate_s: float = 0.0
+    store_s: float = 0.0
+
+
+@dataclass
+class IngestResult:
+    label: Label
+    created: bool
+    vendor: Vendor
+    model_name: str
+    timings: IngestTimings = field(default_factory=IngestTimings)
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+
+
+def _key_for(session: Session, vendor: Vendor, envelope: Envelope) -> PublicKey:
+    keys = session.exec(select(PublicKey).where(PublicKey.vendor_id == vendor.id)).all()
+    by_keyid = {key.keyid: key for key in keys}
+    hinted = [by_keyid[s.keyid] for s in envelope.signatures if s.keyid in by_keyid]
+    if not hinted and any(not s.keyid for s in envelope.signatures):
+        hinted = list(keys)  # keyid is optional in DSSE: try every key the vendor holds
+    if not hinted:
+        raise ProblemError(
+            "unknown-key",
+            f"no key of the envelope's signatures is registered to vendor {vendor.slug!r}",
+        )
+    active = [key for key in hinted if key.status == KeyStatus.active]
+    if not active:
+        key = hinted[0]
+        raise ProblemError(
+            "revoked-key",
+            f"key {key.keyid} was revoked ({key.status}); sign with an active key",
+        )
+    for key in active:
+        if verify_signature(envelope, load_public_key(key.public_key_b64)):
+            return key
+    raise ProblemError("bad-signature", "no signature verifies under the vendor's registered keys")
+
+
+def _semantic_issues(statement: dict[str, Any]) -> list[dict[str, str]]:
+    label = statement["predicate"]
+    issues = []
+    vendor, model_id, revision = label["vendor"], label["model"]["id"], label["model"]["revision"]
+    if not model_id.startswith(vendor + "/"):
+        issues.append({"pointer": "/predicate/model/id", "message": "must start with vendor + '/'"})
+    subject = statement["subject"][0]
+    if subject["name"] != f"{model_id}@{revision}":
+        issues.append(
+            {"pointer": "/subject/0/name", "message": "must be '<model.id>@<model.revision>'"}
+        )
+    if subject["digest"]["sha256"] != label["provenance"]["model_artifact_sha256"]:
+        issues.append(
+            {
+                "pointer": "/subject/0/digest/sha256",
+                "message": "must equal predicate.provenance.model_artifact_sha256",
+            }
+        )
+    phase = label["benchmark"]["phase"]
+    if phase not in load_methodology()["tasks"][label["benchmark"]["task"]]["phases"]:
+        issues.append({"pointer": "/predicate/benchmark/phase", "message": "not offered for task"})
+    return issues
+
+
+def _existing(session: Session, label_id: str) -> Label | None:
+    return session.get(Label, label_id)
+
+
+def _same(existing: Label, vendor: Vendor, payload_sha256: str) -> bool:
+    return existing.vendor_id == vendor.id and existing.payload_sha256 == payload_sha256
+
+
+def ingest(session: Session, *, vendor: Vendor, body: bytes, audience: str) -> IngestResult:
+    """Verify, validate and store one envelope. Raises ProblemError for every refusal."""
+    timings = IngestTimings()
+    started = time.perf_counter()
+    try:
+        envelope = parse_envelope(body)
+        statement = decode_statement(envelope)
+    except EnvelopeError as exc:
+        raise ProblemError("malformed-envelope", str(exc)) from None
+    payload_sha256 = hashlib.sha256(envelope.payload).hexdigest()
+    predicate = statement.get("predicate")
+    label_id = predicate.get("label_id") if isinstance(predicate, dict) else None
+    if isinstance(label_id, str):
+        existing = _existing(session, label_id)
+        if existing is not None and _same(existing, vendor, payload_sha256):
+            model = session.get(Model, existing.model_id)
+            return IngestResult(existing, False, vendor, model.name if model else "", timings)
+
+    key = _key_for(session, vendor, envelope)
+    timings.verify_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    issues = [{"pointer": i.pointer, "message": i.message} for i in validate_statement(statement)]
+    if not issues:
+        issues = _semantic_issues(statement)
+    if issues:
+        raise ProblemError(
+            "schema-violation",
+            f"the statement does not match the label schema ({len(issues)} errors)",
+            errors=issues,
+        )
+    label = statement["predicate"]
+    if label["vendor"] != vendor.slug:
+        raise ProblemError(
+            "vendor-mismatch",
+            f"label is for vendor {label['vendor']!r} but the token belongs to {vendor.slug!r}",
+        )
+    if label["registry"].rstrip("/") != audience.rstrip("/"):
+        raise ProblemError(
+            "wrong-audience",
+            f"label is addressed to {label['registry']!r}, this registry is {audience!r}",
+        )
+    mismatches = check_results(label)
+    if mismatches:
+        raise ProblemError(
+            "inconsistent-results",
+            f"{len(mismatches)} stated results do not follow from the traces",
+            errors=[
+                {"pointer": m.pointer, "stated": m.stated, "recomputed": m.recomputed}
+                for m in mismatches[:50]
+            ],
+        )
+    timings.validate_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    result = _store(session, vendor=vendor, key=key, label=label, body=body, sha=payload_sha256)
+    result.timings = timings
+    timings.store_s = time.perf_counter() - started
+    return result
+
+
+def _store(
+    session: Session,
+    *,
+    vendor: Vendor,
+    key: PublicKey,
+    label: dict[str, Any],
+    body: bytes,
+    sha: str,
+) -> IngestResult:
+    assert vendor.id is not None
+    model_name = label["model"]["id"].split("/", 1)[1]
+    session.exec(  # type: ignore[call-overload]
+        _insert(session, Model)
+        .values(vendor_id=vendor.id, name=model_name, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["vendor_id", "name"])
+    )
+    model_id = session.exec(
+        select(Model.id).where(Model.vendor_id == vendor.id, Model.name == model_name)
+    ).one()
+    methods = {c["method"] for c in label["measurement"]["components"]}
+    row = Label(
+        id=label["label_id"],
+        vendor_id=vendor.id,
+        model_id=model_id,
+        revision=label["model"]["revision"],
+        task=label["benchmark"]["task"],
+        phase=label["benchmark"]["phase"],
+        hardware_class=label["hardware"]["hardware_class"],
+        zone=label["carbon"]["zone"],
+        functional_unit=label["results"]["functional_unit"],
+        measured="estimate" not in methods,
+        energy_per_unit_wh=label["results"]["energy_per_unit_wh"]["mean"],
+        energy_ci95_high_wh=label["results"]["energy_per_unit_wh"]["ci95_high"],
+        co2e_per_unit_g=label["carbon"]["co2e_per_unit_g"]["mean"],
+        created_at=datetime.fromisoformat(label["created_at"]),
+        keyid=key.keyid,
+        payload_sha256=sha,
+        envelope=body,
+        predicate=label,
+    )
+    values = row.model_dump()
+    inserted = session.exec(  # type: ignore[call-overload]
+        _insert(session, Label)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(Label.__table__.c.id)  # type: ignore[attr-defined]
+    ).first()
+    if inserted is None:
+        existing = _existing(session, row.id)
+        if existing is not None and _same(existing, vendor, sha):
+            return IngestResult(existing, False, vendor, model_name)
+        raise ProblemError(
+            "label-conflict",
+            f"label_id {row.id} is already used by a label with different content",
+        )
+    return IngestResult(row, True, vendor, model_name)

@@ -1,0 +1,90 @@
+"""Vendors' Ed25519 public keys: registration with proof of possession, retirement, compromise.
+
+Proof of possession: the key's owner signs the UTF-8 bytes of ``proof_message(registry, vendor,
+keyid)``; ``carbonlabel key register`` does this. Binding the registry URL and the vendor slug
+stops a proof from being replayed elsewhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from cryptography.exceptions import InvalidSignature
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from registry.errors import ProblemError
+from registry.models import KeyStatus, PublicKey, Vendor, utcnow
+from schemas.dsse import EnvelopeError, b64decode_any, b64encode, keyid_for
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+
+def proof_message(registry: str, vendor: str, keyid: str) -> bytes:
+    return f"carbonlabel key registration v1\n{registry.rstrip('/')}\n{vendor}\n{keyid}\n".encode()
+
+
+def register_key(
+    session: Session, *, vendor: Vendor, public_key_b64: str, proof_b64: str, registry: str
+) -> PublicKey:
+    try:
+        raw = b64decode_any(public_key_b64)
+        proof = b64decode_any(proof_b64)
+    except EnvelopeError as exc:
+        raise ProblemError("invalid-key", f"public_key and proof must be base64: {exc}") from None
+    if len(raw) != 32:
+        raise ProblemError("invalid-key", f"an Ed25519 public key is 32 bytes, got {len(raw)}")
+    public_key = Ed25519PublicKey.from_public_bytes(raw)
+    keyid = keyid_for(raw)
+    try:
+        public_key.verify(proof, proof_message(registry, vendor.slug, keyid))
+    except InvalidSignature:
+        raise ProblemError(
+            "bad-proof",
+            "proof does not verify: sign proof_message(registry, vendor, keyid) with the key",
+        ) from None
+    if session.exec(select(PublicKey).where(PublicKey.keyid == keyid)).first() is not None:
+        raise ProblemError("key-exists", f"key {keyid} is already registered")
+    assert vendor.id is not None
+    key = PublicKey(vendor_id=vendor.id, keyid=keyid, public_key_b64=b64encode(raw))
+    session.add(key)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise ProblemError("key-exists", f"key {keyid} is already registered") from None
+    return key
+
+
+def get_key(session: Session, *, vendor: Vendor, keyid: str) -> PublicKey:
+    key = session.exec(
+        select(PublicKey).where(PublicKey.vendor_id == vendor.id, PublicKey.keyid == keyid.lower())
+    ).first()
+    if key is None:
+        raise ProblemError("not-found", f"vendor {vendor.slug!r} has no key {keyid!r}")
+    return key
+
+
+def revoke_key(
+    session: Session,
+    *,
+    key: PublicKey,
+    reason: KeyStatus,
+    compromised_since: datetime | None,
+) -> PublicKey:
+    """Retire a key (earlier labels keep their standing) or mark it compromised since an instant."""
+    if reason == KeyStatus.active:
+        raise ProblemError("validation-error", "reason must be 'retired' or 'compromised'")
+    if reason == KeyStatus.retired and compromised_since is not None:
+        raise ProblemError("validation-error", "compromised_since only goes with 'compromised'")
+    if key.status == KeyStatus.compromised and reason == KeyStatus.retired:
+        raise ProblemError("validation-error", "a compromised key cannot be downgraded to retired")
+    now = utcnow()
+    if compromised_since is not None and compromised_since.tzinfo is None:
+        raise ProblemError("validation-error", "compromised_since needs a timezone (RFC 3339)")
+    key.status = reason
+    key.revoked_at = key.revoked_at or now
+    if reason == KeyStatus.compromised:
+        key.compromised_since = compromised_since or now
+    session.add(key)
+    session.flush()
+    return key

@@ -1,0 +1,228 @@
+"""Read side: label views, filtered and sorted listings with cursor pagination, models, vendors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_
+from sqlmodel import Session, col, select
+
+from registry.errors import ProblemError
+from registry.models import Label, Model, PublicKey, Vendor
+
+SORTS: dict[str, Any] = {
+    "received_at": Label.received_at,
+    "created_at": Label.created_at,
+    "energy": Label.energy_per_unit_wh,
+    "co2e": Label.co2e_per_unit_g,
+}
+SORT_CHOICES = sorted([*SORTS, *(f"-{name}" for name in SORTS)])
+
+
+@dataclass(frozen=True)
+class LabelFilters:
+    vendor: str | None = None
+    model: str | None = None
+    task: str | None = None
+    phase: str | None = None
+    hardware_class: str | None = None
+    zone: str | None = None
+
+
+def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[str, Any]:
+    return {
+        "label_id": label.id,
+        "vendor": vendor,
+        "model": f"{vendor}/{model}",
+        "revision": label.revision,
+        "task": label.task,
+        "phase": label.phase,
+        "hardware_class": label.hardware_class,
+        "zone": label.zone,
+        "functional_unit": label.functional_unit,
+        "method": "measured" if label.measured else "estimated",
+        "energy_per_unit_wh": label.energy_per_unit_wh,
+        "energy_ci95_high_wh": label.energy_ci95_high_wh,
+        "co2e_per_unit_g": label.co2e_per_unit_g,
+        "created_at": label.created_at.isoformat().replace("+00:00", "Z"),
+        "received_at": label.received_at.isoformat().replace("+00:00", "Z"),
+        "links": {
+            "self": f"{base_url}/v1/labels/{label.id}",
+            "envelope": f"{base_url}/v1/labels/{label.id}/envelope",
+            "model": f"{base_url}/v1/models/{vendor}/{model}",
+        },
+    }
+
+
+def label_detail(session: Session, label: Label, vendor: str, model: str, base_url: str) -> dict[str, Any]:
+    key = session.exec(select(PublicKey).where(PublicKey.keyid == label.keyid)).first()
+    detail = label_summary(label, vendor, model, base_url)
+    detail["verification"] = {
+        "signature": "verified",
+        "keyid": label.keyid,
+        "key_status": key.status if key else "unknown",
+        "schema": "valid",
+        "results": "recomputed-from-traces",
+        "payload_sha256": label.payload_sha256,
+    }
+    detail["grade"] = None
+    detail["receipt"] = None
+    detail["envelope"] = json.loads(label.envelope)
+    detail["label"] = label.predicate
+    return detail
+
+
+def get_label(session: Session, label_id: str) -> tuple[Label, str, str]:
+    row = session.exec(
+        select(Label, Vendor.slug, Model.name)
+        .join(Vendor, col(Vendor.id) == Label.vendor_id)
+        .join(Model, col(Model.id) == Label.model_id)
+        .where(Label.id == label_id.lower())
+    ).first()
+    if row is None:
+        raise ProblemError("not-found", f"no label {label_id!r}")
+    return row[0], row[1], row[2]
+
+
+def _encode_cursor(value: Any, label_id: str) -> str:
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([value, label_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, is_time: bool) -> tuple[Any, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value, label_id = json.loads(raw)
+        if is_time:
+            value = datetime.fromisoformat(value)
+        elif not isinstance(value, int | float):
+            raise TypeError("not a number")
+        if not isinstance(label_id, str):
+            raise TypeError("not an id")
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise ProblemError("invalid-cursor", "cursor is not one this API issued") from None
+    return value, label_id
+
+
+def list_labels(
+    session: Session,
+    *,
+    filters: LabelFilters,
+    sort: str,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[tuple[Label, str, str]], str | None]:
+    """One page of labels and the cursor of the next page (None at the end)."""
+    descending = sort.startswith("-")
+    column = SORTS[sort.lstrip("-")]
+    query = (
+        select(Label, Vendor.slug, Model.name)
+        .join(Vendor, col(Vendor.id) == Label.vendor_id)
+        .join(Model, col(Model.id) == Label.model_id)
+    )
+    if filters.vendor:
+        query = query.where(Vendor.slug == filters.vendor)
+    if filters.model:
+        vendor_part, _, name = filters.model.partition("/")
+        if name:
+            query = query.where(Vendor.slug == vendor_part, Model.name == name)
+        else:
+            query = query.where(Model.name == vendor_part)
+    for attr in ("task", "phase", "hardware_class", "zone"):
+        value = getattr(filters, attr)
+        if value:
+            query = query.where(getattr(Label, attr) == value)
+    if cursor:
+        value, last_id = _decode_cursor(cursor, sort.lstrip("-").endswith("_at"))
+        if descending:
+            query = query.where(or_(column < value, and_(column == value, col(Label.id) < last_id)))
+        else:
+            query = query.where(or_(column > value, and_(column == value, col(Label.id) > last_id)))
+    order = (column.desc(), col(Label.id).desc()) if descending else (column.asc(), col(Label.id).asc())
+    rows: Sequence[Any] = session.exec(query.order_by(*order).limit(limit + 1)).all()
+    page = [(r[0], r[1], r[2]) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1][0]
+        next_cursor = _encode_cursor(getattr(last, column.key), last.id)
+    return page, next_cursor
+
+
+def model_view(session: Session, vendor_slug: str, model_name: str, base_url: str) -> dict[str, Any]:
+    vendor = session.exec(select(Vendor).where(Vendor.slug == vendor_slug)).first()
+    model = (
+        session.exec(
+            select(Model).where(Model.vendor_id == vendor.id, Model.name == model_name)
+        ).first()
+        if vendor
+        else None
+    )
+    if vendor is None or model is None:
+        raise ProblemError("not-found", f"no model {vendor_slug}/{model_name}")
+    labels = session.exec(
+        select(Label)
+        .where(Label.model_id == model.id)
+        .order_by(col(Label.received_at).desc(), col(Label.id).desc())
+    ).all()
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    history = []
+    for label in labels:
+        summary = label_summary(label, vendor.slug, model.name, base_url)
+        latest.setdefault((label.task, label.phase), summary)
+        history.append(summary)
+    return {
+        "vendor": vendor.slug,
+        "model": f"{vendor.slug}/{model.name}",
+        "latest": list(latest.values()),
+        "history": history,
+    }
+
+
+def vendor_profile(session: Session, vendor: Vendor, base_url: str, limit: int = 100) -> dict[str, Any]:
+    keys = session.exec(
+        select(PublicKey).where(PublicKey.vendor_id == vendor.id).order_by(col(PublicKey.id))
+    ).all()
+    page, next_cursor = list_labels(
+        session,
+        filters=LabelFilters(vendor=vendor.slug),
+        sort="-received_at",
+        limit=limit,
+        cursor=None,
+    )
+    models = session.exec(
+        select(Model.name).where(Model.vendor_id == vendor.id).order_by(col(Model.name))
+    ).all()
+    return {
+        "vendor": vendor.slug,
+        "display_name": vendor.display_name,
+        "created_at": vendor.created_at.isoformat().replace("+00:00", "Z"),
+        "keys": [key_view(k) for k in keys],
+        "models": [f"{vendor.slug}/{m}" for m in models],
+        "labels": [label_summary(lbl, v, m, base_url) for lbl, v, m in page],
+        "labels_next": (
+            f"{base_url}/v1/labels?vendor={vendor.slug}&cursor={next_cursor}" if next_cursor else None
+        ),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def key_view(key: PublicKey) -> dict[str, Any]:
+    return {
+        "keyid": key.keyid,
+        "public_key": key.public_key_b64,
+        "status": key.status,
+        "created_at": _iso(key.created_at),
+        "revoked_at": _iso(key.revoked_at),
+        "compromised_since": _iso(key.compromised_since),
+    }

@@ -1,0 +1,86 @@
+"""Vendors and their API tokens (random, shown once, stored as SHA-256)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from registry.errors import ProblemError
+from registry.models import ApiToken, Vendor, utcnow
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+TOKEN_PREFIX = "clt_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_vendor(session: Session, *, slug: str, display_name: str | None = None) -> tuple[Vendor, str]:
+    """Create a vendor and its first API token; returns the token in clear (the only time)."""
+    if not SLUG_RE.match(slug):
+        raise ProblemError(
+            "validation-error",
+            "vendor slug must be 1-64 lowercase letters, digits or inner hyphens",
+        )
+    if session.exec(select(Vendor).where(Vendor.slug == slug)).first() is not None:
+        raise ProblemError("vendor-exists", f"vendor {slug!r} already exists")
+    vendor = Vendor(slug=slug, display_name=(display_name or slug)[:200])
+    session.add(vendor)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise ProblemError("vendor-exists", f"vendor {slug!r} already exists") from None
+    token = issue_token(session, vendor=vendor)
+    return vendor, token
+
+
+def issue_token(session: Session, *, vendor: Vendor) -> str:
+    assert vendor.id is not None
+    token = new_token()
+    session.add(ApiToken(vendor_id=vendor.id, token_sha256=hash_token(token), prefix=token[:8]))
+    session.flush()
+    return token
+
+
+def authenticate(session: Session, token: str) -> Vendor | None:
+    """The vendor a token belongs to, or None. Lookup is by hash; the compare is constant-time."""
+    digest = hash_token(token)
+    row = session.exec(
+        select(ApiToken, Vendor)
+        .join(Vendor, Vendor.id == ApiToken.vendor_id)  # type: ignore[arg-type]
+        .where(ApiToken.token_sha256 == digest)
+    ).first()
+    if row is None:
+        return None
+    api_token, vendor = row
+    if api_token.revoked_at is not None or not hmac.compare_digest(api_token.token_sha256, digest):
+        return None
+    return vendor
+
+
+def get_vendor(session: Session, slug: str) -> Vendor:
+    vendor = session.exec(select(Vendor).where(Vendor.slug == slug)).first()
+    if vendor is None:
+        raise ProblemError("not-found", f"no vendor {slug!r}")
+    return vendor
+
+
+def revoke_tokens(session: Session, *, vendor: Vendor) -> int:
+    tokens = session.exec(
+        select(ApiToken).where(ApiToken.vendor_id == vendor.id, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+    ).all()
+    for token in tokens:
+        token.revoked_at = utcnow()
+        session.add(token)
+    return len(tokens)

@@ -1,0 +1,180 @@
+"""Recompute a label's results from its raw traces, and compare them with what it states.
+
+Both sides use this module: the runner to write results, the registry to check them on ingest.
+The stated figures must equal the recomputed ones within the methodology's tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.contract import load_methodology
+from schemas.stats import summarize
+
+J_PER_WH = 3600.0
+
+
+@dataclass(frozen=True)
+class ResultMismatch:
+    """A stated figure that does not follow from the traces."""
+
+    pointer: str
+    stated: float | None
+    recomputed: float
+
+
+def component_energy_j(component: Mapping[str, Any], t_start_s: float, t_end_s: float) -> float:
+    """Energy of one component over a window: a counter delta or a trapezoid integral."""
+    if "counter_start_j" in component:
+        delta = float(component["counter_end_j"]) - float(component["counter_start_j"])
+        if delta < 0:
+            span = component.get("counter_range_j")
+            if not span:
+                raise ValueError("energy counter went backwards and no counter_range_j is given")
+            delta += float(span)
+        return delta
+    samples = component["samples"]
+    energy = 0.0
+    for (t0, p0), (t1, p1) in zip(samples, samples[1:], strict=False):
+        dt = float(t1) - float(t0)
+        if dt < 0:
+            raise ValueError("power samples are not in time order")
+        energy += dt * (float(p0) + float(p1)) / 2.0
+    return energy
+
+
+def _window_energy_by_component(window: Mapping[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    t0, t1 = float(window["t_start_s"]), float(window["t_end_s"])
+    for component in window["components"]:
+        name = component["name"]
+        out[name] = out.get(name, 0.0) + component_energy_j(component, t0, t1)
+    return out
+
+
+def compute_results(label: Mapping[str, Any]) -> dict[str, Any]:
+    """Every figure the methodology derives from the traces, keyed by JSON pointer."""
+    phase = label["benchmark"]["phase"]
+    unit = load_methodology()["functional_units"][phase]
+    units_per_fu = float(unit.get("inferences", unit.get("steps", 1)))
+    idle = label["traces"]["idle"]
+    idle_duration_s = float(idle["t_end_s"]) - float(idle["t_start_s"])
+    idle_energy_j = sum(_window_energy_by_component(idle).values())
+    idle_power_w = idle_energy_j / idle_duration_s if idle_duration_s > 0 else 0.0
+
+    per_trial_wh: list[float] = []
+    dynamic_wh: list[float] = []
+    throughput: list[float] = []
+    component_totals: dict[str, list[float]] = {}
+    for trial in label["traces"]["trials"]:
+        window_s = float(trial["t_end_s"]) - float(trial["t_start_s"])
+        if window_s <= 0:
+            raise ValueError(f"trial {trial['index']} has a window of {window_s} s")
+        units = float(trial["units"])
+        by_component = _window_energy_by_component(trial)
+        gross_j = math.fsum(by_component.values())
+        scale = units_per_fu / units / J_PER_WH
+        per_trial_wh.append(gross_j * scale)
+        dynamic_wh.append((gross_j - idle_power_w * window_s) * scale)
+        throughput.append(units / window_s)
+        for name, energy_j in by_component.items():
+            component_totals.setdefault(name, []).append(energy_j * scale)
+
+    energy = summarize(per_trial_wh)
+    carbon = label["carbon"]
+    g_per_wh = float(carbon["intensity_g_per_kwh"]) * float(carbon["pue"]) / 1000.0
+    out: dict[str, Any] = {
+        "/results/energy_per_unit_wh": energy.as_dict(),
+        "/results/idle_power_w": idle_power_w,
+        "/results/dynamic_energy_per_unit_wh": math.fsum(dynamic_wh) / len(dynamic_wh),
+        "/results/throughput_units_per_s": math.fsum(throughput) / len(throughput),
+        "/results/components": {
+            name: math.fsum(values) / len(values) for name, values in component_totals.items()
+        },
+        "/carbon/co2e_per_unit_g": {
+            "mean": energy.mean * g_per_wh,
+            "ci95_low": energy.ci95_low * g_per_wh,
+            "ci95_high": energy.ci95_high * g_per_wh,
+        },
+    }
+    declared = label["results"].get("declared_total_steps")
+    if phase == "training" and declared:
+        total_wh = energy.mean * float(declared)
+        out["/results/extrapolated_total_kwh"] = total_wh / 1000.0
+        out["/carbon/co2e_per_run_g"] = total_wh * g_per_wh
+    return out
+
+
+def _close(stated: Any, recomputed: float, tol: Mapping[str, float]) -> bool:
+    if not isinstance(stated, int | float) or isinstance(stated, bool):
+        return False
+    return abs(float(stated) - recomputed) <= tol["absolute"] + tol["relative"] * abs(recomputed)
+
+
+def _get(doc: Mapping[str, Any], pointer: str) -> Any:
+    node: Any = doc
+    for part in pointer.strip("/").split("/"):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _compare(
+    label: Mapping[str, Any], expected: Mapping[str, Any], tol: Mapping[str, float]
+) -> Iterator[ResultMismatch]:
+    for pointer, value in expected.items():
+        if pointer == "/results/components":
+            stated = {c["name"]: c for c in label["results"]["components"]}
+            for name, recomputed in value.items():
+                got = stated.get(name, {}).get("energy_per_unit_wh")
+                if not _close(got, recomputed, tol):
+                    yield ResultMismatch(f"{pointer}/{name}", got, recomputed)
+            for name in stated.keys() - value.keys():
+                yield ResultMismatch(f"{pointer}/{name}", stated[name]["energy_per_unit_wh"], 0.0)
+        elif isinstance(value, Mapping):
+            for key, recomputed in value.items():
+                got = _get(label, f"{pointer}/{key}")
+                if not _close(got, float(recomputed), tol):
+                    yield ResultMismatch(f"{pointer}/{key}", got, float(recomputed))
+        else:
+            got = _get(label, pointer)
+            if not _close(got, float(value), tol):
+                yield ResultMismatch(pointer, got, float(value))
+
+
+def check_results(label: Mapping[str, Any]) -> list[ResultMismatch]:
+    """Mismatches between stated results and those recomputed from the traces (empty: agree).
+
+    Traces that cannot be integrated at all (a counter running backwards with no range, samples
+    out of order, an empty window) are reported as a mismatch at ``/traces``.
+    """
+    tol = load_methodology()["results_tolerance"]
+    try:
+        expected = compute_results(label)
+    except (ValueError, ZeroDivisionError, KeyError, TypeError) as exc:
+        return [ResultMismatch(f"/traces: {exc}", None, math.nan)]
+    return list(_compare(label, expected, tol))
+
+
+def fill_results(label: dict[str, Any]) -> dict[str, Any]:
+    """Write the recomputed figures into ``label`` (used by producers of labels)."""
+    expected = compute_results(label)
+    results, carbon = label["results"], label["carbon"]
+    results["energy_per_unit_wh"] = expected["/results/energy_per_unit_wh"]
+    results["idle_power_w"] = expected["/results/idle_power_w"]
+    results["dynamic_energy_per_unit_wh"] = expected["/results/dynamic_energy_per_unit_wh"]
+    results["throughput_units_per_s"] = expected["/results/throughput_units_per_s"]
+    methods = {c["name"]: c["method"] for c in label["measurement"]["components"]}
+    results["components"] = [
+        {"name": name, "method": methods.get(name, "estimate"), "energy_per_unit_wh": wh}
+        for name, wh in sorted(expected["/results/components"].items())
+    ]
+    carbon["co2e_per_unit_g"] = expected["/carbon/co2e_per_unit_g"]
+    if "/results/extrapolated_total_kwh" in expected:
+        results["extrapolated_total_kwh"] = expected["/results/extrapolated_total_kwh"]
+        carbon["co2e_per_run_g"] = expected["/carbon/co2e_per_run_g"]
+    return label

@@ -1,0 +1,168 @@
+"""Deterministic synthetic labels: for the demo data set, examples and tests.
+
+Every label made here says ``provenance.source = "synthetic"``: it was generated, not measured.
+The traces are plausible energy-counter readings; the results are computed from them, so the
+label passes the registry's recomputation check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas.contract import load_methodology
+from schemas.results import fill_results
+
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_label(
+    *,
+    vendor: str,
+    model: str,
+    registry: str,
+    revision: str = "v1",
+    task: str = "text-classification",
+    phase: str = "inference",
+    hardware_class: str = "nvidia-h100-sxm-80gb",
+    zone: str = "FR",
+    intensity_g_per_kwh: float = 56.0,
+    pue: float = 1.2,
+    power_w: float = 300.0,
+    units_per_trial: int = 2000,
+    trials: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A complete, schema-valid label whose results follow from its traces."""
+    rng = random.Random(f"{vendor}/{model}@{revision}:{task}:{phase}:{seed}")  # noqa: S311
+    label_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    created = _EPOCH + timedelta(days=rng.randint(0, 300), seconds=rng.randint(0, 86399))
+    hw = load_methodology()["hardware_classes"][hardware_class]
+    accelerator_name = hw["names"][0] if hw["names"] else "none"
+    idle_power_w = 60.0 + rng.random() * 10
+    clock = 1000.0 + rng.random() * 100
+    counter = 5.0e6 + rng.random() * 1e6
+    idle_start, clock = clock, clock + 10.0
+    idle_end_counter = counter + idle_power_w * 10.0
+    idle = {
+        "t_start_s": idle_start,
+        "t_end_s": clock,
+        "components": [
+            {
+                "name": "gpu",
+                "method": "nvml-energy-counter",
+                "counter_start_j": counter,
+                "counter_end_j": idle_end_counter,
+            }
+        ],
+    }
+    counter = idle_end_counter
+    trial_list = []
+    for index in range(trials):
+        clock += 2.0  # cooldown
+        window_s = 10.0 + rng.random()
+        energy_j = power_w * window_s * (1.0 + rng.gauss(0, 0.02))
+        start = clock
+        clock += window_s
+        trial_list.append(
+            {
+                "index": index,
+                "units": units_per_trial,
+                "t_start_s": start,
+                "t_end_s": clock,
+                "components": [
+                    {
+                        "name": "gpu",
+                        "method": "nvml-energy-counter",
+                        "counter_start_j": counter,
+                        "counter_end_j": counter + energy_j,
+                    }
+                ],
+            }
+        )
+        counter += energy_j
+    dataset = f"carbonlabel-suite-v1/{task}"
+    workload: dict[str, Any] = {
+        "dataset_id": dataset,
+        "dataset_sha256": hashlib.sha256(dataset.encode()).hexdigest(),
+        "samples": 512,
+        "batch_size": 8,
+        "precision": "fp16",
+    }
+    if task.startswith("text"):
+        workload["sequence_length"] = 128
+    if task == "text-generation":
+        workload["new_tokens"] = 32
+    if task == "image-classification":
+        workload["image_size_px"] = 224
+    if phase == "training":
+        workload["training_steps"] = units_per_trial * trials
+    label: dict[str, Any] = {
+        "label_id": label_id,
+        "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "registry": registry,
+        "vendor": vendor,
+        "model": {"id": f"{vendor}/{model}", "revision": revision},
+        "benchmark": {
+            "suite": dict(load_methodology()["suite"]),
+            "task": task,
+            "phase": phase,
+            "workload": workload,
+        },
+        "hardware": {
+            "accelerator": {
+                "vendor": "nvidia" if hw["vendor"] == "nvidia" else "none",
+                "model_name": accelerator_name,
+                "count": 1 if hw["vendor"] == "nvidia" else 0,
+                "driver_version": "570.86.15",
+            },
+            "hardware_class": hardware_class,
+            "cpu": {"model_name": "AMD EPYC 9454 48-Core Processor", "cores": 16},
+            "ram_bytes": 128 * 2**30,
+        },
+        "measurement": {
+            "methodology_version": load_methodology()["methodology_version"],
+            "components": [{"name": "gpu", "method": "nvml-energy-counter"}],
+            "warmup": {"iterations": 20, "min_duration_s": 5.0},
+            "trials": trials,
+            "min_window_s": 10.0,
+            "cooldown_s": 2.0,
+            "idle_baseline_s": 10.0,
+            "duration_s": clock - idle_start,
+            "cv_threshold": 0.1,
+            "flags": [],
+        },
+        "results": {
+            "functional_unit": "1k-inferences" if phase == "inference" else "step",
+            "energy_per_unit_wh": {},
+            "components": [],
+            "idle_power_w": 0.0,
+            "dynamic_energy_per_unit_wh": 0.0,
+            "throughput_units_per_s": 0.0,
+            "latency_p50_s": 0.004,
+            "latency_p95_s": 0.006,
+        },
+        "traces": {"idle": idle, "trials": trial_list},
+        "carbon": {
+            "zone": zone,
+            "intensity_g_per_kwh": intensity_g_per_kwh,
+            "dataset": {"name": "Ember yearly electricity data", "version": "2025", "year": 2024},
+            "pue": pue,
+            "basis": "location",
+            "co2e_per_unit_g": {},
+        },
+        "provenance": {
+            "runner": {"name": "carbonlabel", "version": "0.1.0"},
+            "environment": {"python": "3.11.7", "frameworks": {"torch": "2.13.0"}},
+            "model_artifact_sha256": hashlib.sha256(f"{vendor}/{model}@{revision}".encode())
+            .hexdigest(),
+            "source": "synthetic",
+        },
+    }
+    if phase == "training":
+        label["results"]["steps_measured"] = units_per_trial * trials
+        label["results"]["declared_total_steps"] = 100_000
+    return fill_results(label)
