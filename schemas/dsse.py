@@ -95,6 +95,11 @@ def load_public_key(text: str | bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
+def key_proof_message(registry: str, vendor: str, keyid: str) -> bytes:
+    """What a key signs to prove possession when it is registered to a vendor at a registry."""
+    return f"carbonlabel key registration v1\n{registry.rstrip('/')}\n{vendor}\n{keyid}\n".encode()
+
+
 def build_statement(label: dict[str, Any], artifact_sha256: str | None = None) -> dict[str, Any]:
     """Wrap a label in an in-toto Statement v1 whose subject is the model revision."""
     digest = artifact_sha256 or label["provenance"]["model_artifact_sha256"]

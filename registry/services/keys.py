@@ -1,6 +1,6 @@
 """Vendors' Ed25519 public keys: registration with proof of possession, retirement, compromise.
 
-Proof of possession: the key's owner signs the UTF-8 bytes of ``proof_message(registry, vendor,
+Proof of possession: the key's owner signs ``schemas.dsse.key_proof_message(registry, vendor,
 keyid)``; ``carbonlabel key register`` does this. Binding the registry URL and the vendor slug
 stops a proof from being replayed elsewhere.
 """
@@ -10,17 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from registry.errors import ProblemError
 from registry.models import KeyStatus, PublicKey, Vendor, utcnow
-from schemas.dsse import EnvelopeError, b64decode_any, b64encode, keyid_for
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-
-def proof_message(registry: str, vendor: str, keyid: str) -> bytes:
-    return f"carbonlabel key registration v1\n{registry.rstrip('/')}\n{vendor}\n{keyid}\n".encode()
+from schemas.dsse import EnvelopeError, b64decode_any, b64encode, key_proof_message, keyid_for
 
 
 def register_key(
@@ -36,7 +32,7 @@ def register_key(
     public_key = Ed25519PublicKey.from_public_bytes(raw)
     keyid = keyid_for(raw)
     try:
-        public_key.verify(proof, proof_message(registry, vendor.slug, keyid))
+        public_key.verify(proof, key_proof_message(registry, vendor.slug, keyid))
     except InvalidSignature:
         raise ProblemError(
             "bad-proof",

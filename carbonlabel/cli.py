@@ -1,0 +1,73 @@
+"""The ``carbonlabel`` console script. Every failure prints one line and exits non-zero."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bench_runner import cli as runner_cli
+from registry import cli as registry_cli
+
+app = typer.Typer(
+    name="carbonlabel",
+    help="Measure, sign, verify and serve carbon labels for ML models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database operations.", no_args_is_help=True)
+vendor_app = typer.Typer(help="Vendor operations (operator).", no_args_is_help=True)
+key_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(vendor_app, name="vendor")
+app.add_typer(key_app, name="key")
+
+app.command("serve")(registry_cli.serve)
+app.command("keygen")(runner_cli.keygen)
+app.command("sign")(runner_cli.sign)
+app.command("submit")(runner_cli.submit)
+app.command("verify")(runner_cli.verify)
+db_app.command("upgrade")(registry_cli.db_upgrade)
+vendor_app.command("create")(registry_cli.vendor_create)
+key_app.command("register")(runner_cli.key_register)
+
+
+@app.command("demo")
+def demo(
+    port: Annotated[int, typer.Option(help="port to bind")] = 8000,
+) -> None:
+    """Serve the registry on a demo SQLite database seeded with vendors and signed labels."""
+    registry_cli.serve(port=port, demo=True)
+
+
+def main() -> None:
+    err = Console(stderr=True)
+    try:
+        app(standalone_mode=False)
+    except runner_cli.CliError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(exc.code)
+    except registry_cli.OperatorError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(1)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            err.print("aborted")
+            sys.exit(130)
+        from bench_runner.client import RegistryError
+
+        if isinstance(exc, RegistryError):
+            err.print(f"error: {exc}", markup=False)
+            sys.exit(1)
+        err.print(f"error: {exc.__class__.__name__}: {exc}", markup=False)
+        sys.exit(1)

@@ -1,0 +1,138 @@
+"""Operator commands: serve, db upgrade, vendor create."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlmodel import Session
+
+from registry.config import Settings
+from registry.db import make_engine, upgrade
+from registry.errors import ProblemError
+
+console = Console(stderr=True)
+out = Console()
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="CARBONLABEL_DATABASE_URL",
+        help="SQLAlchemy URL (default: SQLite under $XDG_DATA_HOME/carbonlabel)",
+        show_default=False,
+    ),
+]
+
+
+class OperatorError(Exception):
+    """A failure to report as one line with a non-zero exit code."""
+
+
+def _settings(database_url: str | None, demo: bool = False) -> Settings:
+    return Settings(database_url=database_url or "", demo=demo)
+
+
+def _upgrade(url: str) -> None:
+    try:
+        upgrade(url)
+    except (OperationalError, SQLAlchemyError) as exc:
+        raise OperatorError(f"cannot migrate {_safe(url)}: {exc.__class__.__name__}: {exc.args[0] if exc.args else ''}".splitlines()[0]) from None
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def db_upgrade(database_url: DatabaseOpt = None) -> None:
+    """Apply the database migrations up to head."""
+    url = _settings(database_url).resolved_database_url()
+    _upgrade(url)
+    out.print(f"database at head: {_safe(url)}")
+
+
+def vendor_create(
+    slug: Annotated[str, typer.Argument(help="lowercase letters, digits and hyphens")],
+    name: Annotated[str | None, typer.Option("--name", help="display name")] = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Create a vendor and print its API token (shown this once)."""
+    from registry.services.vendors import create_vendor
+
+    url = _settings(database_url).resolved_database_url()
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            _vendor, token = create_vendor(session, slug=slug, display_name=name)
+            session.commit()
+    except ProblemError as exc:
+        raise OperatorError(exc.detail) from None
+    except SQLAlchemyError as exc:
+        raise OperatorError(
+            f"database error ({exc.__class__.__name__}); is it migrated? run `carbonlabel db upgrade`"
+        ) from None
+    finally:
+        engine.dispose()
+    console.print(f"vendor {slug} created; its API token (shown once, store it now):")
+    out.print(token)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind")] = 8000,
+    database_url: DatabaseOpt = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="seed demo vendors, models and signed labels")
+    ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(envvar="CARBONLABEL_PUBLIC_URL", help="the URL labels name as audience"),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="server processes")] = 1,
+    migrate: Annotated[bool, typer.Option(help="apply migrations before serving")] = True,
+) -> None:
+    """Run the registry with uvicorn (SQLite by default; --database-url for PostgreSQL)."""
+    import uvicorn
+
+    settings = _settings(database_url, demo=demo)
+    url = settings.resolved_database_url()
+    public = (public_url or f"http://{host}:{port}").rstrip("/")
+    os.environ["CARBONLABEL_DATABASE_URL"] = url
+    os.environ["CARBONLABEL_PUBLIC_URL"] = public
+    if demo:
+        os.environ["CARBONLABEL_DEMO"] = "true"
+        os.environ.setdefault("CARBONLABEL_ADMIN_TOKEN", secrets.token_urlsafe(32))
+    try:
+        Settings().check_runnable()
+    except Exception as exc:  # SettingsError or a pydantic validation error
+        raise OperatorError(str(exc).splitlines()[0]) from None
+    if migrate:
+        _upgrade(url)
+    if demo:
+        from registry.demo import seed
+
+        engine = make_engine(url)
+        try:
+            seeded = seed(engine, public)
+        finally:
+            engine.dispose()
+        console.print(f"[bold]demo database[/]: {_safe(url)}")
+        console.print(f"admin token (this run): {os.environ['CARBONLABEL_ADMIN_TOKEN']}", markup=False)
+        for vendor in seeded:
+            console.print(f"vendor {vendor.slug}: token {vendor.token}", markup=False)
+    console.print(f"[bold]carbonlabel registry[/] on {public}  (API docs: {public}/docs)")
+    uvicorn.run(
+        "registry.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
