@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from alembic import context
 from sqlalchemy import Connection
+from sqlmodel import SQLModel
 
+from alembic import context
 from registry import models  # noqa: F401  (registers the tables)
 from registry.config import Settings
 from registry.db import make_engine
-from sqlmodel import SQLModel
 
 config = context.config
 target_metadata = SQLModel.metadata

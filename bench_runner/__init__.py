@@ -1,1 +1,4 @@
-"""The benchmark runner's side: keys, signing and submitting labels (measurement comes in issue 3)."""
+"""The benchmark runner's side: keys, signing and submitting labels.
+
+Measurement (meters, workloads, protocol) is issue 3's work.
+"""

@@ -25,8 +25,8 @@ from schemas.dsse import (
 )
 from schemas.verify import VerifyExit, verify_envelope_bytes
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 class CliError(Exception):
@@ -42,7 +42,9 @@ RegistryOpt = Annotated[
 ]
 TokenOpt = Annotated[
     str,
-    typer.Option("--token", envvar="CARBONLABEL_TOKEN", help="vendor API token", show_default=False),
+    typer.Option(
+        "--token", envvar="CARBONLABEL_TOKEN", help="vendor API token", show_default=False
+    ),
 ]
 
 

@@ -44,7 +44,7 @@ def demo(
 
 
 def main() -> None:
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     try:
         app(standalone_mode=False)
     except runner_cli.CliError as exc:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
@@ -15,8 +16,8 @@ from registry.config import Settings
 from registry.db import make_engine, upgrade
 from registry.errors import ProblemError
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 DatabaseOpt = Annotated[
     str | None,
@@ -41,13 +42,14 @@ def _upgrade(url: str) -> None:
     try:
         upgrade(url)
     except (OperationalError, SQLAlchemyError) as exc:
-        raise OperatorError(f"cannot migrate {_safe(url)}: {exc.__class__.__name__}: {exc.args[0] if exc.args else ''}".splitlines()[0]) from None
+        reason = str(exc.args[0]).splitlines()[0] if exc.args else ""
+        raise OperatorError(
+            f"cannot migrate {_safe(url)}: {exc.__class__.__name__}: {reason}"
+        ) from None
 
 
 def _safe(url: str) -> str:
     """The URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -76,7 +78,8 @@ def vendor_create(
         raise OperatorError(exc.detail) from None
     except SQLAlchemyError as exc:
         raise OperatorError(
-            f"database error ({exc.__class__.__name__}); is it migrated? run `carbonlabel db upgrade`"
+            f"database error ({exc.__class__.__name__}); "
+            "is it migrated? run `carbonlabel db upgrade`"
         ) from None
     finally:
         engine.dispose()
@@ -124,7 +127,9 @@ def serve(
         finally:
             engine.dispose()
         console.print(f"[bold]demo database[/]: {_safe(url)}")
-        console.print(f"admin token (this run): {os.environ['CARBONLABEL_ADMIN_TOKEN']}", markup=False)
+        console.print(
+            f"admin token (this run): {os.environ['CARBONLABEL_ADMIN_TOKEN']}", markup=False
+        )
         for vendor in seeded:
             console.print(f"vendor {vendor.slug}: token {vendor.token}", markup=False)
     console.print(f"[bold]carbonlabel registry[/] on {public}  (API docs: {public}/docs)")

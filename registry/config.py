@@ -52,7 +52,7 @@ class Settings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         url = self.database_url or default_database_url(self.demo)
-        if url.startswith("postgresql://") or url.startswith("postgres://"):
+        if url.startswith(("postgresql://", "postgres://")):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         return url
 

@@ -18,8 +18,14 @@ from registry.models import Vendor
 from registry.services import keys as key_service
 from registry.services import vendors as vendor_service
 from registry.services.ingest import ingest
-from schemas.dsse import b64encode, build_statement, key_proof_message, keyid_for, raw_public_key
-from schemas.dsse import sign_statement
+from schemas.dsse import (
+    b64encode,
+    build_statement,
+    key_proof_message,
+    keyid_for,
+    raw_public_key,
+    sign_statement,
+)
 from schemas.synthetic import make_label
 
 # vendor -> (display name, [(model, task, phase, hardware class, zone, intensity, power_w, units)])
@@ -27,26 +33,107 @@ DEMO_CATALOGUE: dict[str, tuple[str, list[tuple[str, str, str, str, str, float, 
     "northwind-ai": (
         "Northwind AI",
         [
-            ("nw-bert-small", "text-classification", "inference", "nvidia-h100-sxm-80gb", "FR", 56, 180, 4000),
-            ("nw-gpt-1b", "text-generation", "inference", "nvidia-h100-sxm-80gb", "FR", 56, 420, 300),
-            ("nw-vit-base", "image-classification", "inference", "nvidia-a100-sxm-80gb", "SE", 41, 250, 3000),
+            (
+                "nw-bert-small",
+                "text-classification",
+                "inference",
+                "nvidia-h100-sxm-80gb",
+                "FR",
+                56,
+                180,
+                4000,
+            ),
+            (
+                "nw-gpt-1b",
+                "text-generation",
+                "inference",
+                "nvidia-h100-sxm-80gb",
+                "FR",
+                56,
+                420,
+                300,
+            ),
+            (
+                "nw-vit-base",
+                "image-classification",
+                "inference",
+                "nvidia-a100-sxm-80gb",
+                "SE",
+                41,
+                250,
+                3000,
+            ),
             ("nw-gpt-1b", "text-generation", "training", "nvidia-h100-sxm-80gb", "FR", 56, 650, 40),
         ],
     ),
     "contoso-labs": (
         "Contoso Labs",
         [
-            ("cl-distil-classifier", "text-classification", "inference", "nvidia-h100-sxm-80gb", "US-CAL", 198, 210, 5000),
-            ("cl-llm-7b", "text-generation", "inference", "nvidia-h100-sxm-80gb", "US-CAL", 198, 610, 120),
-            ("cl-resnet50", "image-classification", "inference", "nvidia-l4-24gb", "DE", 344, 70, 1500),
+            (
+                "cl-distil-classifier",
+                "text-classification",
+                "inference",
+                "nvidia-h100-sxm-80gb",
+                "US-CAL",
+                198,
+                210,
+                5000,
+            ),
+            (
+                "cl-llm-7b",
+                "text-generation",
+                "inference",
+                "nvidia-h100-sxm-80gb",
+                "US-CAL",
+                198,
+                610,
+                120,
+            ),
+            (
+                "cl-resnet50",
+                "image-classification",
+                "inference",
+                "nvidia-l4-24gb",
+                "DE",
+                344,
+                70,
+                1500,
+            ),
         ],
     ),
     "fabrikam": (
         "Fabrikam Models",
         [
-            ("fab-tiny-bert", "text-classification", "inference", "nvidia-l4-24gb", "IN", 713, 65, 2500),
-            ("fab-tiny-bert", "text-classification", "training", "nvidia-l4-24gb", "IN", 713, 70, 60),
-            ("fab-effnet", "image-classification", "inference", "nvidia-h100-sxm-80gb", "PL", 662, 230, 5200),
+            (
+                "fab-tiny-bert",
+                "text-classification",
+                "inference",
+                "nvidia-l4-24gb",
+                "IN",
+                713,
+                65,
+                2500,
+            ),
+            (
+                "fab-tiny-bert",
+                "text-classification",
+                "training",
+                "nvidia-l4-24gb",
+                "IN",
+                713,
+                70,
+                60,
+            ),
+            (
+                "fab-effnet",
+                "image-classification",
+                "inference",
+                "nvidia-h100-sxm-80gb",
+                "PL",
+                662,
+                230,
+                5200,
+            ),
         ],
     ),
 }
@@ -60,7 +147,9 @@ class DemoVendor:
 
 
 def demo_key(slug: str) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"carbonlabel-demo:{slug}".encode()).digest())
+    return Ed25519PrivateKey.from_private_bytes(
+        hashlib.sha256(f"carbonlabel-demo:{slug}".encode()).digest()
+    )
 
 
 def seed(engine: Engine, public_url: str) -> list[DemoVendor]:

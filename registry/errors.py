@@ -1,4 +1,5 @@
-"""One error base class; one handler turns it (and the framework's errors) into RFC 9457 problems."""
+"""One error base class; one handler turns it (and the framework's errors) into RFC 9457
+problems."""
 
 from __future__ import annotations
 
@@ -63,7 +64,9 @@ class ProblemError(Exception):
         self.extensions = extensions
 
 
-def problem_body(kind: str, status: int, detail: str, instance: str | None = None) -> dict[str, Any]:
+def problem_body(
+    kind: str, status: int, detail: str, instance: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + kind,
         "title": kind.replace("-", " ").capitalize(),
@@ -89,7 +92,12 @@ def problem_response(
     return JSONResponse(body, status_code=code, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-_STATUS_KINDS = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized", 413: "payload-too-large"}
+_STATUS_KINDS = {
+    404: "not-found",
+    405: "method-not-allowed",
+    401: "unauthorized",
+    413: "payload-too-large",
+}
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -1,4 +1,7 @@
-"""Database tables. Alembic owns the schema: these classes must match the migrations (a test checks)."""
+"""Database tables.
+
+Alembic owns the schema: these classes must match the migrations (a test checks).
+"""
 
 from __future__ import annotations
 

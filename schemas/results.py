@@ -6,6 +6,7 @@ The stated figures must equal the recomputed ones within the methodology's toler
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ def component_energy_j(component: Mapping[str, Any], t_start_s: float, t_end_s: 
         return delta
     samples = component["samples"]
     energy = 0.0
-    for (t0, p0), (t1, p1) in zip(samples, samples[1:], strict=False):
+    for (t0, p0), (t1, p1) in itertools.pairwise(samples):
         dt = float(t1) - float(t0)
         if dt < 0:
             raise ValueError("power samples are not in time order")

@@ -157,8 +157,9 @@ def make_label(
         "provenance": {
             "runner": {"name": "carbonlabel", "version": "0.1.0"},
             "environment": {"python": "3.11.7", "frameworks": {"torch": "2.13.0"}},
-            "model_artifact_sha256": hashlib.sha256(f"{vendor}/{model}@{revision}".encode())
-            .hexdigest(),
+            "model_artifact_sha256": hashlib.sha256(
+                f"{vendor}/{model}@{revision}".encode()
+            ).hexdigest(),
             "source": "synthetic",
         },
     }

@@ -9,7 +9,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas.contract import validate_statement
-from schemas.dsse import EnvelopeError, decode_statement, keyid_for, parse_envelope, verify_signature
+from schemas.dsse import (
+    EnvelopeError,
+    decode_statement,
+    keyid_for,
+    parse_envelope,
+    verify_signature,
+)
 from schemas.results import check_results
 
 
@@ -41,7 +47,9 @@ def verify_envelope_bytes(data: bytes, public_key: Ed25519PublicKey) -> Verifica
     except EnvelopeError as exc:
         return Verification(VerifyExit.MALFORMED, f"not a DSSE envelope: {exc}", keyid)
     if not verify_signature(envelope, public_key):
-        return Verification(VerifyExit.BAD_SIGNATURE, f"signature does not verify under {keyid}", keyid)
+        return Verification(
+            VerifyExit.BAD_SIGNATURE, f"signature does not verify under {keyid}", keyid
+        )
     try:
         statement = decode_statement(envelope)
     except EnvelopeError as exc:

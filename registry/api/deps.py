@@ -66,7 +66,8 @@ def is_admin(settings: Settings, token: str) -> bool:
 def require_admin(settings: SettingsDep, token: TokenDep) -> None:
     if not is_admin(settings, token):
         raise ProblemError(
-            "unauthorized", "this call needs the operator's admin token",
+            "unauthorized",
+            "this call needs the operator's admin token",
             headers={"WWW-Authenticate": "Bearer"},
         )
 

@@ -45,7 +45,9 @@ SortChoice = Literal[
 
 
 class VendorCreate(BaseModel):
-    slug: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+    slug: str = Field(
+        min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+    )
     display_name: str | None = Field(default=None, max_length=200)
 
 
@@ -118,9 +120,7 @@ def register_key(
     return queries.key_view(key)
 
 
-@router.post(
-    "/vendors/{vendor}/keys/{keyid}/revoke", responses=problems(401, 403, 404, 413, 422)
-)
+@router.post("/vendors/{vendor}/keys/{keyid}/revoke", responses=problems(401, 403, 404, 413, 422))
 def revoke_key(
     vendor: str,
     keyid: str,
@@ -154,9 +154,7 @@ def revoke_key(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}
-            },
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}},
         }
     },
 )
@@ -224,7 +222,10 @@ def get_label(label_id: str, session: SessionDep, settings: SettingsDep) -> dict
 @router.get(
     "/labels/{label_id}/envelope",
     responses={
-        200: {"description": "the envelope bytes exactly as received", "content": {"application/json": {}}},
+        200: {
+            "description": "the envelope bytes exactly as received",
+            "content": {"application/json": {}},
+        },
         **problems(404),
     },
     response_class=Response,
@@ -239,7 +240,9 @@ def get_envelope(label_id: str, session: SessionDep) -> Response:
 
 
 @router.get("/models/{vendor}/{model}", responses=problems(404))
-def get_model(vendor: str, model: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+def get_model(
+    vendor: str, model: str, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
     return queries.model_view(session, vendor, model, settings.public_url)
 
 

@@ -182,7 +182,8 @@ def _store(
 ) -> IngestResult:
     assert vendor.id is not None
     model_name = label["model"]["id"].split("/", 1)[1]
-    session.exec(  # type: ignore[call-overload]
+    connection = session.connection()
+    connection.execute(
         _insert(session, Model)
         .values(vendor_id=vendor.id, name=model_name, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["vendor_id", "name"])
@@ -190,6 +191,7 @@ def _store(
     model_id = session.exec(
         select(Model.id).where(Model.vendor_id == vendor.id, Model.name == model_name)
     ).one()
+    assert model_id is not None
     methods = {c["method"] for c in label["measurement"]["components"]}
     row = Label(
         id=label["label_id"],
@@ -212,7 +214,7 @@ def _store(
         predicate=label,
     )
     values = row.model_dump()
-    inserted = session.exec(  # type: ignore[call-overload]
+    inserted = connection.execute(
         _insert(session, Label)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["id"])

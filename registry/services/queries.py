@@ -60,7 +60,9 @@ def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[
     }
 
 
-def label_detail(session: Session, label: Label, vendor: str, model: str, base_url: str) -> dict[str, Any]:
+def label_detail(
+    session: Session, label: Label, vendor: str, model: str, base_url: str
+) -> dict[str, Any]:
     key = session.exec(select(PublicKey).where(PublicKey.keyid == label.keyid)).first()
     detail = label_summary(label, vendor, model, base_url)
     detail["verification"] = {
@@ -146,7 +148,9 @@ def list_labels(
             query = query.where(or_(column < value, and_(column == value, col(Label.id) < last_id)))
         else:
             query = query.where(or_(column > value, and_(column == value, col(Label.id) > last_id)))
-    order = (column.desc(), col(Label.id).desc()) if descending else (column.asc(), col(Label.id).asc())
+    order = (
+        (column.desc(), col(Label.id).desc()) if descending else (column.asc(), col(Label.id).asc())
+    )
     rows: Sequence[Any] = session.exec(query.order_by(*order).limit(limit + 1)).all()
     page = [(r[0], r[1], r[2]) for r in rows[:limit]]
     next_cursor = None
@@ -156,7 +160,9 @@ def list_labels(
     return page, next_cursor
 
 
-def model_view(session: Session, vendor_slug: str, model_name: str, base_url: str) -> dict[str, Any]:
+def model_view(
+    session: Session, vendor_slug: str, model_name: str, base_url: str
+) -> dict[str, Any]:
     vendor = session.exec(select(Vendor).where(Vendor.slug == vendor_slug)).first()
     model = (
         session.exec(
@@ -186,7 +192,9 @@ def model_view(session: Session, vendor_slug: str, model_name: str, base_url: st
     }
 
 
-def vendor_profile(session: Session, vendor: Vendor, base_url: str, limit: int = 100) -> dict[str, Any]:
+def vendor_profile(
+    session: Session, vendor: Vendor, base_url: str, limit: int = 100
+) -> dict[str, Any]:
     keys = session.exec(
         select(PublicKey).where(PublicKey.vendor_id == vendor.id).order_by(col(PublicKey.id))
     ).all()
@@ -208,7 +216,9 @@ def vendor_profile(session: Session, vendor: Vendor, base_url: str, limit: int =
         "models": [f"{vendor.slug}/{m}" for m in models],
         "labels": [label_summary(lbl, v, m, base_url) for lbl, v, m in page],
         "labels_next": (
-            f"{base_url}/v1/labels?vendor={vendor.slug}&cursor={next_cursor}" if next_cursor else None
+            f"{base_url}/v1/labels?vendor={vendor.slug}&cursor={next_cursor}"
+            if next_cursor
+            else None
         ),
     }
 

@@ -14,7 +14,7 @@ from registry.errors import ProblemError
 from registry.models import ApiToken, Vendor, utcnow
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-TOKEN_PREFIX = "clt_"
+TOKEN_PREFIX = "clt_"  # noqa: S105  (a visible prefix, not a secret)
 
 
 def hash_token(token: str) -> str:
@@ -25,7 +25,9 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def create_vendor(session: Session, *, slug: str, display_name: str | None = None) -> tuple[Vendor, str]:
+def create_vendor(
+    session: Session, *, slug: str, display_name: str | None = None
+) -> tuple[Vendor, str]:
     """Create a vendor and its first API token; returns the token in clear (the only time)."""
     if not SLUG_RE.match(slug):
         raise ProblemError(

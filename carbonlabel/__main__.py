@@ -1,0 +1,3 @@
+from carbonlabel.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""Alembic owns the schema: models and migrations agree; readiness follows the migration state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, inspect
+from sqlmodel import SQLModel
+
+import registry.models  # noqa: F401
+from registry.config import Settings
+from registry.db import head_revision, make_engine, upgrade
+from registry.main import create_app
+from tests.helpers import ADMIN_TOKEN
+
+
+def test_models_and_migrations_do_not_drift(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
+
+
+def test_predicate_column_is_jsonb_on_postgresql(engine: Engine) -> None:
+    columns = {c["name"]: c for c in inspect(engine).get_columns("labels")}
+    kind = type(columns["predicate"]["type"]).__name__
+    assert kind == ("JSONB" if engine.dialect.name == "postgresql" else "JSON")
+
+
+def test_the_app_never_creates_tables(project_root: Path) -> None:
+    for path in (project_root / "registry").rglob("*.py"):
+        assert "create_all" not in path.read_text(), path
+
+
+def test_readyz_reports_an_unmigrated_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    settings = Settings(database_url=url, admin_token=ADMIN_TOKEN)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["type"].endswith("not-ready")
+        assert "db upgrade" in response.json()["detail"]
+        upgrade(url)
+        assert client.get("/readyz").status_code == 200
+
+
+def test_readyz_reports_an_unreachable_database(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1"
+    settings = Settings(database_url=url, admin_token=ADMIN_TOKEN)
+    engine = make_engine(url, pool_pre_ping=False)
+    with TestClient(create_app(settings, engine=engine)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "unreachable" in response.json()["detail"]
+    assert head_revision(url) == "0001"
