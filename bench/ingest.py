@@ -37,6 +37,7 @@ import math
 import multiprocessing
 import os
 import platform
+import re
 import secrets
 import shlex
 import signal
@@ -129,8 +130,12 @@ def _proc_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
 
 
-def _postgres_cpu_s() -> dict[int, float]:
-    """CPU seconds of every process named ``postgres`` (server and backends), by pid."""
+_BACKEND = re.compile(r"^postgres: [^:]+: (\S+) (\S+) \S+")
+
+
+def _postgres_cpu_s(database: str) -> dict[int, float]:
+    """CPU seconds of the PostgreSQL server's processes, by pid: the postmaster, its auxiliary
+    processes and the backends connected to ``database`` (not those of other databases)."""
     out: dict[int, float] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -140,6 +145,13 @@ def _postgres_cpu_s() -> dict[int, float]:
         except OSError:
             continue
         if raw[raw.index("(") + 1 : raw.rindex(")")] != "postgres":
+            continue
+        try:
+            cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, UnicodeDecodeError):
+            continue
+        backend = _BACKEND.match(cmdline)
+        if backend and backend.group(2) != database:
             continue
         fields = raw[raw.rindex(")") + 2 :].split()
         out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _TICK
@@ -165,10 +177,10 @@ class CpuSample:
     machine: tuple[float, float]
 
 
-def _cpu_sample(server_pid: int) -> CpuSample:
+def _cpu_sample(server_pid: int, database: str) -> CpuSample:
     return CpuSample(
         server_s=_proc_cpu_s(server_pid),
-        postgres_s=_postgres_cpu_s(),
+        postgres_s=_postgres_cpu_s(database),
         loadgen_s=time.process_time(),
         machine=_machine_cpu(),
     )
@@ -191,6 +203,7 @@ class LoadSpec:
     cycle_bodies: bool
     client: str  # "raw" or "httpx"
     server_pid: int
+    database: str
     timeout_s: float = 30.0
 
 
@@ -270,9 +283,9 @@ async def _drive(spec: LoadSpec, bodies: list[bytes]) -> LoadResult:
 
     async def sampler() -> None:
         await asyncio.sleep(max(0.0, warm_end - time.perf_counter()))
-        samples["start"] = _cpu_sample(spec.server_pid)
+        samples["start"] = _cpu_sample(spec.server_pid, spec.database)
         await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
-        samples["end"] = _cpu_sample(spec.server_pid)
+        samples["end"] = _cpu_sample(spec.server_pid, spec.database)
 
     if spec.client == "raw":
         prebuilt = [_request_bytes(spec, b) for b in bodies]
@@ -351,8 +364,8 @@ async def _drive(spec: LoadSpec, bodies: list[bytes]) -> LoadResult:
 
             await asyncio.gather(sampler(), *(worker() for _ in range(spec.clients)))
     if "end" not in samples:  # every client stopped early (bodies exhausted)
-        samples.setdefault("start", _cpu_sample(spec.server_pid))
-        samples["end"] = _cpu_sample(spec.server_pid)
+        samples.setdefault("start", _cpu_sample(spec.server_pid, spec.database))
+        samples["end"] = _cpu_sample(spec.server_pid, spec.database)
     loop_name = type(loop).__module__.split(".")[0]
     return LoadResult(
         records=records,
@@ -539,6 +552,7 @@ class PhaseStats:
     timing_means: dict[str, float]
     cpu_ms_per_req: dict[str, float]
     machine_busy_pct: float
+    other_cores: float
     exhausted: bool
     error_examples: list[str]
     event_loop: str
@@ -577,6 +591,10 @@ def summarize(name: str, result: LoadResult) -> PhaseStats:
     }
     busy = end.machine[0] - start.machine[0]
     total = end.machine[1] - start.machine[1]
+    known_s = (
+        ((end.server_s or 0.0) - (start.server_s or 0.0)) + pg + (end.loadgen_s - start.loadgen_s)
+    )
+    cpu_window_s = max(c_hi - c_lo, 1e-9)
     return PhaseStats(
         name=name,
         window_s=window,
@@ -594,6 +612,7 @@ def summarize(name: str, result: LoadResult) -> PhaseStats:
         timing_means=timing_means,
         cpu_ms_per_req=cpu,
         machine_busy_pct=100.0 * busy / total if total else math.nan,
+        other_cores=max(0.0, busy / _TICK - known_s) / cpu_window_s,
         exhausted=result.exhausted,
         error_examples=result.error_examples,
         event_loop=result.event_loop,
@@ -705,7 +724,23 @@ def render(
             False,
         )
     )
+    out.append(
+        row(
+            "other processes' CPU (cores)",
+            reg.other_cores,
+            ref.other_cores if ref else None,
+            2,
+            False,
+        )
+    )
     out.append("")
+    for stats in (reg, ref):
+        if stats is not None and stats.other_cores > 0.15:
+            out.append(
+                f"WARNING: other processes used {stats.other_cores:.2f} cores during the "
+                f"{stats.name} window: the machine was not quiet, the figures are perturbed."
+            )
+            out.append("")
     verify = reg.timing_means.get("verify", math.nan)
     validate = reg.timing_means.get("validate", math.nan)
     store = reg.timing_means.get("store", math.nan)
@@ -884,6 +919,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join([".venv/bin/python", "bench/ingest.py", *map(shlex.quote, sys.argv[1:])])
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from sqlalchemy.engine import make_url
 
     count = args.labels or int(600 * (args.warmup + args.seconds)) + 1000
     registry_port, ref_port = free_port(), free_port()
@@ -901,6 +937,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pre-signed {len(bodies)} envelopes in {presign_s:.1f} s", flush=True)
 
     pg_version = reset_database(args.database_url)
+    db_name = str(make_url(args.database_url).database)
     print(f"database reset and migrated (PostgreSQL {pg_version})", flush=True)
 
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONLABEL_")}
@@ -946,6 +983,7 @@ def main(argv: list[str] | None = None) -> int:
                 cycle_bodies=False,
                 client=args.client,
                 server_pid=server.pid,
+                database=db_name,
             )
             profiler = PySpy(args.py_spy, server.pid, args.warmup, args.seconds)
             try:
@@ -993,6 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
                     cycle_bodies=True,
                     client=args.client,
                     server_pid=ref_server.pid,
+                    database=db_name,
                 )
                 ref_result = drive(ref_spec, bodies)
             finally:

@@ -14,6 +14,7 @@ from registry.api import health, routes
 from registry.config import Settings
 from registry.db import head_revision, make_engine
 from registry.errors import PROBLEM_TYPES, install_handlers
+from registry.metrics import Metrics, MetricsMiddleware
 from registry.middleware import BodyLimitMiddleware
 from registry.services.ratelimit import RateLimiter
 from schemas.contract import load_schema
@@ -62,10 +63,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.rate_limiter = RateLimiter(
         per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
     )
+    app.state.metrics = Metrics()
     install_handlers(app)
     app.include_router(routes.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -287,3 +287,18 @@ def test_openapi_documents_problem_responses(client: TestClient) -> None:
     post = spec["paths"]["/v1/labels"]["post"]
     assert {"201", "200", "400", "401", "403", "409", "413", "422", "429"} <= set(post["responses"])
     assert "Problem" in spec["components"]["schemas"]
+
+
+def test_metrics_count_requests_and_ingest_outcomes(
+    client: TestClient, publisher: Publisher
+) -> None:
+    envelope = publisher.envelope()
+    client.post("/v1/labels", content=envelope, headers=publisher.headers)
+    client.post("/v1/labels", content=envelope, headers=publisher.headers)
+    client.post("/v1/labels", content=b"{", headers=publisher.headers)
+    client.get("/v1/labels/00000000-0000-4000-8000-000000000000")
+    text = client.get("/metrics").text
+    assert 'carbonlabel_label_submissions_total{outcome="created"} 1.0' in text
+    assert 'carbonlabel_label_submissions_total{outcome="duplicate"} 1.0' in text
+    assert 'carbonlabel_label_submissions_total{outcome="malformed-envelope"} 1.0' in text
+    assert 'route="/v1/labels/{label_id}",status="404"' in text

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from registry.db import current_revision
@@ -51,3 +52,14 @@ def readyz(request: Request) -> dict[str, Any]:
             "run `carbonlabel db upgrade`",
         )
     return {"status": "ready", "database": "ok", "migration": current}
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process."""
+    body = generate_latest(request.app.state.metrics.registry)
+    return Response(content=body, media_type=CONTENT_TYPE_LATEST)

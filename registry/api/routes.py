@@ -167,9 +167,15 @@ def submit_label(
     settings: SettingsDep,
     response: Response,
 ) -> dict[str, Any]:
-    request.app.state.rate_limiter.check(hash_token(token))
-    result = ingest(session, vendor=caller, body=body, audience=settings.public_url)
-    session.commit()
+    outcomes = request.app.state.metrics.ingest
+    try:
+        request.app.state.rate_limiter.check(hash_token(token))
+        result = ingest(session, vendor=caller, body=body, audience=settings.public_url)
+        session.commit()
+    except ProblemError as exc:
+        outcomes.labels(exc.kind).inc()
+        raise
+    outcomes.labels("created" if result.created else "duplicate").inc()
     label = result.label
     view = queries.label_summary(label, caller.slug, result.model_name, settings.public_url)
     view["grade"] = None
