@@ -1,20 +1,20 @@
-"""Operator commands: serve, db upgrade, vendor create."""
+"""Operator commands: serve, db upgrade, vendor create.
+
+The database and web stacks are imported inside the commands, so that the client-side commands
+of the same console script start quickly.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlmodel import Session
 
-from registry.config import Settings
-from registry.db import make_engine, upgrade
-from registry.errors import ProblemError
+if TYPE_CHECKING:
+    from registry.config import Settings
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -35,13 +35,19 @@ class OperatorError(Exception):
 
 
 def _settings(database_url: str | None, demo: bool = False) -> Settings:
+    from registry.config import Settings
+
     return Settings(database_url=database_url or "", demo=demo)
 
 
 def _upgrade(url: str) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from registry.db import upgrade
+
     try:
         upgrade(url)
-    except (OperationalError, SQLAlchemyError) as exc:
+    except SQLAlchemyError as exc:
         reason = str(exc.args[0]).splitlines()[0] if exc.args else ""
         raise OperatorError(
             f"cannot migrate {_safe(url)}: {exc.__class__.__name__}: {reason}"
@@ -50,6 +56,8 @@ def _upgrade(url: str) -> None:
 
 def _safe(url: str) -> str:
     """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -66,6 +74,11 @@ def vendor_create(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Create a vendor and print its API token (shown this once)."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from registry.db import make_engine
+    from registry.errors import ProblemError
     from registry.services.vendors import create_vendor
 
     url = _settings(database_url).resolved_database_url()
@@ -103,6 +116,9 @@ def serve(
 ) -> None:
     """Run the registry with uvicorn (SQLite by default; --database-url for PostgreSQL)."""
     import uvicorn
+
+    from registry.config import Settings
+    from registry.db import make_engine
 
     settings = _settings(database_url, demo=demo)
     url = settings.resolved_database_url()
