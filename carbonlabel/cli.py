@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from bench_runner import bench_cli
 from bench_runner import cli as runner_cli
 from registry import cli as registry_cli
 
@@ -26,6 +27,7 @@ app.add_typer(vendor_app, name="vendor")
 app.add_typer(key_app, name="key")
 
 app.command("serve")(registry_cli.serve)
+app.command("bench")(bench_cli.bench)
 app.command("keygen")(runner_cli.keygen)
 app.command("sign")(runner_cli.sign)
 app.command("submit")(runner_cli.submit)

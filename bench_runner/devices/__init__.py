@@ -1,0 +1,1 @@
+"""Energy meters: NVML (GPU), RAPL (CPU package and DRAM), and a labelled estimate."""

@@ -1,0 +1,155 @@
+"""Assemble a carbon label from a protocol run; results come from ``schemas.results``."""
+
+from __future__ import annotations
+
+import platform
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench_runner.devices.base import Meter
+from bench_runner.hardware import cpu_model_name, hardware_class, ram_bytes
+from bench_runner.measure import METHODOLOGY_VERSION, RunResult
+from bench_runner.workloads.base import Workload
+from schemas.contract import load_methodology
+from schemas.results import fill_results
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    vendor: str  # "nvidia" or "none"
+    model_name: str
+    count: int
+    driver_version: str | None = None
+    power_limit_w: float | None = None
+
+
+@dataclass
+class LabelInputs:
+    vendor: str
+    model_name: str
+    revision: str
+    registry: str
+    carbon: dict[str, Any]
+    """zone, intensity_g_per_kwh and dataset, as ``GridIntensity.to_label()`` gives them."""
+    pue: float
+    accelerator: Accelerator
+    flags: list[str] = field(default_factory=list)
+    declared_total_steps: int | None = None
+    runner_version: str = "0.1.0"
+
+
+def build_label(
+    inputs: LabelInputs,
+    workload: Workload,
+    meters: list[Meter],
+    run: RunResult,
+    *,
+    label_id: str | None = None,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    created = (created_at or datetime.now(UTC)).astimezone(UTC)
+    acc = inputs.accelerator
+    accelerator: dict[str, Any] = {
+        "vendor": acc.vendor,
+        "model_name": acc.model_name,
+        "count": acc.count,
+    }
+    if acc.driver_version:
+        accelerator["driver_version"] = acc.driver_version
+    if acc.power_limit_w is not None:
+        accelerator["power_limit_w"] = acc.power_limit_w
+    p = run.protocol
+    flags = list(dict.fromkeys(inputs.flags))
+    if any(m.method == "estimate" for m in meters) and "estimated" not in flags:
+        flags.append("estimated")
+    sampling = [getattr(m, "interval_s", None) for m in meters]
+    intervals = [s for s in sampling if isinstance(s, int | float)]
+    p50_s, p95_s = run.latency_percentiles_s()
+    label: dict[str, Any] = {
+        "label_id": label_id or str(uuid.uuid4()),
+        "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "registry": inputs.registry.rstrip("/"),
+        "vendor": inputs.vendor,
+        "model": {"id": f"{inputs.vendor}/{inputs.model_name}", "revision": inputs.revision},
+        "benchmark": {
+            "suite": dict(load_methodology()["suite"]),
+            "task": workload.task,
+            "phase": workload.phase,
+            "workload": dict(workload.description),
+        },
+        "hardware": {
+            "accelerator": accelerator,
+            "hardware_class": hardware_class(acc.model_name if acc.count else None),
+            "cpu": {"model_name": cpu_model_name(), "cores": _cores()},
+            "ram_bytes": ram_bytes(),
+        },
+        "measurement": {
+            "methodology_version": METHODOLOGY_VERSION,
+            "components": [{"name": m.component, "method": m.method} for m in meters],
+            "warmup": {"iterations": run.warmup_iterations, "min_duration_s": p.warmup_min_s},
+            "trials": p.trials,
+            "min_window_s": p.min_window_s,
+            "cooldown_s": p.cooldown_s,
+            "idle_baseline_s": p.idle_baseline_s,
+            "duration_s": run.duration_s,
+            "cv_threshold": p.cv_threshold,
+            "flags": flags,
+        },
+        "results": {
+            "functional_unit": "1k-inferences" if workload.phase == "inference" else "step",
+            "energy_per_unit_wh": {},
+            "components": [],
+            "idle_power_w": 0.0,
+            "dynamic_energy_per_unit_wh": 0.0,
+            "throughput_units_per_s": 0.0,
+            "latency_p50_s": p50_s,
+            "latency_p95_s": p95_s,
+        },
+        "traces": run.traces(),
+        "carbon": {**inputs.carbon, "pue": inputs.pue, "basis": "location", "co2e_per_unit_g": {}},
+        "provenance": {
+            "runner": {"name": "carbonlabel", "version": inputs.runner_version},
+            "environment": {
+                "python": platform.python_version(),
+                "frameworks": {k: v for k, v in workload.frameworks.items() if k != "python"},
+                "os": f"{platform.system()} {platform.release()}"[:128],
+            },
+            "model_artifact_sha256": workload.artifact_sha256,
+            "source": "carbonlabel-bench",
+        },
+    }
+    if intervals:
+        label["measurement"]["sampling_interval_s"] = min(intervals)
+    if workload.phase == "training":
+        label["benchmark"]["workload"]["training_steps"] = sum(w.units for w in run.trials)
+        label["results"]["steps_measured"] = sum(w.units for w in run.trials)
+        if inputs.declared_total_steps:
+            label["results"]["declared_total_steps"] = inputs.declared_total_steps
+    fill_results(label)
+    if label["results"]["energy_per_unit_wh"]["cv"] > p.cv_threshold and "high-cv" not in flags:
+        flags.append("high-cv")
+    return label
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def trial_intervals_wh(
+    label: dict[str, Any], run_started_wall: datetime, run_started_mono_s: float
+) -> list[tuple[datetime, datetime, float]]:
+    """Each trial's (start, end, gross Wh) on the wall clock, for hourly-matched carbon."""
+    from schemas.results import component_energy_j
+
+    out = []
+    for trial in label["traces"]["trials"]:
+        t0, t1 = float(trial["t_start_s"]), float(trial["t_end_s"])
+        energy_j = sum(component_energy_j(c, t0, t1) for c in trial["components"])
+        start = run_started_wall + timedelta(seconds=t0 - run_started_mono_s)
+        end = run_started_wall + timedelta(seconds=t1 - run_started_mono_s)
+        out.append((start, end, energy_j / 3600.0))
+    return out

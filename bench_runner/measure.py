@@ -1,0 +1,206 @@
+"""The measurement protocol of methodology v1: preflight, idle baseline, warm-up, trials.
+
+Every meter measures every window; the protocol only decides when windows open and close, and
+synchronises the device at their edges so the energy of queued work lands in the right window.
+Results are not computed here: ``schemas.results`` derives them from the traces, the same code
+the registry uses to check them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench_runner.devices.base import Clock, Meter, TraceComponent
+from bench_runner.workloads.base import Workload
+
+METHODOLOGY_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Protocol parameters. Defaults are methodology v1's; tests and quick runs lower them, and
+    the label records the values used."""
+
+    idle_baseline_s: float = 10.0
+    warmup_iterations: int = 10
+    warmup_min_s: float = 5.0
+    trials: int = 5
+    min_window_s: float = 10.0
+    cooldown_s: float = 2.0
+    cv_threshold: float = 0.10
+
+    def __post_init__(self) -> None:
+        if self.trials < 2:
+            raise ValueError("at least 2 trials are needed for a confidence interval")
+        for name in ("idle_baseline_s", "warmup_min_s", "min_window_s", "cooldown_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.idle_baseline_s <= 0:
+            raise ValueError("idle_baseline_s must be > 0: idle power is always measured")
+        if self.min_window_s <= 0:
+            raise ValueError("min_window_s must be > 0")
+        if self.warmup_iterations < 0:
+            raise ValueError("warmup_iterations must be >= 0")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Progress:
+    """What the protocol is doing, for a live display."""
+
+    phase: str  # "idle", "warmup", "trial", "cooldown", "done"
+    trial: int = 0
+    trials: int = 0
+    elapsed_s: float = 0.0
+    units: int = 0
+    power_w: float | None = None
+
+
+@dataclass
+class Window:
+    t_start_s: float
+    t_end_s: float
+    components: list[TraceComponent]
+    units: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    protocol: Protocol
+    idle: Window
+    trials: list[Window]
+    warmup_iterations: int
+    warmup_s: float
+    duration_s: float
+
+    def traces(self) -> dict[str, Any]:
+        return {
+            "idle": {
+                "t_start_s": self.idle.t_start_s,
+                "t_end_s": self.idle.t_end_s,
+                "components": self.idle.components,
+            },
+            "trials": [
+                {
+                    "index": i,
+                    "units": w.units,
+                    "t_start_s": w.t_start_s,
+                    "t_end_s": w.t_end_s,
+                    "components": w.components,
+                }
+                for i, w in enumerate(self.trials)
+            ],
+        }
+
+    def latency_percentiles_s(self) -> tuple[float, float]:
+        """p50 and p95 of per-step latency over all trials (a step is one batch or one
+        optimizer step)."""
+        values = sorted(v for w in self.trials for v in w.latencies_s)
+        if len(values) < 2:
+            only = values[0] if values else 0.0
+            return only, only
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+        return cuts[49], cuts[94]
+
+
+class ProtocolRunner:
+    def __init__(
+        self,
+        meters: Sequence[Meter],
+        protocol: Protocol,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        if not meters:
+            raise ValueError("no meters: nothing would be measured")
+        self.meters = list(meters)
+        self.protocol = protocol
+        self.clock = clock
+        self.sleep = sleep
+        self.on_progress = on_progress or (lambda _p: None)
+
+    def _power_w(self) -> float | None:
+        readings = [m.power_w() for m in self.meters]
+        known = [r for r in readings if r is not None]
+        return sum(known) if known else None
+
+    def _begin(self, key: str) -> float:
+        t = self.clock()
+        for meter in self.meters:
+            meter.begin_window(key)
+        return t
+
+    def _end(self, key: str) -> tuple[float, list[TraceComponent]]:
+        components = [meter.end_window(key) for meter in self.meters]
+        return self.clock(), components
+
+    def _wait(self, phase: str, seconds: float, trial: int = 0) -> None:
+        deadline = self.clock() + seconds
+        start = self.clock()
+        while (remaining := deadline - self.clock()) > 0:
+            self.sleep(min(0.25, remaining))
+            self.on_progress(
+                Progress(
+                    phase, trial, self.protocol.trials, self.clock() - start, 0, self._power_w()
+                )
+            )
+
+    def run(self, workload: Workload) -> RunResult:
+        p = self.protocol
+        started = self.clock()
+        workload.synchronize()
+        t0 = self._begin("idle")
+        self._wait("idle", p.idle_baseline_s)
+        t1, idle_components = self._end("idle")
+        idle = Window(t0, t1, idle_components)
+
+        warm_start = self.clock()
+        iterations = 0
+        while iterations < p.warmup_iterations or self.clock() - warm_start < p.warmup_min_s:
+            workload.step()
+            iterations += 1
+            if iterations % 5 == 0:
+                workload.synchronize()
+            self.on_progress(
+                Progress(
+                    "warmup", 0, p.trials, self.clock() - warm_start, iterations, self._power_w()
+                )
+            )
+        workload.synchronize()
+        warmup_s = self.clock() - warm_start
+
+        trials: list[Window] = []
+        for index in range(p.trials):
+            if p.cooldown_s > 0:
+                self._wait("cooldown", p.cooldown_s, index + 1)
+            workload.synchronize()
+            key = f"trial-{index}"
+            t_start = self._begin(key)
+            units = 0
+            latencies: list[float] = []
+            last = t_start
+            while True:
+                workload.step()
+                workload.synchronize()
+                now = self.clock()
+                latencies.append(now - last)
+                last = now
+                units += workload.units_per_step
+                self.on_progress(
+                    Progress("trial", index + 1, p.trials, now - t_start, units, self._power_w())
+                )
+                if now - t_start >= p.min_window_s:
+                    break
+            t_end, components = self._end(key)
+            trials.append(Window(t_start, t_end, components, units, latencies))
+        self.on_progress(Progress("done", p.trials, p.trials, self.clock() - started))
+        return RunResult(p, idle, trials, iterations, warmup_s, self.clock() - started)
