@@ -51,6 +51,9 @@ class _Display:
         elif p.power_w is not None:
             self.energy_j += p.power_w * max(0.0, p.elapsed_s - self.last[2])
         self.last = (p.phase, p.trial, p.elapsed_s)
+        if p.phase == "done":
+            self.progress.update(self.task_id, description="protocol done")
+            return
         watts = f"{p.power_w:7.1f} W" if p.power_w is not None else "      ? W"
         where = {
             "idle": "idle baseline",
@@ -64,6 +67,26 @@ class _Display:
         )
 
 
+def _per_component_summaries(label: dict[str, Any]) -> dict[str, Any]:
+    """Statistics per component over the trials, from the traces (display only)."""
+    from schemas.contract import load_methodology
+    from schemas.results import J_PER_WH, component_energy_j
+    from schemas.stats import summarize
+
+    unit = load_methodology()["functional_units"][label["benchmark"]["phase"]]
+    per_fu = float(unit.get("inferences", unit.get("steps", 1)))
+    values: dict[str, list[float]] = {}
+    for trial in label["traces"]["trials"]:
+        t0, t1 = float(trial["t_start_s"]), float(trial["t_end_s"])
+        by_name: dict[str, float] = {}
+        for component in trial["components"]:
+            energy_j = component_energy_j(component, t0, t1)
+            by_name[component["name"]] = by_name.get(component["name"], 0.0) + energy_j
+        for name, energy_j in by_name.items():
+            values.setdefault(name, []).append(energy_j / trial["units"] * per_fu / J_PER_WH)
+    return {name: summarize(v) for name, v in values.items()}
+
+
 def _summary(label: dict[str, Any]) -> Table:
     results = label["results"]
     unit = "Wh / 1k inferences" if results["functional_unit"] == "1k-inferences" else "Wh / step"
@@ -71,9 +94,15 @@ def _summary(label: dict[str, Any]) -> Table:
     table = Table(title=f"{label['model']['id']}@{label['model']['revision']}  ({unit})")
     for column in ("component", "method", "mean", "95% CI", "CV"):
         table.add_column(column)
+    stats = _per_component_summaries(label)
     for component in results["components"]:
+        s = stats[component["name"]]
         table.add_row(
-            component["name"], component["method"], f"{component['energy_per_unit_wh']:.6g}", "", ""
+            component["name"],
+            component["method"],
+            f"{s.mean:.6g}",
+            f"[{s.ci95_low:.6g}, {s.ci95_high:.6g}]",
+            f"{s.cv:.1%}",
         )
     table.add_row(
         "total (gross)",
@@ -84,7 +113,8 @@ def _summary(label: dict[str, Any]) -> Table:
     )
     carbon = label["carbon"]
     table.caption = (
-        f"idle {results['idle_power_w']:.1f} W; dynamic {results['dynamic_energy_per_unit_wh']:.6g}; "
+        f"idle {results['idle_power_w']:.1f} W; "
+        f"dynamic {results['dynamic_energy_per_unit_wh']:.6g}; "
         f"CO2e {carbon['co2e_per_unit_g']['mean']:.6g} g per unit "
         f"({carbon['zone']}, {carbon['intensity_g_per_kwh']:.0f} g/kWh, PUE {carbon['pue']})"
     )
@@ -120,12 +150,16 @@ def bench(
     intensity_source: Annotated[
         str, typer.Option(help="where an overriding intensity comes from")
     ] = "user-supplied",
-    pue: Annotated[float | None, typer.Option(help="power usage effectiveness (default 1.56)")] = None,
+    pue: Annotated[
+        float | None, typer.Option(help="power usage effectiveness (default 1.56)")
+    ] = None,
     hourly: Annotated[
         Path | None, typer.Option(help="hourly intensity CSV: timestamp,intensity_g_per_kwh")
     ] = None,
     meter: Annotated[str, typer.Option(help="auto, or force one: nvml, rapl, estimate")] = "auto",
-    device: Annotated[str | None, typer.Option(help="torch device (default: cuda:0 if any)")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="torch device (default: cuda:0 if any)")
+    ] = None,
     precision: Annotated[str, typer.Option(help="fp32, fp16 or bf16 (GPU)")] = "fp32",
     trials: Annotated[int, typer.Option(min=2)] = 5,
     min_window_s: Annotated[float, typer.Option(help="minimum trial window (s)")] = 10.0,
@@ -140,9 +174,9 @@ def bench(
     declared_total_steps: Annotated[
         int | None, typer.Option(help="training: steps of the full run, for an extrapolated total")
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for the label and envelope")] = Path(
-        "."
-    ),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="folder for the label and envelope")
+    ] = Path("."),
     quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
 ) -> None:
     """Measure a model with the standard protocol and write a signed carbon label."""
@@ -184,7 +218,12 @@ def bench(
 
     try:
         workload = build_workload(
-            task=task, phase=phase, model=model, artifact=artifact, device=device, precision=precision
+            task=task,
+            phase=phase,
+            model=model,
+            artifact=artifact,
+            device=device,
+            precision=precision,
         )
     except WorkloadError as exc:
         raise CliError(str(exc)) from None
@@ -206,6 +245,8 @@ def bench(
         )
         for reason in found.reasons:
             console.print(f"  - {reason}", markup=False)
+    for note in found.notes:
+        console.print(f"note: {note}", markup=False)
     flags = list(found.flags)
 
     run_wall = datetime.now(UTC)
@@ -214,8 +255,7 @@ def bench(
         with _Display(quiet) as display:
             result = ProtocolRunner(found.meters, protocol, on_progress=display).run(workload)
     finally:
-        for m in found.meters:
-            m.close()
+        found.close()
 
     inputs = LabelInputs(
         vendor=vendor,

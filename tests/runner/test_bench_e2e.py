@@ -1,0 +1,167 @@
+"""`carbonlabel bench` end to end on the CPU: estimate meter, short protocol, a real reference
+model; the label verifies offline and a running registry accepts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from schemas import check_results, validate_statement
+from schemas.dsse import decode_statement, load_public_key, parse_envelope
+from schemas.verify import VerifyExit, verify_envelope_bytes
+from tests.helpers import ADMIN_TOKEN
+from tests.server import running_server
+
+pytest.importorskip("torch", reason="the e2e bench needs PyTorch (scripts/test installs it)")
+
+QUICK = [
+    "--trials",
+    "2",
+    "--min-window-s",
+    "0.3",
+    "--idle-s",
+    "0.3",
+    "--warmup-iterations",
+    "1",
+    "--warmup-min-s",
+    "0",
+    "--cooldown-s",
+    "0",
+    "--meter",
+    "estimate",
+    "--quiet",
+]
+
+
+def carbonlabel(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CARBONLABEL_")}
+    environment |= {"CUDA_VISIBLE_DEVICES": ""} | (env or {})
+    result = subprocess.run(
+        [sys.executable, "-m", "carbonlabel", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.mark.parametrize(
+    ("task", "phase"),
+    [("text-classification", "inference"), ("image-classification", "training")],
+)
+def test_bench_writes_a_label_that_verifies(tmp_path: Path, task: str, phase: str) -> None:
+    assert carbonlabel("keygen", "--out", "key.pem", cwd=tmp_path).returncode == 0
+    result = carbonlabel(
+        "bench",
+        "--task",
+        task,
+        "--phase",
+        phase,
+        "--model-id",
+        "acme/reference",
+        "--key",
+        "key.pem",
+        "--registry",
+        "http://127.0.0.1:9",
+        "--zone",
+        "SE",
+        "--out",
+        "out",
+        *QUICK,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ESTIMATED" in result.stderr  # said loudly
+    envelope_path = tmp_path / result.stdout.strip().splitlines()[-1]
+    data = envelope_path.read_bytes()
+    key = load_public_key((tmp_path / "key.pem.pub").read_text())
+    assert verify_envelope_bytes(data, key).outcome == VerifyExit.OK
+    statement = decode_statement(parse_envelope(data))
+    assert validate_statement(statement) == []
+    label = statement["predicate"]
+    assert check_results(label) == []
+    assert label["benchmark"]["task"] == task
+    assert label["measurement"]["trials"] == 2
+    assert label["measurement"]["min_window_s"] == 0.3
+    assert {c["method"] for c in label["measurement"]["components"]} == {"estimate"}
+    assert "estimated" in label["measurement"]["flags"]
+    assert label["carbon"]["zone"] == "SE"
+    assert label["results"]["functional_unit"] == (
+        "step" if phase == "training" else "1k-inferences"
+    )
+    assert label["results"]["energy_per_unit_wh"]["mean"] > 0
+
+
+def test_bench_submits_to_a_running_registry(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    assert carbonlabel("db", "upgrade", "--database-url", url, cwd=tmp_path).returncode == 0
+    token = carbonlabel(
+        "vendor", "create", "acme", "--database-url", url, cwd=tmp_path
+    ).stdout.strip()
+    carbonlabel("keygen", "--out", "key.pem", cwd=tmp_path)
+    with running_server(url, ADMIN_TOKEN) as base:
+        env = {"CARBONLABEL_TOKEN": token, "CARBONLABEL_REGISTRY": base}
+        assert (
+            carbonlabel(
+                "key", "register", "acme", "--key", "key.pem", cwd=tmp_path, env=env
+            ).returncode
+            == 0
+        )
+        result = carbonlabel(
+            "bench",
+            "--task",
+            "text-classification",
+            "--model-id",
+            "acme/reference",
+            "--key",
+            "key.pem",
+            "--submit",
+            base,
+            *QUICK,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "stored:" in result.stderr
+        items = httpx.get(f"{base}/v1/labels").json()["items"]
+    assert len(items) == 1
+    assert items[0]["method"] == "estimated"
+    assert items[0]["model"] == "acme/reference"
+
+
+def test_bench_keeps_the_envelope_when_the_registry_is_down(tmp_path: Path) -> None:
+    carbonlabel("keygen", "--out", "key.pem", cwd=tmp_path)
+    from tests.server import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"
+    result = carbonlabel(
+        "bench",
+        "--task",
+        "text-classification",
+        "--model-id",
+        "acme/reference",
+        "--key",
+        "key.pem",
+        "--submit",
+        down,
+        *QUICK,
+        cwd=tmp_path,
+        env={"CARBONLABEL_TOKEN": "clt_x"},
+    )
+    assert result.returncode == 1
+    assert "submit it later with: carbonlabel submit" in result.stderr
+    kept = list(tmp_path.glob("*.dsse.json"))
+    assert len(kept) == 1
+    assert json.loads(kept[0].read_text())["payloadType"] == "application/vnd.in-toto+json"
