@@ -10,6 +10,7 @@ from rich.console import Console
 
 from bench_runner import bench_cli
 from bench_runner import cli as runner_cli
+from bench_runner import interop_cli
 from registry import cli as registry_cli
 
 app = typer.Typer(
@@ -28,6 +29,8 @@ app.add_typer(key_app, name="key")
 
 app.command("serve")(registry_cli.serve)
 app.command("bench")(bench_cli.bench)
+app.command("import-codecarbon")(interop_cli.import_codecarbon)
+app.command("export")(interop_cli.export)
 app.command("keygen")(runner_cli.keygen)
 app.command("sign")(runner_cli.sign)
 app.command("submit")(runner_cli.submit)

@@ -18,7 +18,6 @@ from schemas.verify import VerifyExit, verify_envelope_bytes
 from tests.helpers import ADMIN_TOKEN
 from tests.server import running_server
 
-pytest.importorskip("torch", reason="the e2e bench needs PyTorch (scripts/test installs it)")
 
 QUICK = [
     "--trials",
