@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench_runner import bench_cli
+from bench_runner import bench_cli, interop_cli
 from bench_runner import cli as runner_cli
-from bench_runner import interop_cli
 from registry import cli as registry_cli
 
 app = typer.Typer(

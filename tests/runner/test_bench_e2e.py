@@ -18,7 +18,6 @@ from schemas.verify import VerifyExit, verify_envelope_bytes
 from tests.helpers import ADMIN_TOKEN
 from tests.server import running_server
 
-
 QUICK = [
     "--trials",
     "2",
