@@ -384,13 +384,12 @@ def run_load(spec: LoadSpec, bodies: list[bytes]) -> LoadResult:
     import gc
 
     gc.collect()
-    gc.freeze()  # the pre-built requests never become garbage: keep the collector off them
+    gc.freeze()  # what exists now lives to the end: keep the collector from rescanning it
     try:
         import uvloop
-
-        return uvloop.run(_drive(spec, bodies))
     except ImportError:
         return asyncio.run(_drive(spec, bodies))
+    return uvloop.run(_drive(spec, bodies))
 
 
 # --------------------------------------------------------------------------------------------

@@ -69,6 +69,23 @@ def _stage_times(bodies: list[bytes], public_key_b64: str) -> dict[str, float]:
     return out
 
 
+def _instrument(module: Any, names: list[str], into: dict[str, list[float]]) -> None:
+    """Replace ``module.<name>`` by a wrapper that records each call's wall time in ``into``."""
+
+    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                into.setdefault(name, []).append(time.perf_counter() - t0)
+
+        return timed
+
+    for name in names:
+        setattr(module, name, wrap(name, getattr(module, name)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--labels", type=int, default=2000)
@@ -123,6 +140,14 @@ def main() -> None:
         print(f"  {ms:7.3f}  {name}")
     print(f"  {sum(stages.values()):7.3f}  sum")
 
+    import registry.services.ingest as ingest_module
+
+    inner: dict[str, list[float]] = {}
+    _instrument(
+        ingest_module,
+        ["_existing", "_key_for", "validate_statement", "check_results", "_store"],
+        inner,
+    )
     per_label: list[float] = []
     parts: dict[str, list[float]] = {"authenticate": [], "ingest": [], "commit": []}
 
@@ -157,6 +182,8 @@ def main() -> None:
     print("\nsession + authenticate + ingest + commit against PostgreSQL, ms per label:")
     for name, values in parts.items():
         print(f"  {1000 * statistics.fmean(values):7.3f}  {name} (wall, mean)")
+    for name, values in inner.items():
+        print(f"  {1000 * sum(values) / len(bodies):7.3f}    ingest -> {name} (wall, mean)")
     print(f"  {1000 * statistics.fmean(per_label):7.3f}  total wall, mean")
     print(f"  {1000 * statistics.median(per_label):7.3f}  total wall, median")
     print(f"  {cpu_ms:7.3f}  CPU of this process per label")

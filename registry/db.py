@@ -38,7 +38,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping (it costs a round trip per request): after a disconnect SQLAlchemy invalidates
+    # the whole pool, so a database restart fails at most the requests in flight.
     return create_engine(url, **kwargs)
 
 

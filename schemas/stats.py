@@ -10,6 +10,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def t_cdf(t: float, df: int) -> float:
     return 1.0 - tail if t >= 0 else tail
 
 
+@cache
 def t_quantile(p: float, df: int) -> float:
     """Inverse CDF of Student's t (for 0.5 <= p < 1), by bisection to 1e-12."""
     if not 0.5 <= p < 1.0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,13 +14,17 @@ from registry.errors import ProblemError
 from registry.models import Vendor
 from registry.services import vendors as vendor_service
 
+# Dependencies that do no I/O are ``async`` so that FastAPI runs them on the event loop instead
+# of sending each to the thread pool.
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session per request. Making it does no I/O; it connects on first use, in the route."""
     with Session(request.app.state.engine, expire_on_commit=False) as session:
         yield session
 
@@ -29,7 +33,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def bearer_token(request: Request) -> str:
+async def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -63,7 +67,7 @@ def is_admin(settings: Settings, token: str) -> bool:
     return hmac.compare_digest(expected, token.encode())
 
 
-def require_admin(settings: SettingsDep, token: TokenDep) -> None:
+async def require_admin(settings: SettingsDep, token: TokenDep) -> None:
     if not is_admin(settings, token):
         raise ProblemError(
             "unauthorized",

@@ -12,6 +12,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -49,9 +50,21 @@ class IngestResult:
     timings: IngestTimings = field(default_factory=IngestTimings)
 
 
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+@cache
+def _statements(dialect: str) -> tuple[Any, Any]:
+    """The two INSERTs of a store, built once per dialect so their compiled form is reused."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    models = Model.__table__  # type: ignore[attr-defined]
+    labels = Label.__table__  # type: ignore[attr-defined]
+    model_insert = insert(models)
+    # one round trip whether the model is new or not: a no-op update returns the existing id
+    upsert_model = model_insert.on_conflict_do_update(
+        index_elements=["vendor_id", "name"], set_={"name": model_insert.excluded.name}
+    ).returning(models.c.id)
+    insert_label = (
+        insert(labels).on_conflict_do_nothing(index_elements=["id"]).returning(labels.c.id)
+    )
+    return upsert_model, insert_label
 
 
 def _key_for(session: Session, vendor: Vendor, envelope: Envelope) -> PublicKey:
@@ -123,10 +136,14 @@ def ingest(session: Session, *, vendor: Vendor, body: bytes, audience: str) -> I
     predicate = statement.get("predicate")
     label_id = predicate.get("label_id") if isinstance(predicate, dict) else None
     if isinstance(label_id, str):
-        existing = _existing(session, label_id)
-        if existing is not None and _same(existing, vendor, payload_sha256):
-            model = session.get(Model, existing.model_id)
-            return IngestResult(existing, False, vendor, model.name if model else "", timings)
+        seen = session.exec(
+            select(Label.vendor_id, Label.payload_sha256).where(Label.id == label_id)
+        ).first()
+        if seen is not None and tuple(seen) == (vendor.id, payload_sha256):
+            existing = _existing(session, label_id)
+            model = session.get(Model, existing.model_id) if existing else None
+            if existing is not None and model is not None:
+                return IngestResult(existing, False, vendor, model.name, timings)
 
     key = _key_for(session, vendor, envelope)
     timings.verify_s = time.perf_counter() - started
@@ -183,15 +200,10 @@ def _store(
     assert vendor.id is not None
     model_name = label["model"]["id"].split("/", 1)[1]
     connection = session.connection()
-    connection.execute(
-        _insert(session, Model)
-        .values(vendor_id=vendor.id, name=model_name, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["vendor_id", "name"])
-    )
-    model_id = session.exec(
-        select(Model.id).where(Model.vendor_id == vendor.id, Model.name == model_name)
-    ).one()
-    assert model_id is not None
+    upsert_model, insert_label = _statements(connection.dialect.name)
+    model_id = connection.execute(
+        upsert_model, {"vendor_id": vendor.id, "name": model_name, "created_at": utcnow()}
+    ).scalar_one()
     methods = {c["method"] for c in label["measurement"]["components"]}
     row = Label(
         id=label["label_id"],
@@ -213,13 +225,7 @@ def _store(
         envelope=body,
         predicate=label,
     )
-    values = row.model_dump()
-    inserted = connection.execute(
-        _insert(session, Label)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(Label.__table__.c.id)  # type: ignore[attr-defined]
-    ).first()
+    inserted = connection.execute(insert_label, row.model_dump()).first()
     if inserted is None:
         existing = _existing(session, row.id)
         if existing is not None and _same(existing, vendor, sha):
