@@ -48,13 +48,18 @@ async def bearer_token(request: Request) -> str:
 TokenDep = Annotated[str, Depends(bearer_token)]
 
 
-def current_vendor(session: SessionDep, token: TokenDep) -> Vendor:
+def authenticated_vendor(session: Session, token: str) -> Vendor:
+    """The token's vendor, or a 401 problem."""
     vendor = vendor_service.authenticate(session, token)
     if vendor is None:
         raise ProblemError(
             "unauthorized", "the API token is not valid", headers={"WWW-Authenticate": "Bearer"}
         )
     return vendor
+
+
+def current_vendor(session: SessionDep, token: TokenDep) -> Vendor:
+    return authenticated_vendor(session, token)
 
 
 CurrentVendor = Annotated[Vendor, Depends(current_vendor)]

@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
@@ -67,8 +68,30 @@ def _statements(dialect: str) -> tuple[Any, Any]:
     return upsert_model, insert_label
 
 
-def _key_for(session: Session, vendor: Vendor, envelope: Envelope) -> PublicKey:
-    keys = session.exec(select(PublicKey).where(PublicKey.vendor_id == vendor.id)).all()
+@dataclass(frozen=True)
+class _Key:
+    keyid: str
+    status: str
+    public_key_b64: str
+
+
+@cache
+def _lookup_statements() -> tuple[Any, Any]:
+    keys = PublicKey.__table__  # type: ignore[attr-defined]
+    labels = Label.__table__  # type: ignore[attr-defined]
+    vendor_keys = select(keys.c.keyid, keys.c.status, keys.c.public_key_b64).where(
+        keys.c.vendor_id == bindparam("vendor_id")
+    )
+    seen_label = select(labels.c.vendor_id, labels.c.payload_sha256).where(
+        labels.c.id == bindparam("label_id")
+    )
+    return vendor_keys, seen_label
+
+
+def _key_for(session: Session, vendor: Vendor, envelope: Envelope) -> _Key:
+    vendor_keys, _ = _lookup_statements()
+    rows = session.connection().execute(vendor_keys, {"vendor_id": vendor.id}).all()
+    keys = [_Key(r.keyid, r.status, r.public_key_b64) for r in rows]
     by_keyid = {key.keyid: key for key in keys}
     hinted = [by_keyid[s.keyid] for s in envelope.signatures if s.keyid in by_keyid]
     if not hinted and any(not s.keyid for s in envelope.signatures):
@@ -136,9 +159,8 @@ def ingest(session: Session, *, vendor: Vendor, body: bytes, audience: str) -> I
     predicate = statement.get("predicate")
     label_id = predicate.get("label_id") if isinstance(predicate, dict) else None
     if isinstance(label_id, str):
-        seen = session.exec(
-            select(Label.vendor_id, Label.payload_sha256).where(Label.id == label_id)
-        ).first()
+        _, seen_label = _lookup_statements()
+        seen = session.connection().execute(seen_label, {"label_id": label_id}).first()
         if seen is not None and tuple(seen) == (vendor.id, payload_sha256):
             existing = _existing(session, label_id)
             model = session.get(Model, existing.model_id) if existing else None
@@ -192,7 +214,7 @@ def _store(
     session: Session,
     *,
     vendor: Vendor,
-    key: PublicKey,
+    key: _Key,
     label: dict[str, Any],
     body: bytes,
     sha: str,
