@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -36,11 +37,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
+    kwargs.setdefault("json_serializer", _json_dumps)
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     # No pre-ping (it costs a round trip per request): after a disconnect SQLAlchemy invalidates
     # the whole pool, so a database restart fails at most the requests in flight.
     return create_engine(url, **kwargs)
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON for JSON/JSONB columns (orjson: the label document is written on every ingest)."""
+    return orjson.dumps(value).decode()
 
 
 def alembic_config(url: str) -> Config:

@@ -26,6 +26,15 @@ class EnvelopeError(ValueError):
     """The bytes are not a DSSE envelope this project accepts (the reason is the message)."""
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def strict_json_loads(data: bytes | str) -> Any:
+    """json.loads that refuses NaN and Infinity, which Python accepts but JSON does not."""
+    return json.loads(data, parse_constant=_reject_constant)
+
+
 @dataclass(frozen=True)
 class Signature:
     keyid: str
@@ -134,8 +143,8 @@ def parse_envelope(data: bytes | str | dict[str, Any]) -> Envelope:
     """Parse envelope bytes (or an already-decoded object); raise EnvelopeError if malformed."""
     if isinstance(data, bytes | str):
         try:
-            obj = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            obj = strict_json_loads(data)
+        except (UnicodeDecodeError, ValueError) as exc:
             raise EnvelopeError(f"body is not JSON: {exc}") from None
     else:
         obj = data
@@ -182,8 +191,8 @@ def verify_signature(envelope: Envelope, public_key: Ed25519PublicKey) -> bool:
 def decode_statement(envelope: Envelope) -> dict[str, Any]:
     """The payload as a JSON object; EnvelopeError when it is not one."""
     try:
-        statement = json.loads(envelope.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        statement = strict_json_loads(envelope.payload)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise EnvelopeError(f"payload is not JSON: {exc}") from None
     if not isinstance(statement, dict):
         raise EnvelopeError("payload must be a JSON object")

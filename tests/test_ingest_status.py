@@ -338,3 +338,22 @@ def test_second_key_signs_after_first_retired(client: TestClient, publisher: Pub
         "/v1/labels", content=envelope_bytes(publisher.label(), new_key), headers=publisher.headers
     )
     assert response.status_code == 201, response.text
+
+
+def test_nan_in_payload_is_malformed_400(client: TestClient, publisher: Publisher) -> None:
+    label = publisher.label()
+    payload = json.dumps(build_statement_for(label)).replace(
+        '"latency_p50_s": 0.004', '"latency_p50_s": NaN'
+    )
+    assert "NaN" in payload
+    body = sign_raw_payload(payload.encode(), publisher.key)
+    response = client.post("/v1/labels", content=body, headers=publisher.headers)
+    assert response.status_code == 400
+    assert problem_kind(response) == "malformed-envelope"
+    assert "NaN" in response.json()["detail"]
+
+
+def build_statement_for(label: dict) -> dict:  # type: ignore[type-arg]
+    from schemas.dsse import build_statement
+
+    return build_statement(label)

@@ -12,9 +12,10 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -68,6 +69,12 @@ def _statements(dialect: str) -> tuple[Any, Any]:
     return upsert_model, insert_label
 
 
+@lru_cache(maxsize=4096)
+def _public_key(public_key_b64: str) -> Ed25519PublicKey:
+    """Parsed keys, cached by their bytes (content-addressed, so never stale)."""
+    return load_public_key(public_key_b64)
+
+
 @dataclass(frozen=True)
 class _Key:
     keyid: str
@@ -109,7 +116,7 @@ def _key_for(session: Session, vendor: Vendor, envelope: Envelope) -> _Key:
             f"key {key.keyid} was revoked ({key.status}); sign with an active key",
         )
     for key in active:
-        if verify_signature(envelope, load_public_key(key.public_key_b64)):
+        if verify_signature(envelope, _public_key(key.public_key_b64)):
             return key
     raise ProblemError("bad-signature", "no signature verifies under the vendor's registered keys")
 
