@@ -43,6 +43,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.check_runnable()
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         url = settings.resolved_database_url()
         own_engine = engine is None
         app.state.engine = engine if engine is not None else make_engine(url)
