@@ -82,8 +82,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task", default="text-classification")
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     workload = build_workload(task=args.task, phase="inference")
     gpu = workload.device.startswith("cuda")
     runner_around, runner_close = make_runner_meters(gpu)
@@ -103,26 +108,30 @@ def main() -> None:
             times[name].append(timed(workload, args.steps, variants[name]))
     runner_close()
     codecarbon_close()
-    base = statistics.median(times["bare"])
-    base_min = min(times["bare"])
+    # Paired by round: each round's variant against the same round's bare block, so slow drifts
+    # of the machine cancel out.
+    paired = {
+        name: sorted(100 * (t - b) / b for t, b in zip(times[name], times["bare"], strict=True))
+        for name in names
+    }
     print(
         f"# Overhead: {args.task} inference, {args.steps} steps x {args.rounds} rounds, interleaved"
     )
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"device {workload.device}, Python {platform.python_version()}"
+        f"device {workload.device}, torch threads {args.threads or 'default'}, "
+        f"Python {platform.python_version()}"
     )
     print()
-    print("| variant | median s | min s | max s | overhead (medians) | overhead (minima) |")
+    print("| variant | median s | min s | max s | overhead: median of paired rounds | IQR |")
     print("|---|---|---|---|---|---|")
     for name in names:
         t = times[name]
-        med = statistics.median(t)
-        overhead = 100 * (med - base) / base
-        overhead_min = 100 * (min(t) - base_min) / base_min
+        p = paired[name]
+        q1, q3 = statistics.quantiles(p, n=4)[0], statistics.quantiles(p, n=4)[2]
         print(
-            f"| {name} | {med:.3f} | {min(t):.3f} | {max(t):.3f} "
-            f"| {overhead:+.2f}% | {overhead_min:+.2f}% |"
+            f"| {name} | {statistics.median(t):.3f} | {min(t):.3f} | {max(t):.3f} "
+            f"| {statistics.median(p):+.2f}% | [{q1:+.2f}%, {q3:+.2f}%] |"
         )
 
 
