@@ -14,6 +14,8 @@ from typing import Any
 
 from bench_runner.workloads.base import Workload, WorkloadError, hash_artifact, visible_device
 from bench_runner.workloads.reference import (
+    SPECS,
+    TASKS,
     CallableWorkload,
     TorchWorkload,
     build_reference_model,
@@ -45,6 +47,10 @@ def build_workload(
     precision: str = "fp32",
 ) -> Workload:
     """The workload for ``task``/``phase``: the reference model unless ``model`` names a factory."""
+    if task not in SPECS:
+        raise WorkloadError(f"unknown task {task!r}; suite v1 has {', '.join(TASKS)}")
+    if phase not in ("inference", "training"):
+        raise WorkloadError(f"phase must be 'inference' or 'training', got {phase!r}")
     torch_device = device or visible_device()
     artifact_sha256 = hash_artifact(artifact) if artifact else None
     if model is None or model == "reference":

@@ -163,3 +163,59 @@ def test_bench_keeps_the_envelope_when_the_registry_is_down(tmp_path: Path) -> N
     kept = list(tmp_path.glob("*.dsse.json"))
     assert len(kept) == 1
     assert json.loads(kept[0].read_text())["payloadType"] == "application/vnd.in-toto+json"
+
+
+def test_bench_with_hourly_intensities(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    carbonlabel("keygen", "--out", "key.pem", cwd=tmp_path)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    rows = [f"{(hour + timedelta(hours=h)).isoformat()},{100.0 * (h + 3)}" for h in range(-1, 3)]
+    (tmp_path / "hourly.csv").write_text("timestamp,intensity_g_per_kwh\n" + "\n".join(rows) + "\n")
+    result = carbonlabel(
+        "bench",
+        "--task",
+        "text-classification",
+        "--model-id",
+        "acme/reference",
+        "--key",
+        "key.pem",
+        "--registry",
+        "http://127.0.0.1:9",
+        "--hourly",
+        "hourly.csv",
+        "--pue",
+        "1.2",
+        *QUICK,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    label = json.loads(next(tmp_path.glob("*.label.json")).read_text())
+    hourly = label["carbon"]["hourly"]
+    assert hourly["intensities"]
+    used = {row["intensity_g_per_kwh"] for row in hourly["intensities"]}
+    assert used <= {200.0, 300.0, 400.0, 500.0}
+    # the hourly-matched figure lies between the cheapest and dearest hour used
+    energy_kwh = label["results"]["energy_per_unit_wh"]["mean"] / 1000
+    assert (
+        energy_kwh * 1.2 * min(used) * 0.99
+        <= hourly["co2e_per_unit_g"]
+        <= energy_kwh * 1.2 * max(used) * 1.01
+    )
+    bad = carbonlabel(
+        "bench",
+        "--task",
+        "text-classification",
+        "--model-id",
+        "acme/reference",
+        "--key",
+        "key.pem",
+        "--registry",
+        "http://127.0.0.1:9",
+        "--hourly",
+        "nope.csv",
+        *QUICK,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.count("error:") == 1
