@@ -109,6 +109,15 @@ class Label(SQLModel, table=True):
         Index("ix_labels_model_received", "model_id", "received_at"),
         Index("ix_labels_received", "received_at", "id"),
         Index("ix_labels_created", "created_at", "id"),
+        Index(
+            "ix_labels_current_peers",
+            "task",
+            "phase",
+            "hardware_class",
+            "current",
+            "energy_ci95_high_wh",
+        ),
+        Index("ix_labels_model_group", "model_id", "task", "phase", "hardware_class"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -126,6 +135,12 @@ class Label(SQLModel, table=True):
     co2e_per_unit_g: float
     created_at: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    grade: str | None = Field(default=None, max_length=1)
+    """A-E from the methodology's absolute bands; None for estimated labels."""
+    graded_under: str | None = Field(default=None, max_length=16)
+    """The grading version (methodology file) the grade was given under."""
+    current: bool = True
+    """The newest label (by created_at) of its model for this task, phase and hardware class."""
     keyid: str = Field(max_length=64)
     payload_sha256: str = Field(max_length=64)
     envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -279,7 +279,9 @@ def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["migration"] == "0001"
+    from registry.db import head_revision
+
+    assert ready.json()["migration"] == head_revision("sqlite://")
 
 
 def test_openapi_documents_problem_responses(client: TestClient) -> None:

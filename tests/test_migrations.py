@@ -54,4 +54,47 @@ def test_readyz_reports_an_unreachable_database(tmp_path: Path) -> None:
         response = client.get("/readyz")
     assert response.status_code == 503
     assert "unreachable" in response.json()["detail"]
-    assert head_revision(url) == "0001"
+    assert head_revision(url) is not None
+
+
+def test_0002_grades_existing_labels_and_marks_current(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0001")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO vendors (id, slug, display_name, created_at) VALUES (1, 'a', 'a', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO models (id, vendor_id, name, created_at) VALUES (1, 1, 'm', '2026-01-01')"
+            )
+        )
+        for label_id, created, ci_high in (
+            ("l-old", "2026-01-01", 0.1),
+            ("l-new", "2026-02-01", 3.0),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO labels (id, vendor_id, model_id, revision, task, phase, hardware_class, zone,"
+                    " functional_unit, measured, energy_per_unit_wh, energy_ci95_high_wh, co2e_per_unit_g,"
+                    " created_at, received_at, keyid, payload_sha256, envelope, predicate) VALUES (:id, 1, 1,"
+                    " 'v1', 'text-classification', 'inference', 'nvidia-l4-24gb', 'FR', '1k-inferences', 1,"
+                    " :ci, :ci, 0.1, :created, :created, 'k', 's', X'00', '{}')"
+                ),
+                {"id": label_id, "ci": ci_high, "created": created},
+            )
+    upgrade(url)
+    with engine.connect() as conn:
+        rows = {
+            r.id: r
+            for r in conn.execute(text("SELECT id, grade, graded_under, current FROM labels"))
+        }
+    engine.dispose()
+    assert (rows["l-old"].grade, bool(rows["l-old"].current)) == ("A", False)
+    assert (rows["l-new"].grade, bool(rows["l-new"].current)) == ("E", True)
+    assert rows["l-new"].graded_under == "1"

@@ -1,4 +1,4 @@
-"""The JSON API of contract section 3 (log, grades and rankings come later)."""
+"""The JSON API of contract section 3 (the transparency log comes later)."""
 
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ def submit_label(
     outcomes.labels("created" if result.created else "duplicate").inc()
     label = result.label
     view = queries.label_summary(label, caller.slug, result.model_name, settings.public_url)
-    view["grade"] = None
+    view["grade"] = queries.grade_view(session, label)
     view["receipt"] = None
     t = result.timings
     response.headers["Server-Timing"] = (

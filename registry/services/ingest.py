@@ -32,6 +32,7 @@ from schemas.dsse import (
     parse_envelope,
     verify_signature,
 )
+from schemas.grading import grade_for, grading_version
 
 
 @dataclass
@@ -53,8 +54,8 @@ class IngestResult:
 
 
 @cache
-def _statements(dialect: str) -> tuple[Any, Any]:
-    """The two INSERTs of a store, built once per dialect so their compiled form is reused."""
+def _statements(dialect: str) -> tuple[Any, Any, Any]:
+    """The statements of a store, built once per dialect so their compiled form is reused."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     models = Model.__table__  # type: ignore[attr-defined]
     labels = Label.__table__  # type: ignore[attr-defined]
@@ -66,7 +67,25 @@ def _statements(dialect: str) -> tuple[Any, Any]:
     insert_label = (
         insert(labels).on_conflict_do_nothing(index_elements=["id"]).returning(labels.c.id)
     )
-    return upsert_model, insert_label
+
+    def group(table: Any) -> Any:
+        return (
+            (table.c.model_id == bindparam("g_model_id"))
+            & (table.c.task == bindparam("g_task"))
+            & (table.c.phase == bindparam("g_phase"))
+            & (table.c.hardware_class == bindparam("g_hardware_class"))
+        )
+
+    newer = labels.alias("newer")  # an alias, so the subquery is not correlated to the UPDATE
+    newest = (
+        select(newer.c.id)
+        .where(group(newer))
+        .order_by(newer.c.created_at.desc(), newer.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    refresh_current = labels.update().where(group(labels)).values(current=labels.c.id == newest)
+    return upsert_model, insert_label, refresh_current
 
 
 @lru_cache(maxsize=4096)
@@ -229,11 +248,19 @@ def _store(
     assert vendor.id is not None
     model_name = label["model"]["id"].split("/", 1)[1]
     connection = session.connection()
-    upsert_model, insert_label = _statements(connection.dialect.name)
+    upsert_model, insert_label, refresh_current = _statements(connection.dialect.name)
     model_id = connection.execute(
         upsert_model, {"vendor_id": vendor.id, "name": model_name, "created_at": utcnow()}
     ).scalar_one()
     methods = {c["method"] for c in label["measurement"]["components"]}
+    measured = "estimate" not in methods
+    grade = grade_for(
+        task=label["benchmark"]["task"],
+        phase=label["benchmark"]["phase"],
+        hardware_class=label["hardware"]["hardware_class"],
+        energy_ci95_high_wh=label["results"]["energy_per_unit_wh"]["ci95_high"],
+        measured=measured,
+    )
     row = Label(
         id=label["label_id"],
         vendor_id=vendor.id,
@@ -244,17 +271,31 @@ def _store(
         hardware_class=label["hardware"]["hardware_class"],
         zone=label["carbon"]["zone"],
         functional_unit=label["results"]["functional_unit"],
-        measured="estimate" not in methods,
+        measured=measured,
         energy_per_unit_wh=label["results"]["energy_per_unit_wh"]["mean"],
         energy_ci95_high_wh=label["results"]["energy_per_unit_wh"]["ci95_high"],
         co2e_per_unit_g=label["carbon"]["co2e_per_unit_g"]["mean"],
         created_at=datetime.fromisoformat(label["created_at"]),
+        grade=grade,
+        graded_under=grading_version() if grade else None,
         keyid=key.keyid,
         payload_sha256=sha,
         envelope=body,
         predicate=label,
     )
     inserted = connection.execute(insert_label, row.model_dump()).first()
+    if inserted is not None:
+        # The model row is locked by the upsert above until commit, so concurrent labels of the
+        # same model take turns here and exactly one label per group stays current.
+        connection.execute(
+            refresh_current,
+            {
+                "g_model_id": model_id,
+                "g_task": row.task,
+                "g_phase": row.phase,
+                "g_hardware_class": row.hardware_class,
+            },
+        )
     if inserted is None:
         existing = _existing(session, row.id)
         if existing is not None and _same(existing, vendor, sha):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
@@ -50,6 +50,8 @@ def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[
         "energy_per_unit_wh": label.energy_per_unit_wh,
         "energy_ci95_high_wh": label.energy_ci95_high_wh,
         "co2e_per_unit_g": label.co2e_per_unit_g,
+        "grade": label.grade,
+        "current": label.current,
         "created_at": label.created_at.isoformat().replace("+00:00", "Z"),
         "received_at": label.received_at.isoformat().replace("+00:00", "Z"),
         "links": {
@@ -73,11 +75,56 @@ def label_detail(
         "results": "recomputed-from-traces",
         "payload_sha256": label.payload_sha256,
     }
-    detail["grade"] = None
+    detail["grade"] = grade_view(session, label)
     detail["receipt"] = None
     detail["envelope"] = json.loads(label.envelope)
     detail["label"] = label.predicate
     return detail
+
+
+def peer_percentile(session: Session, label: Label) -> float | None:
+    """Share (0-100) of the current measured peers (same task, phase and hardware class) whose
+    graded figure is worse (higher) than this label's; None without peers."""
+    peers = and_(
+        col(Label.task) == label.task,
+        col(Label.phase) == label.phase,
+        col(Label.hardware_class) == label.hardware_class,
+        col(Label.current).is_(True),
+        col(Label.measured).is_(True),
+        col(Label.id) != label.id,
+    )
+    total = session.exec(select(func.count()).select_from(Label).where(peers)).one()
+    if not total:
+        return None
+    worse = session.exec(
+        select(func.count())
+        .select_from(Label)
+        .where(peers, Label.energy_ci95_high_wh > label.energy_ci95_high_wh)
+    ).one()
+    return round(100.0 * worse / total, 1)
+
+
+def grade_view(session: Session, label: Label) -> dict[str, Any]:
+    """The grade with what it means: status, version, basis, and the percentile beside it."""
+    if not label.measured:
+        status = "estimated"
+    elif label.grade is None:
+        status = "ungraded"
+    else:
+        status = "graded"
+    return {
+        "status": status,
+        "grade": label.grade,
+        "graded_under": label.graded_under,
+        "basis": "energy_per_unit_wh.ci95_high",
+        "basis_value_wh": label.energy_ci95_high_wh,
+        "percentile": peer_percentile(session, label) if label.measured else None,
+        "peer_group": {
+            "task": label.task,
+            "phase": label.phase,
+            "hardware_class": label.hardware_class,
+        },
+    }
 
 
 def get_label(session: Session, label_id: str) -> tuple[Label, str, str]:

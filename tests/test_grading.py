@@ -1,0 +1,106 @@
+"""Absolute grades from the methodology file, percentiles among current peers, current flags."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from schemas.contract import load_methodology
+from schemas.grading import bands_for, grade_for
+from tests.helpers import Publisher
+
+
+def test_bands_follow_the_documented_ladder() -> None:
+    grades = load_methodology()["grades"]
+    for task, phases in grades["medians_wh"].items():
+        for phase, median in phases.items():
+            bands = bands_for(task, phase, "nvidia-h100-sxm-80gb")
+            assert bands == pytest.approx([median * 2**e for e in (-1.5, -0.5, 0.5, 1.5)], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("ci95_high_wh", "letter"),
+    [
+        (0.1, "A"),
+        (0.2828, "A"),
+        (0.2829, "B"),
+        (0.5, "B"),
+        (0.8, "C"),
+        (1.2, "D"),
+        (2.2627, "D"),
+        (2.27, "E"),
+        (50, "E"),
+    ],
+)
+def test_grade_boundaries_text_classification(ci95_high_wh: float, letter: str) -> None:
+    # text-classification inference median 0.80 Wh/1k: boundaries 0.2828, 0.5657, 1.1314, 2.2627
+    got = grade_for(
+        task="text-classification",
+        phase="inference",
+        hardware_class="nvidia-l4-24gb",
+        energy_ci95_high_wh=ci95_high_wh,
+        measured=True,
+    )
+    assert got == letter
+
+
+def test_estimated_labels_get_no_grade() -> None:
+    assert (
+        grade_for(
+            task="text-classification",
+            phase="inference",
+            hardware_class="other",
+            energy_ci95_high_wh=0.01,
+            measured=False,
+        )
+        is None
+    )
+
+
+def _submit(client: TestClient, publisher: Publisher, **kw) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    response = client.post(
+        "/v1/labels", content=publisher.envelope(**kw), headers=publisher.headers
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_graded_on_the_ci_upper_bound_with_version_and_percentile(
+    client: TestClient, publisher: Publisher
+) -> None:
+    # synthetic labels: power_w * ~10.5 s over 2000 inferences -> about power_w * 1.46e-3 Wh/1k
+    low = _submit(client, publisher, model="low", power_w=100.0)
+    mid = _submit(client, publisher, model="mid", power_w=500.0)
+    high = _submit(client, publisher, model="high", power_w=2000.0)
+    detail = client.get(f"/v1/labels/{mid['label_id']}").json()
+    grade = detail["grade"]
+    assert grade["status"] == "graded"
+    assert grade["graded_under"] == load_methodology()["grades"]["grading_version"]
+    assert grade["basis_value_wh"] == detail["label"]["results"]["energy_per_unit_wh"]["ci95_high"]
+    assert grade["grade"] == grade_for(
+        task="text-classification",
+        phase="inference",
+        hardware_class="nvidia-h100-sxm-80gb",
+        energy_ci95_high_wh=grade["basis_value_wh"],
+        measured=True,
+    )
+    assert grade["percentile"] == 50.0  # better than one of its two peers
+    assert client.get(f"/v1/labels/{low['label_id']}").json()["grade"]["percentile"] == 100.0
+    assert client.get(f"/v1/labels/{high['label_id']}").json()["grade"]["percentile"] == 0.0
+    assert [low["grade"]["grade"], high["grade"]["grade"]] == ["A", "E"]
+
+
+def test_only_the_newest_label_of_a_model_is_current(
+    client: TestClient, publisher: Publisher
+) -> None:
+    first = _submit(client, publisher, model="bert", revision="v1")
+    second = _submit(client, publisher, model="bert", revision="v2")
+    other_phase = _submit(client, publisher, model="bert", revision="v1", phase="training")
+    created = {x["label_id"]: x["created_at"] for x in (first, second)}
+    newest = max(created, key=lambda k: (created[k], k))
+    items = {
+        i["label_id"]: i
+        for i in client.get("/v1/labels", params={"model": "acme/bert"}).json()["items"]
+    }
+    assert [i for i in created if items[i]["current"]] == [newest]
+    assert items[other_phase["label_id"]]["current"] is True
