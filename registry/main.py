@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from registry.api import health, routes
+from registry import pages
+from registry.api import badges, health, rankings, routes
 from registry.config import Settings
 from registry.db import head_revision, make_engine
 from registry.errors import PROBLEM_TYPES, install_handlers
@@ -18,6 +21,8 @@ from registry.metrics import Metrics, MetricsMiddleware
 from registry.middleware import BodyLimitMiddleware
 from registry.services.ratelimit import RateLimiter
 from schemas.contract import load_schema
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -69,7 +74,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.metrics = Metrics()
     install_handlers(app)
     app.include_router(routes.router)
+    app.include_router(rankings.router)
+    app.include_router(badges.router)
     app.include_router(health.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 

@@ -1,0 +1,5 @@
+"""HTML pages rendered from web/templates (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
