@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
@@ -28,115 +29,42 @@ from schemas.dsse import (
 )
 from schemas.synthetic import make_label
 
-# vendor -> (display name, [(model, task, phase, hardware class, zone, intensity, power_w, units)])
-DEMO_CATALOGUE: dict[str, tuple[str, list[tuple[str, str, str, str, str, float, float, int]]]] = {
+# vendor -> (display name, rows); a row is
+# (model, task, phase, hardware class, zone, grid g/kWh, power W, units per ~10.5 s trial),
+# chosen so that the demo's grades span A to E (energy per unit ~ power / units).
+Row = tuple[str, str, str, str, str, float, float, int]
+H100, A100, L4 = "nvidia-h100-sxm-80gb", "nvidia-a100-sxm-80gb", "nvidia-l4-24gb"
+TC, TG, IC = "text-classification", "text-generation", "image-classification"
+DEMO_CATALOGUE: dict[str, tuple[str, list[Row]]] = {
     "northwind-ai": (
         "Northwind AI",
         [
-            (
-                "nw-bert-small",
-                "text-classification",
-                "inference",
-                "nvidia-h100-sxm-80gb",
-                "FR",
-                56,
-                180,
-                4000,
-            ),
-            (
-                "nw-gpt-1b",
-                "text-generation",
-                "inference",
-                "nvidia-h100-sxm-80gb",
-                "FR",
-                56,
-                420,
-                300,
-            ),
-            (
-                "nw-vit-base",
-                "image-classification",
-                "inference",
-                "nvidia-a100-sxm-80gb",
-                "SE",
-                41,
-                250,
-                3000,
-            ),
-            ("nw-gpt-1b", "text-generation", "training", "nvidia-h100-sxm-80gb", "FR", 56, 650, 40),
+            ("nw-bert-small", TC, "inference", H100, "FR", 56, 180, 1312),
+            ("nw-gpt-1b", TG, "inference", H100, "FR", 56, 420, 245),
+            ("nw-vit-base", IC, "inference", A100, "SE", 41, 250, 810),
+            ("nw-gpt-1b", TG, "training", H100, "FR", 56, 650, 1),
         ],
     ),
     "contoso-labs": (
         "Contoso Labs",
         [
-            (
-                "cl-distil-classifier",
-                "text-classification",
-                "inference",
-                "nvidia-h100-sxm-80gb",
-                "US-CAL",
-                198,
-                210,
-                5000,
-            ),
-            (
-                "cl-llm-7b",
-                "text-generation",
-                "inference",
-                "nvidia-h100-sxm-80gb",
-                "US-CAL",
-                198,
-                610,
-                120,
-            ),
-            (
-                "cl-resnet50",
-                "image-classification",
-                "inference",
-                "nvidia-l4-24gb",
-                "DE",
-                344,
-                70,
-                1500,
-            ),
+            ("cl-distil-classifier", TC, "inference", H100, "US-CAL", 198, 210, 3063),
+            ("cl-llm-7b", TG, "inference", H100, "US-CAL", 198, 610, 99),
+            ("cl-resnet50", IC, "inference", L4, "DE", 344, 70, 1021),
         ],
     ),
     "fabrikam": (
         "Fabrikam Models",
         [
-            (
-                "fab-tiny-bert",
-                "text-classification",
-                "inference",
-                "nvidia-l4-24gb",
-                "IN",
-                713,
-                65,
-                2500,
-            ),
-            (
-                "fab-tiny-bert",
-                "text-classification",
-                "training",
-                "nvidia-l4-24gb",
-                "IN",
-                713,
-                70,
-                60,
-            ),
-            (
-                "fab-effnet",
-                "image-classification",
-                "inference",
-                "nvidia-h100-sxm-80gb",
-                "PL",
-                662,
-                230,
-                5200,
-            ),
+            ("fab-tiny-bert", TC, "inference", L4, "IN", 713, 65, 237),
+            ("fab-tiny-bert", TC, "training", L4, "IN", 713, 70, 1),
+            ("fab-effnet", IC, "inference", H100, "PL", 662, 230, 224),
         ],
     ),
 }
+
+
+DEMO_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -173,7 +101,7 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
             )
             session.commit()
             for model, task, phase, hw, zone, intensity, power_w, units in rows:
-                for revision, scale in (("v1", 1.0), ("v2", 0.85)):
+                for age_days, (revision, scale) in ((60, ("v1", 1.0)), (10, ("v2", 0.85))):
                     label = make_label(
                         vendor=slug,
                         model=model,
@@ -186,6 +114,7 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
                         intensity_g_per_kwh=intensity,
                         power_w=power_w * scale,
                         units_per_trial=units,
+                        created_at=DEMO_NOW - timedelta(days=age_days, hours=len(created)),
                     )
                     envelope = sign_statement(build_statement(label), private)
                     body = json.dumps(envelope).encode()

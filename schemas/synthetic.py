@@ -35,11 +35,14 @@ def make_label(
     units_per_trial: int = 2000,
     trials: int = 5,
     seed: int = 0,
+    created_at: datetime | None = None,
 ) -> dict[str, Any]:
     """A complete, schema-valid label whose results follow from its traces."""
     rng = random.Random(f"{vendor}/{model}@{revision}:{task}:{phase}:{seed}")  # noqa: S311
     label_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     created = _EPOCH + timedelta(days=rng.randint(0, 300), seconds=rng.randint(0, 86399))
+    if created_at is not None:
+        created = created_at.astimezone(UTC)
     hw = load_methodology()["hardware_classes"][hardware_class]
     accelerator_name = hw["names"][0] if hw["names"] else "none"
     idle_power_w = 60.0 + rng.random() * 10
