@@ -81,10 +81,21 @@ def demo_key(slug: str) -> Ed25519PrivateKey:
 
 
 def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
-    """Fill an empty database with the demo catalogue; does nothing if any vendor exists."""
+    """Fill an empty database with the demo catalogue and return each vendor's API token.
+
+    On a database seeded before, nothing is added; each demo vendor gets a fresh token instead
+    (tokens are stored hashed, so the earlier ones cannot be shown again).
+    """
     created: list[DemoVendor] = []
     with Session(engine, expire_on_commit=False) as session:
         if session.exec(select(Vendor)).first() is not None:
+            for slug in DEMO_CATALOGUE:
+                vendor = session.exec(select(Vendor).where(Vendor.slug == slug)).first()
+                if vendor is not None:
+                    token = vendor_service.issue_token(session, vendor=vendor)
+                    keyid = keyid_for(demo_key(slug).public_key())
+                    created.append(DemoVendor(slug, token, keyid))
+            session.commit()
             return created
         for slug, (display, rows) in DEMO_CATALOGUE.items():
             vendor, token = vendor_service.create_vendor(session, slug=slug, display_name=display)

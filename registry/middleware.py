@@ -1,4 +1,5 @@
-"""ASGI middleware: refuse request bodies over the configured limit with a 413 problem."""
+"""ASGI middleware: refuse request bodies over the configured limit (413) and URLs carrying NUL
+characters (400), before any route sees them."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+        if b"%00" in raw or b"\x00" in raw:
+            await self._refuse(scope, send, 400, "bad-request", "NUL characters are not allowed")
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -51,17 +56,16 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
-        body = problem_body(
-            "payload-too-large",
-            413,
-            f"request body over the limit of {self.max_body_bytes} bytes",
-            scope.get("path"),
-        )
+        detail = f"request body over the limit of {self.max_body_bytes} bytes"
+        await self._refuse(scope, send, 413, "payload-too-large", detail)
+
+    async def _refuse(self, scope: Scope, send: Send, status: int, kind: str, detail: str) -> None:
+        body = problem_body(kind, status, detail, scope.get("path"))
         payload = json.dumps(body).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                     (b"content-length", str(len(payload)).encode()),

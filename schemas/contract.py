@@ -86,3 +86,34 @@ def validate_statement(statement: Any, *, limit: int = 50) -> list[SchemaIssue]:
 def validate_label(label: Any, *, limit: int = 50) -> list[SchemaIssue]:
     """Validate a bare label (the statement's predicate)."""
     return _issues("label.schema.json", label, limit)
+
+
+def semantic_issues(statement: dict[str, Any]) -> list[SchemaIssue]:
+    """Rules a JSON Schema cannot state, for a statement that passed the schema: the subject
+    names the model revision and its artifact digest, the model belongs to the vendor, the phase
+    is offered for the task, and created_at is a real instant."""
+    from datetime import datetime
+
+    label = statement["predicate"]
+    issues = []
+    vendor, model_id, revision = label["vendor"], label["model"]["id"], label["model"]["revision"]
+    if not model_id.startswith(vendor + "/"):
+        issues.append(SchemaIssue("/predicate/model/id", "must start with vendor + '/'"))
+    subject = statement["subject"][0]
+    if subject["name"] != f"{model_id}@{revision}":
+        issues.append(SchemaIssue("/subject/0/name", "must be '<model.id>@<model.revision>'"))
+    if subject["digest"]["sha256"] != label["provenance"]["model_artifact_sha256"]:
+        issues.append(
+            SchemaIssue(
+                "/subject/0/digest/sha256",
+                "must equal predicate.provenance.model_artifact_sha256",
+            )
+        )
+    task, phase = label["benchmark"]["task"], label["benchmark"]["phase"]
+    if phase not in load_methodology()["tasks"][task]["phases"]:
+        issues.append(SchemaIssue("/predicate/benchmark/phase", f"not offered for {task}"))
+    try:
+        datetime.fromisoformat(label["created_at"])
+    except ValueError:
+        issues.append(SchemaIssue("/predicate/created_at", "not a real date and time"))
+    return issues

@@ -30,9 +30,40 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (RFC 8259 has no NaN or Infinity)")
 
 
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key[:64]!r}: a verifier could read another value")
+        obj[key] = value
+    return obj
+
+
+def _check_strings(value: Any) -> None:
+    """No NUL characters and no lone surrogates anywhere (neither survives storage or UTF-8)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("strings must not contain NUL (U+0000)")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("strings must not contain lone surrogates") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def strict_json_loads(data: bytes | str) -> Any:
-    """json.loads that refuses NaN and Infinity, which Python accepts but JSON does not."""
-    return json.loads(data, parse_constant=_reject_constant)
+    """json.loads for signed documents: refuses NaN and Infinity, duplicate keys, NUL characters
+    and lone surrogates, all of which Python's parser accepts and other parsers read otherwise."""
+    value = json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+    _check_strings(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -150,6 +181,9 @@ def parse_envelope(data: bytes | str | dict[str, Any]) -> Envelope:
         obj = data
     if not isinstance(obj, dict):
         raise EnvelopeError("envelope must be a JSON object")
+    unknown = sorted(set(obj) - {"payloadType", "payload", "signatures"})
+    if unknown:
+        raise EnvelopeError(f"unknown envelope members: {', '.join(unknown)[:200]}")
     payload_type = obj.get("payloadType")
     if not isinstance(payload_type, str):
         raise EnvelopeError("payloadType must be a string")

@@ -23,8 +23,8 @@ class ResultMismatch:
     """A stated figure that does not follow from the traces."""
 
     pointer: str
-    stated: float | None
-    recomputed: float
+    stated: Any
+    recomputed: float | None
 
 
 def component_energy_j(component: Mapping[str, Any], t_start_s: float, t_end_s: float) -> float:
@@ -134,7 +134,7 @@ def _compare(
                 got = stated.get(name, {}).get("energy_per_unit_wh")
                 if not _close(got, recomputed, tol):
                     yield ResultMismatch(f"{pointer}/{name}", got, recomputed)
-            for name in stated.keys() - value.keys():
+            for name in sorted(stated.keys() - value.keys()):
                 yield ResultMismatch(f"{pointer}/{name}", stated[name]["energy_per_unit_wh"], 0.0)
         elif isinstance(value, Mapping):
             for key, recomputed in value.items():
@@ -156,9 +156,18 @@ def check_results(label: Mapping[str, Any]) -> list[ResultMismatch]:
     tol = load_methodology()["results_tolerance"]
     try:
         expected = compute_results(label)
-    except (ValueError, ZeroDivisionError, KeyError, TypeError) as exc:
-        return [ResultMismatch(f"/traces: {exc}", None, math.nan)]
-    return list(_compare(label, expected, tol))
+    except (ValueError, ArithmeticError, KeyError, TypeError) as exc:
+        return [ResultMismatch(f"/traces: {exc}", None, None)]
+    mismatches = list(_compare(label, expected, tol))
+    energy = expected["/results/energy_per_unit_wh"]
+    if not all(math.isfinite(v) for v in energy.values()):
+        return [ResultMismatch("/traces: the figures overflow", None, None)]
+    measurement = label["measurement"]
+    threshold = measurement.get("cv_threshold")
+    flagged = "high-cv" in measurement.get("flags", [])
+    if threshold is not None and energy["cv"] > float(threshold) and not flagged:
+        mismatches.append(ResultMismatch("/measurement/flags", "no high-cv flag", energy["cv"]))
+    return mismatches
 
 
 def fill_results(label: dict[str, Any]) -> dict[str, Any]:

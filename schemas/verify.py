@@ -8,7 +8,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from schemas.contract import validate_statement
+from schemas.contract import semantic_issues, validate_statement
 from schemas.dsse import (
     EnvelopeError,
     decode_statement,
@@ -54,7 +54,7 @@ def verify_envelope_bytes(data: bytes, public_key: Ed25519PublicKey) -> Verifica
         statement = decode_statement(envelope)
     except EnvelopeError as exc:
         return Verification(VerifyExit.MALFORMED, str(exc), keyid)
-    issues = validate_statement(statement)
+    issues = validate_statement(statement) or semantic_issues(statement)
     if issues:
         return Verification(
             VerifyExit.SCHEMA,

@@ -23,7 +23,8 @@ from sqlmodel import Session, select
 
 from registry.errors import ProblemError
 from registry.models import KeyStatus, Label, Model, PublicKey, Vendor, utcnow
-from schemas import check_results, load_methodology, validate_statement
+from schemas import check_results, validate_statement
+from schemas.contract import semantic_issues
 from schemas.dsse import (
     Envelope,
     EnvelopeError,
@@ -105,11 +106,17 @@ class _Key:
 def _lookup_statements() -> tuple[Any, Any]:
     keys = PublicKey.__table__  # type: ignore[attr-defined]
     labels = Label.__table__  # type: ignore[attr-defined]
-    vendor_keys = select(keys.c.keyid, keys.c.status, keys.c.public_key_b64).where(
-        keys.c.vendor_id == bindparam("vendor_id")
+    # FOR SHARE (PostgreSQL; SQLite serialises writers anyway): a revocation committed while
+    # this label is being stored waits for it, so no label is stored under a key revoked first.
+    vendor_keys = (
+        select(keys.c.keyid, keys.c.status, keys.c.public_key_b64)
+        .where(keys.c.vendor_id == bindparam("vendor_id"))
+        .with_for_update(read=True)
     )
-    seen_label = select(labels.c.vendor_id, labels.c.payload_sha256).where(
-        labels.c.id == bindparam("label_id")
+    seen_label = (
+        select(labels.c.vendor_id, labels.c.payload_sha256, keys.c.public_key_b64)
+        .join_from(labels, keys, keys.c.keyid == labels.c.keyid)
+        .where(labels.c.id == bindparam("label_id"))
     )
     return vendor_keys, seen_label
 
@@ -120,48 +127,32 @@ def _key_for(session: Session, vendor: Vendor, envelope: Envelope) -> _Key:
     keys = [_Key(r.keyid, r.status, r.public_key_b64) for r in rows]
     by_keyid = {key.keyid: key for key in keys}
     hinted = [by_keyid[s.keyid] for s in envelope.signatures if s.keyid in by_keyid]
-    if not hinted and any(not s.keyid for s in envelope.signatures):
-        hinted = list(keys)  # keyid is optional in DSSE: try every key the vendor holds
-    if not hinted:
+    if hinted:
+        active = [key for key in hinted if key.status == KeyStatus.active]
+        if not active:
+            raise ProblemError(
+                "revoked-key",
+                f"key {hinted[0].keyid} was revoked ({hinted[0].status}); sign with an active key",
+            )
+        for key in active:
+            if verify_signature(envelope, _public_key(key.public_key_b64)):
+                return key
         raise ProblemError(
-            "unknown-key",
-            f"no key of the envelope's signatures is registered to vendor {vendor.slug!r}",
+            "bad-signature", "no signature verifies under the vendor's registered keys"
         )
-    active = [key for key in hinted if key.status == KeyStatus.active]
-    if not active:
-        key = hinted[0]
-        raise ProblemError(
-            "revoked-key",
-            f"key {key.keyid} was revoked ({key.status}); sign with an active key",
-        )
-    for key in active:
+    # No keyid names one of the vendor's keys (keyids are hints, and optional in DSSE): the
+    # signature decides which key, if any, made it.
+    for key in keys:
         if verify_signature(envelope, _public_key(key.public_key_b64)):
+            if key.status != KeyStatus.active:
+                raise ProblemError(
+                    "revoked-key",
+                    f"key {key.keyid} was revoked ({key.status}); sign with an active key",
+                )
             return key
-    raise ProblemError("bad-signature", "no signature verifies under the vendor's registered keys")
-
-
-def _semantic_issues(statement: dict[str, Any]) -> list[dict[str, str]]:
-    label = statement["predicate"]
-    issues = []
-    vendor, model_id, revision = label["vendor"], label["model"]["id"], label["model"]["revision"]
-    if not model_id.startswith(vendor + "/"):
-        issues.append({"pointer": "/predicate/model/id", "message": "must start with vendor + '/'"})
-    subject = statement["subject"][0]
-    if subject["name"] != f"{model_id}@{revision}":
-        issues.append(
-            {"pointer": "/subject/0/name", "message": "must be '<model.id>@<model.revision>'"}
-        )
-    if subject["digest"]["sha256"] != label["provenance"]["model_artifact_sha256"]:
-        issues.append(
-            {
-                "pointer": "/subject/0/digest/sha256",
-                "message": "must equal predicate.provenance.model_artifact_sha256",
-            }
-        )
-    phase = label["benchmark"]["phase"]
-    if phase not in load_methodology()["tasks"][label["benchmark"]["task"]]["phases"]:
-        issues.append({"pointer": "/predicate/benchmark/phase", "message": "not offered for task"})
-    return issues
+    raise ProblemError(
+        "unknown-key", f"no key registered to vendor {vendor.slug!r} made these signatures"
+    )
 
 
 def _existing(session: Session, label_id: str) -> Label | None:
@@ -187,7 +178,13 @@ def ingest(session: Session, *, vendor: Vendor, body: bytes, audience: str) -> I
     if isinstance(label_id, str):
         _, seen_label = _lookup_statements()
         seen = session.connection().execute(seen_label, {"label_id": label_id}).first()
-        if seen is not None and tuple(seen) == (vendor.id, payload_sha256):
+        # The same envelope again: same vendor, same payload, and signed by the key that signed
+        # the stored label (even if since revoked: that label keeps its standing).
+        if (
+            seen is not None
+            and (seen.vendor_id, seen.payload_sha256) == (vendor.id, payload_sha256)
+            and verify_signature(envelope, _public_key(seen.public_key_b64))
+        ):
             existing = _existing(session, label_id)
             model = session.get(Model, existing.model_id) if existing else None
             if existing is not None and model is not None:
@@ -199,7 +196,7 @@ def ingest(session: Session, *, vendor: Vendor, body: bytes, audience: str) -> I
     started = time.perf_counter()
     issues = [{"pointer": i.pointer, "message": i.message} for i in validate_statement(statement)]
     if not issues:
-        issues = _semantic_issues(statement)
+        issues = [{"pointer": i.pointer, "message": i.message} for i in semantic_issues(statement)]
     if issues:
         raise ProblemError(
             "schema-violation",

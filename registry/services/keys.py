@@ -7,7 +7,7 @@ stops a proof from being replayed elsewhere.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -77,10 +77,16 @@ def revoke_key(
     now = utcnow()
     if compromised_since is not None and compromised_since.tzinfo is None:
         raise ProblemError("validation-error", "compromised_since needs a timezone (RFC 3339)")
+    if compromised_since is not None and compromised_since > now + timedelta(minutes=5):
+        raise ProblemError("validation-error", "compromised_since cannot be in the future")
     key.status = reason
     key.revoked_at = key.revoked_at or now
     if reason == KeyStatus.compromised:
-        key.compromised_since = compromised_since or now
+        since = compromised_since or now
+        # Only ever earlier: moving the instant later would restore labels' standing.
+        if key.compromised_since is not None:
+            since = min(since, key.compromised_since)
+        key.compromised_since = since
     session.add(key)
     session.flush()
     return key

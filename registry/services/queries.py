@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,6 @@ SORTS: dict[str, Any] = {
     "energy": Label.energy_per_unit_wh,
     "co2e": Label.co2e_per_unit_g,
 }
-SORT_CHOICES = sorted([*SORTS, *(f"-{name}" for name in SORTS)])
 
 
 @dataclass(frozen=True)
@@ -150,13 +150,19 @@ def _decode_cursor(cursor: str, is_time: bool) -> tuple[Any, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, label_id = json.loads(raw)
+        if not isinstance(label_id, str) or len(label_id) > 64 or "\x00" in label_id:
+            raise TypeError("not an id")
         if is_time:
             value = datetime.fromisoformat(value)
-        elif not isinstance(value, int | float):
+            if value.tzinfo is None:
+                raise TypeError("naive time")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError("not a number")
-        if not isinstance(label_id, str):
-            raise TypeError("not an id")
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        elif not math.isfinite(value) or abs(value) > 1e300:
+            raise TypeError("out of range")
+        else:
+            value = float(value)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError):
         raise ProblemError("invalid-cursor", "cursor is not one this API issued") from None
     return value, label_id
 

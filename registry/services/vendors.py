@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from registry.errors import ProblemError
-from registry.models import ApiToken, Vendor, utcnow
+from registry.models import ApiToken, Vendor
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 TOKEN_PREFIX = "clt_"  # noqa: S105  (a visible prefix, not a secret)
@@ -90,13 +90,3 @@ def get_vendor(session: Session, slug: str) -> Vendor:
     if vendor is None:
         raise ProblemError("not-found", f"no vendor {slug!r}")
     return vendor
-
-
-def revoke_tokens(session: Session, *, vendor: Vendor) -> int:
-    tokens = session.exec(
-        select(ApiToken).where(ApiToken.vendor_id == vendor.id, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
-    ).all()
-    for token in tokens:
-        token.revoked_at = utcnow()
-        session.add(token)
-    return len(tokens)
