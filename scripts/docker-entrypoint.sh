@@ -1,8 +1,6 @@
 #!/bin/sh
-# Apply the migrations, then serve. Settings come from CARBONLABEL_* environment variables.
+# Apply the migrations, then serve (both done by `carbonlabel serve`, which also refuses to start,
+# with one line, when a setting is missing). Settings come from CARBONLABEL_* variables;
+# uvicorn reads FORWARDED_ALLOW_IPS for proxy headers.
 set -eu
-carbonlabel db upgrade
-exec uvicorn --factory registry.main:create_app \
-  --host 0.0.0.0 --port "${PORT:-8000}" \
-  --workers "${CARBONLABEL_WORKERS:-1}" \
-  --proxy-headers --forwarded-allow-ips="${FORWARDED_ALLOW_IPS:-127.0.0.1}"
+exec carbonlabel serve --host 0.0.0.0 --port "${PORT:-8000}" --workers "${CARBONLABEL_WORKERS:-1}"
