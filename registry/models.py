@@ -118,6 +118,20 @@ class Label(SQLModel, table=True):
             "energy_ci95_high_wh",
         ),
         Index("ix_labels_model_group", "model_id", "task", "phase", "hardware_class"),
+        # GET /v1/vendors: per-vendor aggregates and medians from the index alone (migration 0003)
+        Index(
+            "ix_labels_vendor_ranking",
+            "task",
+            "phase",
+            "current",
+            "vendor_id",
+            "model_id",
+            "measured",
+            "energy_ci95_high_wh",
+            "grade",
+            "hardware_class",
+            "zone",
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=36)

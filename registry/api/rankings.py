@@ -1,5 +1,163 @@
-"""Placeholder router (being written)."""
+"""``GET /v1/vendors``: the vendor ranking for a task and phase, as JSON or CSV."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import csv
+import io
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from registry.api.deps import SessionDep
+from registry.api.routes import problems
+from registry.errors import ProblemError
+from registry.services.ranking import FIELDS, SCORE_DESCRIPTION, VendorRank, rank_vendors
+from schemas.contract import load_methodology
+
+router = APIRouter(prefix="/v1", tags=["v1"])
+
+CSV_MEDIA_TYPE = "text/csv"
+# A spreadsheet treats a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class VendorRankOut(BaseModel):
+    rank: int
+    vendor: str
+    display_name: str
+    score_wh: float | None
+    models: int
+    labels: int
+    measured: int
+    estimated: int
+    measured_share: float
+    best_grade: str | None
+    worst_grade: str | None
+
+
+class VendorRanking(BaseModel):
+    task: str
+    phase: Literal["inference", "training"]
+    hardware_class: str | None
+    zone: str | None
+    score: str
+    vendors: list[VendorRankOut]
+
+
+def _invalid(parameter: str, message: str) -> ProblemError:
+    return ProblemError(
+        "validation-error",
+        "the request does not match the API's schema",
+        errors=[{"pointer": f"/query/{parameter}", "message": message}],
+    )
+
+
+def _quality(accept: str, media_type: str) -> tuple[float, int]:
+    """(q, specificity) of the best Accept entry matching ``media_type``; (0, -1) if none does."""
+    kind = media_type.partition("/")[0]
+    best = (0.0, -1)
+    for entry in accept.split(","):
+        name, *params = (part.strip() for part in entry.split(";"))
+        name = name.lower()
+        if name == media_type:
+            specificity = 2
+        elif name == f"{kind}/*":
+            specificity = 1
+        elif name == "*/*":
+            specificity = 0
+        else:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if specificity > best[1]:
+            best = (q, specificity)
+    return best if best[0] > 0 else (0.0, -1)
+
+
+def wants_csv(accept: str) -> bool:
+    """True when the Accept header prefers text/csv to application/json."""
+    return _quality(accept, CSV_MEDIA_TYPE) > _quality(accept, "application/json")
+
+
+def neutralise(value: Any) -> str:
+    """A CSV cell: empty for None, and text that a spreadsheet would run as a formula quoted."""
+    if value is None:
+        return ""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def to_csv(vendors: list[VendorRank]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)  # RFC 4180: CRLF line ends, quotes where needed
+    writer.writerow(FIELDS)
+    for vendor in vendors:
+        row = asdict(vendor)
+        writer.writerow([neutralise(row[field]) for field in FIELDS])
+    return buffer.getvalue()
+
+
+@router.get(
+    "/vendors",
+    response_model=VendorRanking,
+    responses={
+        200: {
+            "description": "the ranking, best first; CSV with `Accept: text/csv` or `?format=csv`",
+            "content": {"application/json": {}, CSV_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        },
+        **problems(422),
+    },
+)
+def vendor_ranking(
+    request: Request,
+    session: SessionDep,
+    task: Annotated[str, Query(max_length=64, description="a task of the methodology")],
+    phase: Literal["inference", "training"],
+    hardware: Annotated[
+        str | None, Query(max_length=64, description="reference hardware class")
+    ] = None,
+    zone: Annotated[str | None, Query(max_length=64, description="electricity zone")] = None,
+    output: Annotated[
+        Literal["json", "csv"] | None,
+        Query(alias="format", description="overrides the Accept header"),
+    ] = None,
+) -> Response:
+    methodology = load_methodology()
+    tasks = methodology["tasks"]
+    if task not in tasks:
+        raise _invalid("task", f"unknown task; one of {sorted(tasks)}")
+    if phase not in tasks[task]["phases"]:
+        raise _invalid("phase", f"task {task!r} has no {phase} phase")
+    if hardware is not None and hardware not in methodology["hardware_classes"]:
+        raise _invalid("hardware", "unknown hardware class")
+    vendors = rank_vendors(session, task=task, phase=phase, hardware_class=hardware, zone=zone)
+    headers = {
+        "Access-Control-Allow-Origin": "*",
+        "Vary": "Accept",
+        "X-Content-Type-Options": "nosniff",
+    }
+    csv_out = output == "csv" or (output is None and wants_csv(request.headers.get("accept", "")))
+    if csv_out:
+        filename = f"carbonlabel-vendors-{task}-{phase}.csv"
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return Response(
+            to_csv(vendors), media_type=f"{CSV_MEDIA_TYPE}; charset=utf-8", headers=headers
+        )
+    body = {
+        "task": task,
+        "phase": phase,
+        "hardware_class": hardware,
+        "zone": zone,
+        "score": SCORE_DESCRIPTION,
+        "vendors": [asdict(v) for v in vendors],
+    }
+    return JSONResponse(body, headers=headers)
