@@ -271,17 +271,23 @@ def bench(
     label = build_label(inputs, workload, found.meters, result)
     if hourly_rows:
         intervals = trial_intervals_wh(label, run_wall, run_mono)
+        per_fu = 1000.0 if phase == "inference" else 1.0
+        trials = label["traces"]["trials"]
         try:
-            total_g = carbon_data.hourly_matched_co2e_g(intervals, hourly_rows, pue_value)
+            # per trial, then the mean: the same statistic as the headline energy per unit
+            per_trial_g = [
+                carbon_data.hourly_matched_co2e_g([interval], hourly_rows, pue_value)
+                / trial["units"]
+                * per_fu
+                for interval, trial in zip(intervals, trials, strict=True)
+            ]
         except ValueError as exc:
             raise CliError(f"hourly intensities: {exc}") from None
-        units = sum(t["units"] for t in label["traces"]["trials"])
-        per_unit = 1000.0 if phase == "inference" else 1.0
         label["carbon"]["hourly"] = {
             "intensities": carbon_data.hourly_for_label(
                 hourly_rows, intervals[0][0], intervals[-1][1]
             ),
-            "co2e_per_unit_g": total_g / units * per_unit,
+            "co2e_per_unit_g": sum(per_trial_g) / len(per_trial_g),
         }
     envelope = sign_statement(build_statement(label), private_key)
     out_dir.mkdir(parents=True, exist_ok=True)
