@@ -272,14 +272,14 @@ def bench(
     if hourly_rows:
         intervals = trial_intervals_wh(label, run_wall, run_mono)
         per_fu = 1000.0 if phase == "inference" else 1.0
-        trials = label["traces"]["trials"]
+        trial_traces = label["traces"]["trials"]
         try:
             # per trial, then the mean: the same statistic as the headline energy per unit
             per_trial_g = [
                 carbon_data.hourly_matched_co2e_g([interval], hourly_rows, pue_value)
                 / trial["units"]
                 * per_fu
-                for interval, trial in zip(intervals, trials, strict=True)
+                for interval, trial in zip(intervals, trial_traces, strict=True)
             ]
         except ValueError as exc:
             raise CliError(f"hourly intensities: {exc}") from None

@@ -104,3 +104,18 @@ def test_only_the_newest_label_of_a_model_is_current(
     }
     assert [i for i in created if items[i]["current"]] == [newest]
     assert items[other_phase["label_id"]]["current"] is True
+
+
+def test_current_filter_in_the_listing(client: TestClient, publisher: Publisher) -> None:
+    _submit(client, publisher, model="bert", revision="v1")
+    _submit(client, publisher, model="bert", revision="v2")
+    current = client.get("/v1/labels", params={"model": "acme/bert", "current": "true"}).json()[
+        "items"
+    ]
+    older = client.get("/v1/labels", params={"model": "acme/bert", "current": "false"}).json()[
+        "items"
+    ]
+    assert len(current) == 1
+    assert len(older) == 1
+    assert current[0]["current"] is True
+    assert older[0]["current"] is False

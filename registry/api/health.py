@@ -14,20 +14,6 @@ from registry.errors import ProblemError
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/", include_in_schema=False)
-def index(request: Request) -> dict[str, Any]:
-    """A map of the API for people who open the registry's root URL."""
-    base = request.app.state.settings.public_url
-    return {
-        "service": "carbonlabel registry",
-        "openapi": f"{base}/openapi.json",
-        "docs": f"{base}/docs",
-        "labels": f"{base}/v1/labels",
-        "health": f"{base}/healthz",
-        "ready": f"{base}/readyz",
-    }
-
-
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
     """The process is up (no dependency is checked)."""

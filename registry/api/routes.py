@@ -205,12 +205,21 @@ def list_labels(
     phase: Literal["inference", "training"] | None = None,
     hardware: Annotated[str | None, Query(description="reference hardware class")] = None,
     zone: str | None = None,
+    current: Annotated[
+        bool | None, Query(description="only the newest label of each model (per group)")
+    ] = None,
     sort: SortChoice = "-received_at",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, Any]:
     filters = queries.LabelFilters(
-        vendor=vendor, model=model, task=task, phase=phase, hardware_class=hardware, zone=zone
+        vendor=vendor,
+        model=model,
+        task=task,
+        phase=phase,
+        hardware_class=hardware,
+        zone=zone,
+        current=current,
     )
     page, next_cursor = queries.list_labels(
         session, filters=filters, sort=sort, limit=limit, cursor=cursor

@@ -33,6 +33,8 @@ class LabelFilters:
     phase: str | None = None
     hardware_class: str | None = None
     zone: str | None = None
+    current: bool | None = None
+    """True: only the newest label of each model for its task, phase and hardware class."""
 
 
 def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[str, Any]:
@@ -195,6 +197,8 @@ def list_labels(
         value = getattr(filters, attr)
         if value:
             query = query.where(getattr(Label, attr) == value)
+    if filters.current is not None:
+        query = query.where(col(Label.current).is_(filters.current))
     if cursor:
         value, last_id = _decode_cursor(cursor, sort.lstrip("-").endswith("_at"))
         if descending:
