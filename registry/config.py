@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     """Label submissions per API token per minute (0 disables the limit)."""
     rate_limit_burst: int = 60
     """Submissions a token may send at once before the per-minute rate applies."""
+    badge_cache_ttl_s: float = 10.0
+    """How long a rendered badge is reused in-process (capped at 300 s, the HTTP max-age)."""
     worker_threads: int = 4
     """Threads per process running the database-bound routes. Few threads suffice (the
     database is local and fast) and fewer threads contend less for Python's GIL."""

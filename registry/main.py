@@ -73,9 +73,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.metrics = Metrics()
     install_handlers(app)
+    # Badges first: they are the most requested routes, and routes are tried in order.
+    app.include_router(badges.router)
     app.include_router(routes.router)
     app.include_router(rankings.router)
-    app.include_router(badges.router)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")

@@ -144,7 +144,7 @@ def _cache(request: Request) -> BadgeCache:
     state = request.app.state
     cache: BadgeCache | None = getattr(state, "badge_cache", None)
     if cache is None:
-        ttl = float(getattr(state.settings, "badge_cache_ttl_s", CACHE_TTL_S))
+        ttl = float(state.settings.badge_cache_ttl_s)
         cache = BadgeCache(ttl_s=min(ttl, MAX_AGE_S))
         state.badge_cache = cache
     return cache
