@@ -595,9 +595,26 @@ def leaderboard(
     page_number = min(_positive_int(page), pages)
     start = (page_number - 1) * LEADERBOARD_PAGE_SIZE
     by_id = {label.id: (label, vendor, model) for label, vendor, model in selected}
-    shown = _with_percentile(
-        session, (by_id[r.label_id] for r in rows[start : start + LEADERBOARD_PAGE_SIZE])
-    )
+    # Percentiles from the peers already loaded (all current labels of the task and phase): the
+    # same figure as queries.peer_percentile, without two queries per row.
+    peers: dict[str, list[float]] = {}
+    for label, _, _ in group:
+        if label.measured:
+            peers.setdefault(label.hardware_class, []).append(label.energy_ci95_high_wh)
+
+    def percentile(label: Label) -> float | None:
+        if not label.measured:
+            return None
+        others = len(peers[label.hardware_class]) - 1
+        if others <= 0:
+            return None
+        worse = sum(1 for v in peers[label.hardware_class] if v > label.energy_ci95_high_wh)
+        return round(100.0 * worse / others, 1)
+
+    shown = [
+        label_row(*by_id[r.label_id], percentile(by_id[r.label_id][0]))
+        for r in rows[start : start + LEADERBOARD_PAGE_SIZE]
+    ]
 
     filters = {"task": task, "phase": phase, "hardware": hardware, "zone": zone}
     current_sort = f"-{sort_key}" if descending else sort_key

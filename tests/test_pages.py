@@ -539,3 +539,25 @@ def test_hostile_path_segments_are_escaped(client: TestClient, publisher: Publis
         assert response.status_code == 404
         assert "<script>alert" not in response.text
         assert "&lt;script&gt;" in response.text
+
+
+def test_leaderboard_percentiles_match_the_api(client) -> None:  # type: ignore[no-untyped-def]
+    """The leaderboard computes percentiles in memory; they equal the API's grade percentile."""
+    import re
+
+    from tests.helpers import register_publisher
+
+    publisher = register_publisher(client, "pct")
+    ids = []
+    for i, power in enumerate((100.0, 300.0, 900.0, 2700.0)):
+        response = client.post(
+            "/v1/labels",
+            content=publisher.envelope(model=f"m{i}", power_w=power),
+            headers=publisher.headers,
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["label_id"])
+    expected = sorted(client.get(f"/v1/labels/{i}").json()["grade"]["percentile"] for i in ids)
+    page = client.get("/", params={"task": "text-classification", "phase": "inference"}).text
+    shown = sorted(float(v) for v in re.findall(r"better than ([0-9.]+)% of peers", page))
+    assert shown == [round(v) for v in expected]
