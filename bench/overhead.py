@@ -144,7 +144,8 @@ def main() -> None:
         lo, hi = bootstrap_median_ci(p)
         print(
             f"| {name} | {statistics.median(t):.3f} | {min(t):.3f} | {max(t):.3f} "
-            f"| {statistics.median(p):+.2f}% | [{q1:+.2f}%, {q3:+.2f}%] | [{lo:+.2f}%, {hi:+.2f}%] |"
+            f"| {statistics.median(p):+.2f}% | [{q1:+.2f}%, {q3:+.2f}%] "
+            f"| [{lo:+.2f}%, {hi:+.2f}%] |"
         )
 
 
