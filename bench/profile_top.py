@@ -22,7 +22,8 @@ def _key(frame: str) -> str:
     if not match:
         return frame.strip()
     path = match["path"]
-    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    for marker in ("site-packages/", root, "lib/python3"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
