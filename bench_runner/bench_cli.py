@@ -69,22 +69,10 @@ class _Display:
 
 def _per_component_summaries(label: dict[str, Any]) -> dict[str, Any]:
     """Statistics per component over the trials, from the traces (display only)."""
-    from schemas.contract import load_methodology
-    from schemas.results import J_PER_WH, component_energy_j
+    from schemas.results import per_trial_component_wh
     from schemas.stats import summarize
 
-    unit = load_methodology()["functional_units"][label["benchmark"]["phase"]]
-    per_fu = float(unit.get("inferences", unit.get("steps", 1)))
-    values: dict[str, list[float]] = {}
-    for trial in label["traces"]["trials"]:
-        t0, t1 = float(trial["t_start_s"]), float(trial["t_end_s"])
-        by_name: dict[str, float] = {}
-        for component in trial["components"]:
-            energy_j = component_energy_j(component, t0, t1)
-            by_name[component["name"]] = by_name.get(component["name"], 0.0) + energy_j
-        for name, energy_j in by_name.items():
-            values.setdefault(name, []).append(energy_j / trial["units"] * per_fu / J_PER_WH)
-    return {name: summarize(v) for name, v in values.items()}
+    return {name: summarize(v) for name, v in per_trial_component_wh(label).items()}
 
 
 def _summary(label: dict[str, Any]) -> Table:
@@ -186,6 +174,7 @@ def bench(
     from bench_runner.workloads.base import WorkloadError
     from bench_runner.workloads.plugin import build_workload
     from schemas.dsse import build_statement, sign_statement
+    from schemas.results import units_per_functional_unit
 
     audience = (submit or registry or "").rstrip("/")
     if not audience:
@@ -271,7 +260,7 @@ def bench(
     label = build_label(inputs, workload, found.meters, result)
     if hourly_rows:
         intervals = trial_intervals_wh(label, run_wall, run_mono)
-        per_fu = 1000.0 if phase == "inference" else 1.0
+        per_fu = units_per_functional_unit(phase)
         trial_traces = label["traces"]["trials"]
         try:
             # per trial, then the mean: the same statistic as the headline energy per unit

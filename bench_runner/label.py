@@ -98,7 +98,7 @@ def build_label(
             "flags": flags,
         },
         "results": {
-            "functional_unit": "1k-inferences" if workload.phase == "inference" else "step",
+            "functional_unit": load_methodology()["functional_units"][workload.phase]["name"],
             "energy_per_unit_wh": {},
             "components": [],
             "idle_power_w": 0.0,

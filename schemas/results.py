@@ -56,11 +56,27 @@ def _window_energy_by_component(window: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def units_per_functional_unit(phase: str) -> float:
+    """Inferences (inference: 1,000) or steps (training: 1) in one functional unit."""
+    unit = load_methodology()["functional_units"][phase]
+    return float(unit.get("inferences", unit.get("steps", 1)))
+
+
+def per_trial_component_wh(label: Mapping[str, Any]) -> dict[str, list[float]]:
+    """Each component's energy per functional unit (Wh), one value per trial."""
+    units_per_fu = units_per_functional_unit(label["benchmark"]["phase"])
+    out: dict[str, list[float]] = {}
+    for trial in label["traces"]["trials"]:
+        scale = units_per_fu / float(trial["units"]) / J_PER_WH
+        for name, energy_j in _window_energy_by_component(trial).items():
+            out.setdefault(name, []).append(energy_j * scale)
+    return out
+
+
 def compute_results(label: Mapping[str, Any]) -> dict[str, Any]:
     """Every figure the methodology derives from the traces, keyed by JSON pointer."""
     phase = label["benchmark"]["phase"]
-    unit = load_methodology()["functional_units"][phase]
-    units_per_fu = float(unit.get("inferences", unit.get("steps", 1)))
+    units_per_fu = units_per_functional_unit(phase)
     idle = label["traces"]["idle"]
     idle_duration_s = float(idle["t_end_s"]) - float(idle["t_start_s"])
     idle_energy_j = sum(_window_energy_by_component(idle).values())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 from functools import cache
@@ -69,7 +68,8 @@ def _authenticate_statement() -> Any:
 
 
 def authenticate(session: Session, token: str) -> Vendor | None:
-    """The vendor a token belongs to, or None. Lookup is by hash; the compare is constant-time.
+    """The vendor a token belongs to, or None. The lookup is by the token's SHA-256, so the
+    database never compares the secret itself.
 
     Runs on every write request, so it is one prebuilt Core query (no ORM loading); the Vendor
     it returns is detached from the session.
@@ -78,7 +78,7 @@ def authenticate(session: Session, token: str) -> Vendor | None:
     row = session.connection().execute(_authenticate_statement(), {"digest": digest}).first()
     if row is None:
         return None
-    if row.revoked_at is not None or not hmac.compare_digest(row.token_sha256, digest):
+    if row.revoked_at is not None:
         return None
     return Vendor(
         id=row.id, slug=row.slug, display_name=row.display_name, created_at=row.created_at
