@@ -1,0 +1,221 @@
+"""The transparency log: appends inside the caller's transaction, proofs, signed checkpoints.
+
+Storage (migration 0004): ``log_entries`` holds each leaf, ``log_nodes`` the hash of every perfect
+subtree, ``log_head`` the size and root. An append locks the head row (``FOR UPDATE`` on
+PostgreSQL; SQLite serialises writers anyway), so appends take turns and indexes have no gaps; it
+reads O(log n) nodes and writes O(log n) new ones. A proof reads only the O(log n) perfect nodes
+it needs, in one query. The database refuses updates and deletes of entries and nodes.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, bindparam, select, tuple_
+
+from registry.errors import ProblemError
+from registry.models import LogEntry, LogHead, LogNode, utcnow
+from schemas import merkle
+from schemas.note import checkpoint_body, sign_note, verifier_key
+from schemas.tlog import LeafKind, decode_leaf, encode_leaf
+
+
+@dataclass(frozen=True)
+class Appended:
+    index: int
+    leaf: bytes
+    leaf_hash: bytes
+    tree_size: int
+    root_hash: bytes
+    logged_at: datetime
+
+
+@dataclass(frozen=True)
+class Head:
+    tree_size: int
+    root_hash: bytes
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@cache
+def _tables() -> tuple[Any, Any, Any]:
+    return (
+        LogEntry.__table__,  # type: ignore[attr-defined]
+        LogNode.__table__,  # type: ignore[attr-defined]
+        LogHead.__table__,  # type: ignore[attr-defined]
+    )
+
+
+def head(connection: Connection, *, lock: bool = False) -> Head:
+    _, _, heads = _tables()
+    query = select(heads.c.tree_size, heads.c.root_hash).where(heads.c.id == 1)
+    if lock:
+        query = query.with_for_update()
+    row = connection.execute(query).first()
+    if row is None:
+        raise RuntimeError("log_head has no row: is the database migrated to 0004?")
+    return Head(int(row.tree_size), bytes(row.root_hash))
+
+
+def read_nodes(connection: Connection, keys: set[merkle.Node]) -> dict[merkle.Node, bytes]:
+    """The stored perfect-subtree hashes for ``keys`` (one query)."""
+    if not keys:
+        return {}
+    _, nodes, _ = _tables()
+    rows = connection.execute(
+        select(nodes.c.level, nodes.c.idx, nodes.c.hash).where(
+            tuple_(nodes.c.level, nodes.c.idx).in_(sorted(keys))
+        )
+    ).all()
+    found = {(int(r.level), int(r.idx)): bytes(r.hash) for r in rows}
+    missing = keys - found.keys()
+    if missing:
+        raise RuntimeError(f"transparency log nodes missing: {sorted(missing)[:5]}")
+    return found
+
+
+def append(
+    connection: Connection,
+    kind: LeafKind,
+    *,
+    logged_at: datetime | None = None,
+    label_id: str | None = None,
+    keyid: str | None = None,
+    **fields: Any,
+) -> Appended:
+    """Append one entry in the caller's transaction (it commits or rolls back with the rest)."""
+    entries, nodes, heads = _tables()
+    current = head(connection, lock=True)
+    index = current.tree_size
+    logged_at = logged_at or utcnow()
+    if label_id is not None:
+        fields["label_id"] = label_id
+    if keyid is not None:
+        fields["keyid"] = keyid
+    leaf = encode_leaf(kind, logged_at, **fields)
+    leaf_hash = merkle.leaf_hash(leaf)
+    siblings = read_nodes(connection, set(merkle.append_keys(index)))
+    new_nodes = merkle.append_nodes(index, leaf_hash, siblings)
+    size = index + 1
+    root_keys = merkle.root_keys(size)
+    known = {**siblings, **new_nodes}
+    known.update(read_nodes(connection, root_keys - known.keys()))
+    root = merkle.root_from(size, known)
+    connection.execute(
+        entries.insert(),
+        {
+            "idx": index,
+            "kind": kind,
+            "leaf": leaf,
+            "leaf_hash": leaf_hash,
+            "logged_at": logged_at,
+            "label_id": label_id,
+            "keyid": keyid,
+        },
+    )
+    connection.execute(
+        nodes.insert(),
+        [{"level": level, "idx": idx, "hash": h} for (level, idx), h in new_nodes.items()],
+    )
+    connection.execute(
+        heads.update()
+        .where(heads.c.id == 1)
+        .values(tree_size=size, root_hash=root, updated_at=utcnow())
+    )
+    return Appended(index, leaf, leaf_hash, size, root, logged_at)
+
+
+def root_at(connection: Connection, tree_size: int) -> bytes:
+    if tree_size == 0:
+        return merkle.EMPTY_ROOT
+    return merkle.root_from(tree_size, read_nodes(connection, merkle.root_keys(tree_size)))
+
+
+def _check_size(tree_size: int, current: Head, name: str) -> None:
+    if tree_size > current.tree_size:
+        raise ProblemError(
+            "bad-request", f"{name}={tree_size} is beyond the log's size {current.tree_size}"
+        )
+
+
+def inclusion_proof(
+    connection: Connection, index: int, tree_size: int | None = None
+) -> tuple[int, list[bytes]]:
+    current = head(connection)
+    size = current.tree_size if tree_size is None else tree_size
+    _check_size(size, current, "tree_size")
+    if not 0 <= index < size:
+        raise ProblemError("bad-request", f"index {index} is not in a tree of size {size}")
+    nodes = read_nodes(connection, merkle.inclusion_keys(index, size))
+    return size, merkle.inclusion_proof(index, size, nodes)
+
+
+def consistency_proof(connection: Connection, first: int, second: int) -> list[bytes]:
+    current = head(connection)
+    _check_size(second, current, "second")
+    if not 1 <= first <= second:
+        raise ProblemError("bad-request", f"need 1 <= first <= second, got {first}, {second}")
+    nodes = read_nodes(connection, merkle.consistency_keys(first, second))
+    return merkle.consistency_proof(first, second, nodes)
+
+
+def entry(connection: Connection, index: int) -> LogEntry:
+    entries, _, _ = _tables()
+    row = connection.execute(select(entries).where(entries.c.idx == bindparam("i")), {"i": index})
+    found = row.first()
+    if found is None:
+        raise ProblemError("not-found", f"the log has no entry {index}")
+    return LogEntry.model_validate(dict(found._mapping))
+
+
+def entry_view(item: LogEntry) -> dict[str, Any]:
+    return {
+        "index": item.idx,
+        "kind": item.kind,
+        "leaf": b64(item.leaf),
+        "leaf_hash": b64(item.leaf_hash),
+        "entry": decode_leaf(item.leaf),
+    }
+
+
+class CheckpointSigner:
+    """Signs C2SP checkpoints with the registry's key; remembers the latest one it signed."""
+
+    def __init__(self, origin: str, key: Ed25519PrivateKey) -> None:
+        self.origin = origin
+        self._key = key
+        self.verifier_key = verifier_key(origin, key.public_key())
+        self._last: tuple[int, bytes, str] | None = None
+
+    def checkpoint(self, tree_size: int, root_hash: bytes) -> str:
+        last = self._last
+        if last is not None and last[0] == tree_size and last[1] == root_hash:
+            return last[2]
+        note = sign_note(checkpoint_body(self.origin, tree_size, root_hash), self.origin, self._key)
+        self._last = (tree_size, root_hash, note)
+        return note
+
+
+def receipt(connection: Connection, signer: CheckpointSigner, index: int) -> dict[str, Any]:
+    """Proof that entry ``index`` is in the log as it stands now, with a signed checkpoint."""
+    entries, _, _ = _tables()
+    leaf_hash = connection.execute(
+        select(entries.c.leaf_hash).where(entries.c.idx == bindparam("i")), {"i": index}
+    ).scalar_one()
+    current = head(connection)
+    size, proof = inclusion_proof(connection, index, current.tree_size)
+    return {
+        "log_index": index,
+        "leaf_hash": b64(bytes(leaf_hash)),
+        "tree_size": size,
+        "inclusion_proof": [b64(h) for h in proof],
+        "checkpoint": signer.checkpoint(current.tree_size, current.root_hash),
+    }
