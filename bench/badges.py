@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import concurrent.futures
 import math
 import multiprocessing
@@ -457,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONLABEL_")} | {
         "CARBONLABEL_DATABASE_URL": args.database_url,
         "CARBONLABEL_ADMIN_TOKEN": admin_token,
+        "CARBONLABEL_LOG_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
         "CARBONLABEL_PUBLIC_URL": public_url,
         "CARBONLABEL_RATE_LIMIT_PER_MINUTE": "0",
         "BENCH_CONSTANT_POSITION": args.constant_position,

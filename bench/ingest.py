@@ -948,6 +948,7 @@ def main(argv: list[str] | None = None) -> int:
         env = base_env | {
             "CARBONLABEL_DATABASE_URL": args.database_url,
             "CARBONLABEL_ADMIN_TOKEN": admin_token,
+            "CARBONLABEL_LOG_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
             "CARBONLABEL_PUBLIC_URL": public_url,
             "CARBONLABEL_RATE_LIMIT_PER_MINUTE": "0",
         }

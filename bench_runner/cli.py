@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from cryptography.hazmat.primitives import serialization
@@ -23,7 +23,7 @@ from schemas.dsse import (
     raw_public_key,
     sign_statement,
 )
-from schemas.verify import VerifyExit, verify_envelope_bytes
+from schemas.verify import VerifyExit
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -142,35 +142,87 @@ def submit(
 
 
 def verify(
-    envelope_path: Annotated[Path, typer.Argument(help="DSSE envelope file")],
+    target: Annotated[
+        str | None, typer.Argument(help="an envelope file, or a label id (needs --registry)")
+    ] = None,
     public_key: Annotated[
-        Path, typer.Option("--public-key", "-p", help="public key: PEM or base64 raw (.pub)")
-    ],
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+        Path | None,
+        typer.Option(
+            "--public-key",
+            "-p",
+            help="public key (PEM or base64 raw); default: the vendor's keys from the registry",
+        ),
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            envvar="CARBONLABEL_REGISTRY",
+            help="also check the registry's transparency log",
+        ),
+    ] = None,
+    vendor: Annotated[
+        str | None, typer.Option("--vendor", help="verify every label of this vendor")
+    ] = None,
+    log_key: Annotated[
+        str | None,
+        typer.Option(
+            "--log-key",
+            envvar="CARBONLABEL_LOG_KEY",
+            help="the registry's checkpoint verifier key (default: pinned on first use)",
+        ),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option("--state", help="state file of seen checkpoints", show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON")] = False,
 ) -> None:
-    """Verify an envelope offline: signature, schema, results recomputed from the traces.
+    """Verify labels: signature, schema, results recomputed from the traces, and with
+    --registry their inclusion in the signed log and its consistency with what was seen before.
 
     Exit codes: 0 verified, 1 other error, 3 malformed envelope, 4 bad signature,
-    5 schema violation, 6 results inconsistent with traces.
+    5 schema violation, 6 results inconsistent with traces, 7 not in the log as claimed,
+    8 the log is inconsistent (history rewritten, bad checkpoint signature). With several
+    labels, the highest code.
     """
+    from bench_runner.client import RegistryError
+    from bench_runner.verify_cli import VerifyUsageError, run_verify
+
+    key = None
+    if public_key is not None:
+        try:
+            key = load_public_key(_read(public_key))
+        except ValueError as exc:
+            raise CliError(f"{public_key} is not an Ed25519 public key: {exc}") from None
     try:
-        key = load_public_key(_read(public_key))
-    except ValueError as exc:
-        raise CliError(f"{public_key} is not an Ed25519 public key: {exc}") from None
-    result = verify_envelope_bytes(_read(envelope_path), key)
+        results = run_verify(
+            target=target,
+            public_key=key,
+            registry=registry,
+            vendor=vendor,
+            log_key=log_key,
+            state=state,
+        )
+    except (VerifyUsageError, RegistryError) as exc:
+        raise CliError(str(exc)) from None
     if as_json:
-        payload: dict[str, Any] = {
-            "outcome": result.outcome.name.lower(),
-            "exit_code": int(result.outcome),
-            "message": result.message,
-            "keyid": result.keyid,
-            "problems": result.problems,
-        }
-        out.print_json(json.dumps(payload))
-    elif result.outcome == VerifyExit.OK:
-        label = result.statement["predicate"] if result.statement else {}
-        out.print(f"OK {label.get('label_id')}: {result.message} (key {result.keyid})")
-    if result.outcome != VerifyExit.OK:
-        for line in result.problems[:20]:
-            console.print(f"  {line}", markup=False)
-        raise CliError(f"verification failed: {result.message}", int(result.outcome))
+        out.print_json(json.dumps([r.as_json() for r in results.items]))
+    else:
+        for note in results.notes:
+            console.print(f"note: {note}", markup=False)
+        for item in results.items:
+            if item.outcome == VerifyExit.OK:
+                out.print(f"OK {item.label_id}: {item.message}", markup=False)
+            else:
+                console.print(f"FAIL {item.label_id}: {item.message}", markup=False)
+                for line in item.problems[:20]:
+                    console.print(f"  {line}", markup=False)
+    worst = results.worst()
+    if worst != VerifyExit.OK:
+        failed = sum(1 for i in results.items if i.outcome != VerifyExit.OK)
+        raise CliError(
+            f"verification failed for {failed} of {len(results.items)} labels "
+            f"({worst.name.lower().replace('_', ' ')})",
+            int(worst),
+        )

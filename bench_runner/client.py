@@ -48,11 +48,15 @@ class RegistryClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Retries network errors and 5xx with exponential backoff; never retries 4xx."""
+        """Retries network errors and 5xx with exponential backoff, waiting at least a 5xx's
+        ``Retry-After`` (seconds, capped); never retries 4xx."""
         last: str = ""
+        retry_after: float | None = None
         for attempt in range(self.retries + 1):
             if attempt:
-                self._sleep(self.backoff_s * 2 ** (attempt - 1))
+                delay = self.backoff_s * 2 ** (attempt - 1)
+                self._sleep(max(delay, retry_after) if retry_after is not None else delay)
+            retry_after = None
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
@@ -60,6 +64,7 @@ class RegistryClient:
                 continue
             if response.status_code >= 500:
                 last = f"registry answered {response.status_code}: {_detail(response)}"
+                retry_after = _retry_after(response)
                 continue
             if response.status_code >= 400:
                 raise RegistryError(
@@ -79,6 +84,20 @@ class RegistryClient:
         )
         return response.status_code, response.json()
 
+    def get_json(self, path: str) -> dict[str, Any]:
+        """A JSON object from a GET (RegistryError for 4xx, or when it is not a JSON object)."""
+        response = self._request("GET", path)
+        body = _json(response)
+        if not isinstance(body, dict):
+            raise RegistryError(f"{path}: the registry did not answer a JSON object")
+        return body
+
+    def get_text(self, path: str) -> str:
+        return self._request("GET", path).text
+
+    def get_bytes(self, path: str) -> bytes:
+        return self._request("GET", path).content
+
     def register_key(self, vendor: str, public_key_b64: str, proof_b64: str) -> dict[str, Any]:
         response = self._request(
             "POST",
@@ -87,6 +106,17 @@ class RegistryClient:
         )
         result: dict[str, Any] = response.json()
         return result
+
+
+MAX_RETRY_AFTER_S = 60.0
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """A ``Retry-After`` in seconds (the HTTP-date form is ignored), at most MAX_RETRY_AFTER_S."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value.isdigit():
+        return None
+    return min(float(value), MAX_RETRY_AFTER_S)
 
 
 def _json(response: httpx.Response) -> Any:

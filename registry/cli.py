@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -100,6 +101,27 @@ def vendor_create(
     out.print(token)
 
 
+def _demo_log_key() -> Path:
+    """The demo's checkpoint key: made once, kept beside the demo database (mode 0600)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from registry.config import default_data_dir
+
+    path = default_data_dir() / "demo-log-key.pem"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+    return path
+
+
 def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to bind")] = 8000,
@@ -128,6 +150,11 @@ def serve(
     if demo:
         os.environ["CARBONLABEL_DEMO"] = "true"
         os.environ.setdefault("CARBONLABEL_ADMIN_TOKEN", secrets.token_urlsafe(32))
+        if not (
+            os.environ.get("CARBONLABEL_LOG_SIGNING_KEY")
+            or os.environ.get("CARBONLABEL_LOG_SIGNING_KEY_FILE")
+        ):
+            os.environ["CARBONLABEL_LOG_SIGNING_KEY_FILE"] = str(_demo_log_key())
     try:
         Settings().check_runnable()
     except Exception as exc:  # SettingsError or a pydantic validation error

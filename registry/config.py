@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import SecretStr, field_validator
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_ADMIN_TOKEN_CHARS = 24
@@ -27,6 +32,22 @@ class SettingsError(RuntimeError):
     """The settings cannot run a server (the message says which one and how to fix it)."""
 
 
+def parse_signing_key(text: str, source: str) -> Ed25519PrivateKey:
+    """An Ed25519 private key from PEM (PKCS#8) or base64 of the 32-byte seed."""
+    text = text.strip()
+    try:
+        if text.startswith("-----BEGIN"):
+            key = serialization.load_pem_private_key(text.encode(), password=None)
+        else:
+            seed = base64.b64decode(text, validate=True)
+            key = Ed25519PrivateKey.from_private_bytes(seed)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise SettingsError(f"{source} is not an Ed25519 private key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SettingsError(f"{source} is not an Ed25519 private key")
+    return key
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARBONLABEL_", extra="ignore")
 
@@ -39,12 +60,28 @@ class Settings(BaseSettings):
     demo: bool = False
     max_body_bytes: int = 1_048_576
     """Request bodies larger than this get 413 ``payload-too-large`` (default 1 MiB)."""
-    rate_limit_per_minute: int = 600
-    """Label submissions per API token per minute (0 disables the limit)."""
-    rate_limit_burst: int = 60
-    """Submissions a token may send at once before the per-minute rate applies."""
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    """``/v1`` write requests per API token per minute (0 disables the limit)."""
+    rate_limit_burst: int = Field(default=60, ge=0)
+    """Write requests a token may send at once before the per-minute rate applies."""
+    rate_limit_per_address_per_minute: int = Field(default=1200, ge=0)
+    """``/v1`` requests per client address (IPv6: per /64) per minute (0 disables the limit)."""
+    rate_limit_per_address_burst: int = Field(default=120, ge=0)
+    """Requests an address may send at once before the per-minute rate applies."""
+    rate_limit_backend: Literal["auto", "memory", "database"] = "auto"
+    """Where the limits' state lives: ``database`` (the ``rate_limits`` table, shared by every
+    server process), ``memory`` (per process) or ``auto`` (database on PostgreSQL, memory on
+    SQLite)."""
     badge_cache_ttl_s: float = 10.0
     """How long a rendered badge is reused in-process (capped at 300 s, the HTTP max-age)."""
+    log_signing_key: SecretStr | None = None
+    """The registry's Ed25519 key that signs log checkpoints: PEM (PKCS#8, as written by
+    ``carbonlabel keygen``) or base64 of the 32-byte seed. No default: this or the file below
+    is required (the demo makes one)."""
+    log_signing_key_file: Path | None = None
+    """A file holding the key above (PEM or base64 seed), e.g. a mounted secret."""
+    log_origin: str = ""
+    """The checkpoints' origin line; empty means the public URL without its scheme."""
     worker_threads: int = 4
     """Threads per process running the database-bound routes. Few threads suffice (the
     database is local and fast) and fewer threads contend less for Python's GIL."""
@@ -60,8 +97,37 @@ class Settings(BaseSettings):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         return url
 
+    def resolved_rate_limit_backend(self) -> Literal["memory", "database"]:
+        if self.rate_limit_backend != "auto":
+            return self.rate_limit_backend
+        postgres = self.resolved_database_url().startswith("postgresql")
+        return "database" if postgres else "memory"
+
+    def resolved_log_origin(self) -> str:
+        if self.log_origin:
+            return self.log_origin
+        return self.public_url.split("://", 1)[-1]
+
+    def log_signer(self) -> Ed25519PrivateKey:
+        """The checkpoint signing key, or SettingsError saying how to provide one."""
+        if self.log_signing_key is not None:
+            text, source = self.log_signing_key.get_secret_value(), "CARBONLABEL_LOG_SIGNING_KEY"
+        elif self.log_signing_key_file is not None:
+            source = str(self.log_signing_key_file)
+            try:
+                text = self.log_signing_key_file.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SettingsError(f"cannot read the log signing key {source}: {exc}") from None
+        else:
+            raise SettingsError(
+                "no log signing key: set CARBONLABEL_LOG_SIGNING_KEY_FILE to an Ed25519 private "
+                "key (make one with `carbonlabel keygen --out registry-log.pem`) or "
+                "CARBONLABEL_LOG_SIGNING_KEY to its PEM text"
+            )
+        return parse_signing_key(text, source)
+
     def check_runnable(self) -> None:
-        """Refuse to serve without a real admin token, unless in demo mode."""
+        """Refuse to serve without a real admin token and a log key, unless in demo mode."""
         if self.demo:
             return
         if self.admin_token is None:
@@ -76,3 +142,4 @@ class Settings(BaseSettings):
                 f"CARBONLABEL_ADMIN_TOKEN must be a random string of at least "
                 f"{MIN_ADMIN_TOKEN_CHARS} characters"
             )
+        self.log_signer()

@@ -3,12 +3,15 @@ problems."""
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_BASE = "urn:carbonlabel:problem:"
@@ -37,8 +40,13 @@ PROBLEM_TYPES: dict[str, int] = {
     "key-exists": 409,
     "bad-proof": 422,
     "invalid-key": 422,
+    "auditor-exists": 409,
+    "auditor-mismatch": 403,
+    "subject-mismatch": 422,
+    "attestation-conflict": 409,
     "invalid-cursor": 400,
     "not-ready": 503,
+    "unavailable": 503,
     "internal-error": 500,
 }
 
@@ -92,6 +100,24 @@ def problem_response(
     return JSONResponse(body, status_code=code, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+logger = logging.getLogger("registry")
+
+# Seconds a client should wait before retrying a request that found the database unavailable.
+UNAVAILABLE_RETRY_AFTER_S = 1
+
+
+def database_unavailable(exc: Exception) -> bool:
+    """A transient database failure: unreachable or restarting server, dropped connection,
+    exhausted pool (and PostgreSQL's serialization failures, deadlocks and cancelled statements,
+    which are OperationalErrors too). Retrying later can succeed; nothing was half-stored,
+    since each request commits once."""
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
+    )
+
+
 _STATUS_KINDS = {
     404: "not-found",
     405: "method-not-allowed",
@@ -137,6 +163,25 @@ def install_handlers(app: FastAPI) -> None:
             "the request does not match the API's schema",
             instance=request.url.path,
             errors=errors,
+        )
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            raise exc  # a bug, not an outage: the 500 handler below answers (and logs it)
+        # one line, no traceback: an outage is an operational event, reported by /readyz too
+        logger.warning(
+            "database unavailable during %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__,
+        )
+        return problem_response(
+            "unavailable",
+            "the database is unavailable; retry later",
+            instance=request.url.path,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
         )
 
     @app.exception_handler(Exception)

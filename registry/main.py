@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from registry import pages
-from registry.api import badges, health, rankings, routes
-from registry.config import Settings
+from registry.api import auditors, badges, health, log, rankings, routes
+from registry.config import Settings, SettingsError
 from registry.db import head_revision, make_engine
 from registry.errors import PROBLEM_TYPES, install_handlers
 from registry.metrics import Metrics, MetricsMiddleware
 from registry.middleware import BodyLimitMiddleware
-from registry.services.ratelimit import RateLimiter
+from registry.services.ratelimit import Limit, RateLimitMiddleware, make_rate_limiter
+from registry.services.translog import CheckpointSigner
 from schemas.contract import load_schema
+
+logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -41,6 +46,18 @@ PROBLEM_SCHEMA = {
 }
 
 
+def _log_signer(settings: Settings) -> CheckpointSigner:
+    """The checkpoint signer; a demo without a configured key gets a throwaway one."""
+    try:
+        key = settings.log_signer()
+    except SettingsError:
+        if not settings.demo:
+            raise
+        logger.warning("demo: no log signing key configured; checkpoints use a throwaway key")
+        key = Ed25519PrivateKey.generate()
+    return CheckpointSigner(settings.resolved_log_origin(), key)
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the registry app. ``engine`` lets tests share one; otherwise the lifespan makes one."""
     settings = settings or Settings()
@@ -48,6 +65,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.check_runnable()
+        app.state.log_signer = _log_signer(settings)
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
@@ -68,8 +86,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.rate_limiter = RateLimiter(
-        per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+    app.state.rate_limiter = make_rate_limiter(
+        settings.resolved_rate_limit_backend(), lambda: app.state.engine
     )
     app.state.metrics = Metrics()
     install_handlers(app)
@@ -77,10 +95,23 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(badges.router)
     app.include_router(routes.router)
     app.include_router(rankings.router)
+    app.include_router(auditors.router)
+    app.include_router(log.router)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outside the body limit: a refused request is answered before its body is read.
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=app.state.rate_limiter,
+        address=Limit(
+            "address",
+            settings.rate_limit_per_address_per_minute,
+            settings.rate_limit_per_address_burst,
+        ),
+        token=Limit("token", settings.rate_limit_per_minute, settings.rate_limit_burst),
+    )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
     def openapi() -> dict[str, Any]:

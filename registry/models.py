@@ -9,7 +9,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Column, Field, SQLModel
@@ -45,6 +54,16 @@ class KeyStatus(StrEnum):
     active = "active"
     retired = "retired"
     compromised = "compromised"
+
+
+class Standing(StrEnum):
+    ok = "ok"
+    key_compromised = "key-compromised"
+
+
+class Tier(StrEnum):
+    self_reported = "self-reported"
+    verified = "verified"
 
 
 class Vendor(SQLModel, table=True):
@@ -159,3 +178,86 @@ class Label(SQLModel, table=True):
     payload_sha256: str = Field(max_length=64)
     envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     predicate: dict[str, Any] = Field(sa_column=Column(JSONDocument, nullable=False))
+    log_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    """Its entry in the transparency log (set in the transaction that stores it)."""
+    standing: str = Field(default=Standing.ok, max_length=24)
+    """``ok``, or ``key-compromised`` when logged after its key's ``compromised_since``."""
+    tier: str = Field(default=Tier.self_reported, max_length=16)
+    """``self-reported``, or ``verified`` once an auditor's figures agree."""
+
+
+class LogEntry(SQLModel, table=True):
+    """One leaf of the transparency log. Append-only: the database refuses UPDATE and DELETE."""
+
+    __tablename__ = "log_entries"
+
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(max_length=16)
+    leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    logged_at: datetime = Field(sa_type=UTCDateTime)
+    label_id: str | None = Field(default=None, max_length=36, index=True)
+    keyid: str | None = Field(default=None, max_length=64, index=True)
+
+
+class LogNode(SQLModel, table=True):
+    """The hash of the perfect subtree of 2**level leaves starting at leaf idx * 2**level."""
+
+    __tablename__ = "log_nodes"
+
+    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LogHead(SQLModel, table=True):
+    """One row (id 1): the log's size and root. Appends lock it, so they take turns."""
+
+    __tablename__ = "log_head"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Auditor(SQLModel, table=True):
+    """A third party, registered by the operator, whose attestations can verify labels."""
+
+    __tablename__ = "auditors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True)
+    display_name: str = Field(max_length=200)
+    keyid: str = Field(max_length=64, unique=True)
+    public_key_b64: str = Field(max_length=64)
+    token_sha256: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Attestation(SQLModel, table=True):
+    """An auditor's signed statement about a label, with the figures it measured itself."""
+
+    __tablename__ = "attestations"
+    __table_args__ = (
+        UniqueConstraint("label_id", "auditor_id", name="uq_attestations_label_auditor"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    label_id: str = Field(foreign_key="labels.id", max_length=36)
+    auditor_id: int = Field(foreign_key="auditors.id")
+    payload_sha256: str = Field(max_length=64)
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    figures: dict[str, Any] = Field(sa_column=Column(JSONDocument, nullable=False))
+    agrees: bool
+    log_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RateLimitBucket(SQLModel, table=True):
+    """Shared rate-limit state (GCRA): the bucket's theoretical arrival time, epoch seconds."""
+
+    __tablename__ = "rate_limits"
+
+    bucket: str = Field(primary_key=True, max_length=96)
+    tat_s: float = Field(sa_column=Column(Float, nullable=False))

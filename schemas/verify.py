@@ -28,6 +28,8 @@ class VerifyExit(IntEnum):
     BAD_SIGNATURE = 4
     SCHEMA = 5
     INCONSISTENT = 6
+    NOT_LOGGED = 7
+    LOG_INCONSISTENT = 8
 
 
 @dataclass

@@ -15,10 +15,26 @@ from sqlalchemy.exc import OperationalError
 from registry.config import Settings
 from registry.db import make_engine, upgrade
 from registry.main import create_app
-from tests.helpers import ADMIN_TOKEN, AUDIENCE, Publisher, register_publisher
+from tests.helpers import (
+    ADMIN_TOKEN,
+    AUDIENCE,
+    LOG_KEY_B64,
+    Publisher,
+    register_publisher,
+    reset_log,
+)
 
 PG_ENV = "CARBONLABEL_TEST_DATABASE_URL"
-TABLES = ("labels", "models", "public_keys", "api_tokens", "vendors")
+TABLES = (
+    "attestations",
+    "auditors",
+    "labels",
+    "models",
+    "public_keys",
+    "api_tokens",
+    "vendors",
+    "rate_limits",
+)
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +70,7 @@ def empty_tables(engine: Engine) -> None:
         else:
             for table in TABLES:
                 conn.execute(text(f"DELETE FROM {table}"))
+        reset_log(conn)
 
 
 @pytest.fixture
@@ -68,9 +85,12 @@ def settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
         admin_token=ADMIN_TOKEN,
+        log_signing_key=LOG_KEY_B64,
         public_url=AUDIENCE,
         rate_limit_per_minute=6000,
         rate_limit_burst=1000,
+        rate_limit_per_address_per_minute=60000,
+        rate_limit_per_address_burst=10000,
     )
 
 

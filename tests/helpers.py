@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, text
 
 from schemas.dsse import (
     b64encode,
@@ -23,6 +28,8 @@ from schemas.synthetic import make_label
 
 AUDIENCE = "http://testserver"
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+# The registry's checkpoint key in tests (a fixed seed, so servers and clients agree).
+LOG_KEY_B64 = base64.b64encode(hashlib.sha256(b"carbonlabel test log key").digest()).decode()
 
 
 @dataclass
@@ -105,3 +112,38 @@ def urlsafe(envelope: bytes) -> bytes:
     for sig in obj["signatures"]:
         sig["sig"] = conv(sig["sig"])
     return json.dumps(obj).encode()
+
+
+@contextmanager
+def append_only_bypassed(conn: Connection) -> Iterator[None]:
+    """Inside a transaction, lift the log's append-only triggers (as a dishonest operator with
+    the database's superuser could), then put them back. Tests only."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        yield
+        conn.execute(text("SET LOCAL session_replication_role = origin"))
+        return
+    triggers = conn.execute(
+        text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'log_%'")
+    ).all()
+    for name, _ in triggers:
+        conn.execute(text(f'DROP TRIGGER "{name}"'))
+    try:
+        yield
+    finally:
+        for _, sql in triggers:
+            conn.execute(text(sql))
+
+
+def reset_log(conn: Connection) -> None:
+    """Empty the transparency log (tests only) and put back its empty head."""
+    with append_only_bypassed(conn):
+        for table in ("log_entries", "log_nodes", "log_head"):
+            conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(
+            text(
+                "INSERT INTO log_head (id, tree_size, root_hash, updated_at) "
+                "VALUES (1, 0, :root, :now)"
+            ),
+            {"root": hashlib.sha256(b"").digest(), "now": datetime.now(UTC)},
+        )

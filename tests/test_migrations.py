@@ -14,7 +14,7 @@ import registry.models  # noqa: F401
 from registry.config import Settings
 from registry.db import head_revision, make_engine, upgrade
 from registry.main import create_app
-from tests.helpers import ADMIN_TOKEN
+from tests.helpers import ADMIN_TOKEN, LOG_KEY_B64
 
 
 def test_models_and_migrations_do_not_drift(engine: Engine) -> None:
@@ -36,7 +36,7 @@ def test_the_app_never_creates_tables(project_root: Path) -> None:
 
 def test_readyz_reports_an_unmigrated_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    settings = Settings(database_url=url, admin_token=ADMIN_TOKEN)
+    settings = Settings(database_url=url, admin_token=ADMIN_TOKEN, log_signing_key=LOG_KEY_B64)
     with TestClient(create_app(settings)) as client:
         response = client.get("/readyz")
         assert response.status_code == 503
@@ -48,7 +48,7 @@ def test_readyz_reports_an_unmigrated_database(tmp_path: Path) -> None:
 
 def test_readyz_reports_an_unreachable_database(tmp_path: Path) -> None:
     url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1"
-    settings = Settings(database_url=url, admin_token=ADMIN_TOKEN)
+    settings = Settings(database_url=url, admin_token=ADMIN_TOKEN, log_signing_key=LOG_KEY_B64)
     engine = make_engine(url, pool_pre_ping=False)
     with TestClient(create_app(settings, engine=engine)) as client:
         response = client.get("/readyz")

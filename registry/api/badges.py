@@ -277,23 +277,23 @@ def _parse_options(request: Request) -> Options:
     return Options(task, phase, metric)  # type: ignore[arg-type]
 
 
-def _path_parameter(name: str, description: str) -> dict[str, Any]:
+def _path_parameter(name: str, description: str, max_length: int) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "maxLength": max_length},
     }
 
 
 # The handlers read their parameters from the request themselves (no per-request validation by
 # the framework on the cached path); these declare them in the OpenAPI document.
 MODEL_PATH_PARAMETERS = [
-    _path_parameter("vendor", "vendor slug"),
-    _path_parameter("model", "model name (without the vendor)"),
+    _path_parameter("vendor", "vendor slug", 64),
+    _path_parameter("model", "model name (without the vendor)", 128),
 ]
-LABEL_PATH_PARAMETERS = [_path_parameter("label_id", "label id (UUID)")]
+LABEL_PATH_PARAMETERS = [_path_parameter("label_id", "label id (UUID)", 36)]
 QUERY_PARAMETERS: list[dict[str, Any]] = [
     {
         "name": "task",

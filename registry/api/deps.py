@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -66,10 +67,11 @@ CurrentVendor = Annotated[Vendor, Depends(current_vendor)]
 
 
 def is_admin(settings: Settings, token: str) -> bool:
+    """Constant time: the SHA-256 digests are compared, so not even the length can leak."""
     if settings.admin_token is None:
         return False
-    expected = settings.admin_token.get_secret_value().encode()
-    return hmac.compare_digest(expected, token.encode())
+    expected = hashlib.sha256(settings.admin_token.get_secret_value().encode()).digest()
+    return hmac.compare_digest(expected, hashlib.sha256(token.encode()).digest())
 
 
 async def require_admin(settings: SettingsDep, token: TokenDep) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
+from sqlmodel import Session
 
 from registry.api.deps import (
     CurrentVendor,
@@ -19,12 +20,11 @@ from registry.api.deps import (
     require_admin,
 )
 from registry.errors import PROBLEM_MEDIA_TYPE, ProblemError
-from registry.models import KeyStatus
+from registry.models import KeyStatus, Label
 from registry.services import keys as key_service
-from registry.services import queries
+from registry.services import queries, translog
 from registry.services import vendors as vendor_service
 from registry.services.ingest import ingest
-from registry.services.vendors import hash_token
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -43,6 +43,11 @@ router = APIRouter(prefix="/v1", tags=["v1"])
 SortChoice = Literal[
     "-received_at", "received_at", "-created_at", "created_at", "energy", "-energy", "co2e", "-co2e"
 ]
+# Every string the API accepts has a maximum length (tests/test_abuse.py walks the OpenAPI).
+VendorPath = Annotated[str, Path(max_length=64, description="vendor slug")]
+ModelPath = Annotated[str, Path(max_length=128, description="model name (without the vendor)")]
+LabelIdPath = Annotated[str, Path(max_length=36, description="label id (UUID)")]
+KeyIdPath = Annotated[str, Path(max_length=64, description="key id (hex SHA-256 of the key)")]
 
 
 class VendorCreate(BaseModel):
@@ -71,9 +76,23 @@ class KeyCreate(BaseModel):
     )
 
 
+def _at_most_64_chars(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > 64:
+        raise ValueError("at most 64 characters")
+    return value
+
+
+# An RFC 3339 instant; the parser alone would take any number of fraction digits.
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_at_most_64_chars),
+    WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 64}),
+]
+
+
 class KeyRevoke(BaseModel):
     reason: Literal["retired", "compromised"]
-    compromised_since: datetime | None = Field(
+    compromised_since: Instant | None = Field(
         default=None, description="RFC 3339; only with reason 'compromised' (default: now)"
     )
 
@@ -100,7 +119,7 @@ def create_vendor(
     "/vendors/{vendor}/keys", status_code=201, responses=problems(401, 403, 404, 409, 413, 422)
 )
 def register_key(
-    vendor: str,
+    vendor: VendorPath,
     body: KeyCreate,
     session: SessionDep,
     caller: CurrentVendor,
@@ -123,8 +142,8 @@ def register_key(
 
 @router.post("/vendors/{vendor}/keys/{keyid}/revoke", responses=problems(401, 403, 404, 413, 422))
 def revoke_key(
-    vendor: str,
-    keyid: str,
+    vendor: VendorPath,
+    keyid: KeyIdPath,
     body: KeyRevoke,
     session: SessionDep,
     settings: SettingsDep,
@@ -139,7 +158,11 @@ def revoke_key(
     owner = vendor_service.get_vendor(session, vendor)
     key = key_service.get_key(session, vendor=owner, keyid=keyid)
     key_service.revoke_key(
-        session, key=key, reason=KeyStatus(body.reason), compromised_since=body.compromised_since
+        session,
+        vendor=owner,
+        key=key,
+        reason=KeyStatus(body.reason),
+        compromised_since=body.compromised_since,
     )
     session.commit()
     return queries.key_view(key)
@@ -172,7 +195,6 @@ def submit_label(
     caller = authenticated_vendor(session, token)
     outcomes = request.app.state.metrics.ingest
     try:
-        request.app.state.rate_limiter.check(hash_token(token))
         result = ingest(session, vendor=caller, body=body, audience=settings.public_url)
         session.commit()
     except ProblemError as exc:
@@ -182,7 +204,7 @@ def submit_label(
     label = result.label
     view = queries.label_summary(label, caller.slug, result.model_name, settings.public_url)
     view["grade"] = queries.grade_view(session, label)
-    view["receipt"] = None
+    view["receipt"] = label_receipt(session, request, label)
     t = result.timings
     response.headers["Server-Timing"] = (
         f"verify;dur={t.verify_s * 1000:.3f}, validate;dur={t.validate_s * 1000:.3f}, "
@@ -199,12 +221,16 @@ def submit_label(
 def list_labels(
     session: SessionDep,
     settings: SettingsDep,
-    vendor: str | None = None,
-    model: Annotated[str | None, Query(description="'vendor/name' or a bare name")] = None,
-    task: str | None = None,
+    vendor: Annotated[str | None, Query(max_length=64)] = None,
+    model: Annotated[
+        str | None, Query(max_length=193, description="'vendor/name' or a bare name")
+    ] = None,
+    task: Annotated[str | None, Query(max_length=64)] = None,
     phase: Literal["inference", "training"] | None = None,
-    hardware: Annotated[str | None, Query(description="reference hardware class")] = None,
-    zone: str | None = None,
+    hardware: Annotated[
+        str | None, Query(max_length=64, description="reference hardware class")
+    ] = None,
+    zone: Annotated[str | None, Query(max_length=64)] = None,
     current: Annotated[
         bool | None, Query(description="only the newest label of each model (per group)")
     ] = None,
@@ -232,9 +258,21 @@ def list_labels(
 
 
 @router.get("/labels/{label_id}", responses=problems(404))
-def get_label(label_id: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+def get_label(
+    label_id: LabelIdPath, request: Request, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
     label, vendor, model = queries.get_label(session, label_id)
-    return queries.label_detail(session, label, vendor, model, settings.public_url)
+    view = queries.label_detail(session, label, vendor, model, settings.public_url)
+    view["receipt"] = label_receipt(session, request, label)
+    return view
+
+
+def label_receipt(session: Session, request: Request, label: Label) -> dict[str, Any] | None:
+    """The label's log receipt: index, leaf hash, inclusion proof and a signed checkpoint."""
+    if label.log_index is None:
+        return None
+    signer = request.app.state.log_signer
+    return translog.receipt(session.connection(), signer, label.log_index)
 
 
 @router.get(
@@ -248,7 +286,7 @@ def get_label(label_id: str, session: SessionDep, settings: SettingsDep) -> dict
     },
     response_class=Response,
 )
-def get_envelope(label_id: str, session: SessionDep) -> Response:
+def get_envelope(label_id: LabelIdPath, session: SessionDep) -> Response:
     label, _, _ = queries.get_label(session, label_id)
     return Response(
         content=label.envelope,
@@ -259,12 +297,12 @@ def get_envelope(label_id: str, session: SessionDep) -> Response:
 
 @router.get("/models/{vendor}/{model}", responses=problems(404))
 def get_model(
-    vendor: str, model: str, session: SessionDep, settings: SettingsDep
+    vendor: VendorPath, model: ModelPath, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
     return queries.model_view(session, vendor, model, settings.public_url)
 
 
 @router.get("/vendors/{vendor}", responses=problems(404))
-def get_vendor(vendor: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+def get_vendor(vendor: VendorPath, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     owner = vendor_service.get_vendor(session, vendor)
     return queries.vendor_profile(session, owner, settings.public_url)

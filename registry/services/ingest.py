@@ -16,13 +16,14 @@ from functools import cache, lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, false, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from registry.errors import ProblemError
-from registry.models import KeyStatus, Label, Model, PublicKey, Vendor, utcnow
+from registry.models import KeyStatus, Label, Model, PublicKey, Standing, Vendor, utcnow
+from registry.services import translog
 from schemas import check_results, validate_statement
 from schemas.contract import semantic_issues
 from schemas.dsse import (
@@ -55,7 +56,7 @@ class IngestResult:
 
 
 @cache
-def _statements(dialect: str) -> tuple[Any, Any, Any]:
+def _statements(dialect: str) -> tuple[Any, Any, Any, Any]:
     """The statements of a store, built once per dialect so their compiled form is reused."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     models = Model.__table__  # type: ignore[attr-defined]
@@ -80,13 +81,22 @@ def _statements(dialect: str) -> tuple[Any, Any, Any]:
     newer = labels.alias("newer")  # an alias, so the subquery is not correlated to the UPDATE
     newest = (
         select(newer.c.id)
-        .where(group(newer))
+        .where(group(newer) & (newer.c.standing == Standing.ok))
         .order_by(newer.c.created_at.desc(), newer.c.id.desc())
         .limit(1)
         .scalar_subquery()
     )
-    refresh_current = labels.update().where(group(labels)).values(current=labels.c.id == newest)
-    return upsert_model, insert_label, refresh_current
+    refresh_current = (
+        labels.update()
+        .where(group(labels))
+        .values(current=func.coalesce(labels.c.id == newest, false()))
+    )
+    set_log_index = (
+        labels.update()
+        .where(labels.c.id == bindparam("l_id"))
+        .values(log_index=bindparam("l_index"))
+    )
+    return upsert_model, insert_label, refresh_current, set_log_index
 
 
 @lru_cache(maxsize=4096)
@@ -119,6 +129,22 @@ def _lookup_statements() -> tuple[Any, Any]:
         .where(labels.c.id == bindparam("label_id"))
     )
     return vendor_keys, seen_label
+
+
+def refresh_current(
+    connection: Any, *, model_id: int, task: str, phase: str, hardware_class: str
+) -> None:
+    """Mark the newest label in good standing of this group current, the others not."""
+    statement = _statements(connection.dialect.name)[2]
+    connection.execute(
+        statement,
+        {
+            "g_model_id": model_id,
+            "g_task": task,
+            "g_phase": phase,
+            "g_hardware_class": hardware_class,
+        },
+    )
 
 
 def _key_for(session: Session, vendor: Vendor, envelope: Envelope) -> _Key:
@@ -245,7 +271,9 @@ def _store(
     assert vendor.id is not None
     model_name = label["model"]["id"].split("/", 1)[1]
     connection = session.connection()
-    upsert_model, insert_label, refresh_current = _statements(connection.dialect.name)
+    upsert_model, insert_label, refresh_current, set_log_index = _statements(
+        connection.dialect.name
+    )
     model_id = connection.execute(
         upsert_model, {"vendor_id": vendor.id, "name": model_name, "created_at": utcnow()}
     ).scalar_one()
@@ -293,6 +321,19 @@ def _store(
                 "g_hardware_class": row.hardware_class,
             },
         )
+        # Last, so the log's lock is held only from here to the commit.
+        logged = translog.append(
+            connection,
+            "label",
+            logged_at=row.received_at,
+            label_id=row.id,
+            keyid=key.keyid,
+            vendor=vendor.slug,
+            payload_sha256=sha,
+            envelope_sha256=hashlib.sha256(body).hexdigest(),
+        )
+        connection.execute(set_log_index, {"l_id": row.id, "l_index": logged.index})
+        row.log_index = logged.index
     if inserted is None:
         existing = _existing(session, row.id)
         if existing is not None and _same(existing, vendor, sha):

@@ -11,12 +11,16 @@ from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from registry.errors import ProblemError
-from registry.models import KeyStatus, PublicKey, Vendor, utcnow
+from registry.models import KeyStatus, Label, PublicKey, Standing, Vendor, utcnow
+from registry.services import translog
+from registry.services.ingest import refresh_current
 from schemas.dsse import EnvelopeError, b64decode_any, b64encode, key_proof_message, keyid_for
+from schemas.tlog import timestamp
 
 
 def register_key(
@@ -48,6 +52,14 @@ def register_key(
     except IntegrityError:
         session.rollback()
         raise ProblemError("key-exists", f"key {keyid} is already registered") from None
+    translog.append(
+        session.connection(),
+        "key-add",
+        logged_at=key.created_at,
+        keyid=keyid,
+        vendor=vendor.slug,
+        public_key=key.public_key_b64,
+    )
     return key
 
 
@@ -63,6 +75,7 @@ def get_key(session: Session, *, vendor: Vendor, keyid: str) -> PublicKey:
 def revoke_key(
     session: Session,
     *,
+    vendor: Vendor,
     key: PublicKey,
     reason: KeyStatus,
     compromised_since: datetime | None,
@@ -79,14 +92,52 @@ def revoke_key(
         raise ProblemError("validation-error", "compromised_since needs a timezone (RFC 3339)")
     if compromised_since is not None and compromised_since > now + timedelta(minutes=5):
         raise ProblemError("validation-error", "compromised_since cannot be in the future")
+    if key.status == reason == KeyStatus.retired:
+        return key  # nothing changes: no new log entry
     key.status = reason
     key.revoked_at = key.revoked_at or now
-    if reason == KeyStatus.compromised:
-        since = compromised_since or now
-        # Only ever earlier: moving the instant later would restore labels' standing.
-        if key.compromised_since is not None:
-            since = min(since, key.compromised_since)
-        key.compromised_since = since
+    connection = session.connection()
+    if reason == KeyStatus.retired:
+        session.add(key)
+        session.flush()
+        translog.append(connection, "key-retire", keyid=key.keyid, vendor=vendor.slug)
+        return key
+    since = compromised_since or now
+    # Only ever earlier: moving the instant later would restore labels' standing.
+    if key.compromised_since is not None:
+        if since >= key.compromised_since:
+            return key  # nothing changes: no new log entry
+        since = min(since, key.compromised_since)
+    key.compromised_since = since
     session.add(key)
     session.flush()
+    translog.append(
+        connection,
+        "key-revoke",
+        keyid=key.keyid,
+        vendor=vendor.slug,
+        reason="compromised",
+        compromised_since=timestamp(since),
+    )
+    _withdraw_standing(connection, key.keyid, since)
     return key
+
+
+def _withdraw_standing(connection: Connection, keyid: str, since: datetime) -> None:
+    """Labels logged at or after ``since`` under this key lose their standing: they leave the
+    grades' peer groups and the rankings (no longer current), and the pages flag them."""
+    labels = Label.__table__  # type: ignore[attr-defined]
+    groups = connection.execute(
+        labels.update()
+        .where(
+            (labels.c.keyid == keyid)
+            & (labels.c.received_at >= since)
+            & (labels.c.standing == Standing.ok)
+        )
+        .values(standing=Standing.key_compromised, current=False)
+        .returning(labels.c.model_id, labels.c.task, labels.c.phase, labels.c.hardware_class)
+    ).all()
+    for model_id, task, phase, hardware_class in set(groups):
+        refresh_current(
+            connection, model_id=model_id, task=task, phase=phase, hardware_class=hardware_class
+        )

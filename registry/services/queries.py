@@ -15,7 +15,7 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
-from registry.models import Label, Model, PublicKey, Vendor
+from registry.models import Label, Model, PublicKey, Standing, Vendor
 
 SORTS: dict[str, Any] = {
     "received_at": Label.received_at,
@@ -52,14 +52,22 @@ def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[
         "energy_per_unit_wh": label.energy_per_unit_wh,
         "energy_ci95_high_wh": label.energy_ci95_high_wh,
         "co2e_per_unit_g": label.co2e_per_unit_g,
-        "grade": label.grade,
+        "grade": label.grade if label.standing == Standing.ok else None,
         "current": label.current,
+        "standing": label.standing,
+        "tier": label.tier,
+        "log_index": label.log_index,
         "created_at": label.created_at.isoformat().replace("+00:00", "Z"),
         "received_at": label.received_at.isoformat().replace("+00:00", "Z"),
         "links": {
             "self": f"{base_url}/v1/labels/{label.id}",
             "envelope": f"{base_url}/v1/labels/{label.id}/envelope",
             "model": f"{base_url}/v1/models/{vendor}/{model}",
+            "log_entry": (
+                f"{base_url}/v1/log/entries/{label.log_index}"
+                if label.log_index is not None
+                else None
+            ),
         },
     }
 
@@ -108,6 +116,23 @@ def peer_percentile(session: Session, label: Label) -> float | None:
 
 def grade_view(session: Session, label: Label) -> dict[str, Any]:
     """The grade with what it means: status, version, basis, and the percentile beside it."""
+    if label.standing != Standing.ok:
+        # Logged after its key's compromised_since: no grade, no percentile, no ranking.
+        return {
+            "status": "withheld",
+            "grade": None,
+            "reason": label.standing,
+            "recorded_grade": label.grade,
+            "graded_under": label.graded_under,
+            "basis": "energy_per_unit_wh.ci95_high",
+            "basis_value_wh": label.energy_ci95_high_wh,
+            "percentile": None,
+            "peer_group": {
+                "task": label.task,
+                "phase": label.phase,
+                "hardware_class": label.hardware_class,
+            },
+        }
     if not label.measured:
         status = "estimated"
     elif label.grade is None:

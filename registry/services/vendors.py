@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
+import unicodedata
 from functools import cache
 from typing import Any
 
@@ -17,6 +19,45 @@ from registry.models import ApiToken, Vendor
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 TOKEN_PREFIX = "clt_"  # noqa: S105  (a visible prefix, not a secret)
+
+
+DISPLAY_NAME_MAX_CHARS = 200
+MAX_COMBINING_MARKS = 4
+# Letters, marks, numbers, punctuation, symbols and U+0020: no controls, format characters
+# (bidi embeddings, overrides and isolates, zero-width characters), other spaces, line or
+# paragraph separators, private-use, surrogate or unassigned code points.
+_ALLOWED_CATEGORIES = frozenset("LMNPS")
+
+
+def normalise_display_name(value: str) -> str:
+    """A free-text name, NFC-normalised and without surrounding spaces; a 422 problem for one
+    outside the allowed character set (letters, marks, numbers, punctuation, symbols, U+0020),
+    empty, longer than DISPLAY_NAME_MAX_CHARS or with more than MAX_COMBINING_MARKS combining
+    marks in a row."""
+    name = unicodedata.normalize("NFC", value).strip(" ")
+    problem = None
+    if not name:
+        problem = "must not be empty"
+    elif len(name) > DISPLAY_NAME_MAX_CHARS:
+        problem = f"must be at most {DISPLAY_NAME_MAX_CHARS} characters"
+    else:
+        marks = 0
+        for index, char in enumerate(name):
+            category = unicodedata.category(char)
+            if char != " " and category[0] not in _ALLOWED_CATEGORIES:
+                problem = f"must not contain U+{ord(char):04X} ({category})"
+                break
+            marks = marks + 1 if category[0] == "M" else 0
+            if marks > MAX_COMBINING_MARKS or marks > index:
+                problem = f"must not start with a combining mark, nor stack {MAX_COMBINING_MARKS}+"
+                break
+    if problem is not None:
+        raise ProblemError(
+            "validation-error",
+            f"display_name {problem}",
+            errors=[{"pointer": "/body/display_name", "message": problem}],
+        )
+    return name
 
 
 def hash_token(token: str) -> str:
@@ -38,7 +79,8 @@ def create_vendor(
         )
     if session.exec(select(Vendor).where(Vendor.slug == slug)).first() is not None:
         raise ProblemError("vendor-exists", f"vendor {slug!r} already exists")
-    vendor = Vendor(slug=slug, display_name=(display_name or slug)[:200])
+    name = normalise_display_name(display_name) if display_name else slug
+    vendor = Vendor(slug=slug, display_name=name)
     session.add(vendor)
     try:
         session.flush()
@@ -76,7 +118,10 @@ def authenticate(session: Session, token: str) -> Vendor | None:
     """
     digest = hash_token(token)
     row = session.connection().execute(_authenticate_statement(), {"digest": digest}).first()
-    if row is None:
+    # The index lookup compares SHA-256 digests, not tokens: its timing could at most reveal a
+    # prefix of a stored digest, which gives nothing toward a token (SHA-256 is preimage
+    # resistant). The match is confirmed in constant time all the same.
+    if row is None or not hmac.compare_digest(row.token_sha256, digest):
         return None
     if row.revoked_at is not None:
         return None

@@ -73,3 +73,14 @@ def test_no_retry_on_4xx_and_the_problem_is_reported() -> None:
     assert "/predicate/task" in str(info.value)
     assert sleeps == []
     assert len(seen) == 1
+
+
+def test_a_5xx_retry_after_is_waited_at_least() -> None:
+    unavailable = httpx.Response(
+        503, headers={"Retry-After": "2"}, json={"type": "urn:carbonlabel:problem:unavailable"}
+    )
+    client, sleeps, seen = client_with([unavailable, unavailable, unavailable, CREATED])
+    status, _ = client.submit(b"{}")
+    assert status == 201
+    assert sleeps == [2.0, 2.0, 2.0]  # backoff 0.5, 1.0, 2.0, each raised to the server's 2 s
+    assert len(seen) == 4
