@@ -68,6 +68,9 @@ LESS_EQUAL = "\u2264"
 TIMES = "\u00d7"
 MIDDLE_DOT = "\u00b7"
 CO2E = "CO\u2082e"
+CHECK_MARK = "\u2713"
+VERIFIED_TEXT = f"{CHECK_MARK} verified"
+"""Appended to a verified label's badge message: ``B · 12.4 Wh/1k · ✓ verified``."""
 
 # ------------------------------------------------------------------------------------------
 # Text: cleaning, escaping, measuring
@@ -383,6 +386,7 @@ def render_flat(
 # ------------------------------------------------------------------------------------------
 
 Standing = Literal["ok", "compromised"]
+Tier = Literal["self-reported", "verified"]
 
 
 @dataclass(frozen=True)
@@ -395,8 +399,10 @@ class BadgeFacts:
     co2e_per_unit_g: float
     functional_unit: str
     standing: Standing = "ok"
-    """``compromised``: the label was signed with a key reported compromised at or before the time
-    the label was received (issue 5 decides what else loses standing)."""
+    """``compromised``: the label lost its standing (``labels.standing``): it was logged after its
+    signing key's reported ``compromised_since``."""
+    tier: Tier = "self-reported"
+    """``verified`` once an auditor's reproduced figures agree with the label's."""
 
 
 @dataclass(frozen=True)
@@ -448,15 +454,16 @@ def badge_text(facts: BadgeFacts | None, metric: Metric = "grade") -> BadgeText:
     figure = (
         f"{format_figure(facts.co2e_per_unit_g)} g {CO2E}/{per}" if metric == "co2e" else energy
     )
+    suffix = f" {MIDDLE_DOT} {VERIFIED_TEXT}" if facts.tier == "verified" else ""
     if not facts.measured:
-        return BadgeText(BADGE_LABEL, f"estimated {MIDDLE_DOT} {figure}", NEUTRAL_COLOR)
+        return BadgeText(BADGE_LABEL, f"estimated {MIDDLE_DOT} {figure}{suffix}", NEUTRAL_COLOR)
     if facts.grade is None or facts.grade not in GRADE_COLORS:
         prefix = "not graded"
-        return BadgeText(BADGE_LABEL, f"{prefix} {MIDDLE_DOT} {figure}", NEUTRAL_COLOR)
+        return BadgeText(BADGE_LABEL, f"{prefix} {MIDDLE_DOT} {figure}{suffix}", NEUTRAL_COLOR)
     color = GRADE_COLORS[facts.grade]
     if metric == "grade":
-        return BadgeText(BADGE_LABEL, f"{facts.grade} {MIDDLE_DOT} {figure}", color)
-    return BadgeText(BADGE_LABEL, figure, color)
+        return BadgeText(BADGE_LABEL, f"{facts.grade} {MIDDLE_DOT} {figure}{suffix}", color)
+    return BadgeText(BADGE_LABEL, f"{figure}{suffix}", color)
 
 
 def render_badge(text: BadgeText, *, id_suffix: str = "") -> str:
@@ -513,6 +520,9 @@ class CardFacts:
     key_status: str | None = None
     standing: Standing = "ok"
     url: str = ""
+    tier: Tier = "self-reported"
+    verified_by: Sequence[str] = field(default_factory=tuple)
+    """Display names of the auditors whose reproduced figures agree with the label's."""
 
 
 CARD_WIDTH = 360
@@ -520,6 +530,7 @@ _PAD = 16
 _INK = "#111"
 _MUTED = "#555"
 _LINK = "#0b57d0"
+_VERIFIED_INK = "#006b2b"
 # The card's texts are fitted with the 11 px Verdana widths scaled to their size, times these:
 # bold runs wider than regular, and the fallback fonts (DejaVu Sans) wider than Verdana.
 _REGULAR_SLACK = 1.04
@@ -716,6 +727,10 @@ def render_card(facts: CardFacts) -> str:
         verified = f"signature verified {MIDDLE_DOT} key {facts.keyid[:12]}"
         fill = _INK
     card.text(_PAD, verified, size=11, fill=fill)
+    card.y += 16
+    card.text(
+        _PAD, _tier_text(facts), size=11, bold=facts.tier == "verified", fill=_tier_fill(facts)
+    )
     if facts.url:
         card.y += 16
         link = _card_link(card, facts.url)
@@ -730,9 +745,25 @@ def render_card(facts: CardFacts) -> str:
             else ("estimated, no grade" if not facts.measured else "not graded")
         )
         + f"; {format_figure(facts.energy_mean_wh)} Wh and "
-        f"{format_figure(facts.co2e_mean_g)} g CO2e per {per}"
+        f"{format_figure(facts.co2e_mean_g)} g CO2e per {per}; "
+        + ("verified" if facts.tier == "verified" else "self-reported")
     )
     return _card_svg(aria, height, card.parts)
+
+
+def _tier_text(facts: CardFacts) -> str:
+    """``Verified by <auditors>`` or ``Self-reported``."""
+    if facts.tier != "verified":
+        return "Self-reported (not reproduced by an auditor)"
+    names = [clean_text(name) for name in facts.verified_by if clean_text(name)]
+    if not names:
+        return f"{CHECK_MARK} Verified by an auditor"
+    shown = ", ".join(names[:2]) + (f" and {len(names) - 2} more" if len(names) > 2 else "")
+    return f"{CHECK_MARK} Verified by {shown}"
+
+
+def _tier_fill(facts: CardFacts) -> str:
+    return _VERIFIED_INK if facts.tier == "verified" else _MUTED
 
 
 def _card_link(card: _Card, url: str) -> str:

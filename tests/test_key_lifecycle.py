@@ -45,7 +45,8 @@ def test_several_active_keys_and_rotation(client: TestClient, publisher: Publish
     assert refused.status_code == 403
     assert refused.json()["type"].endswith("revoked-key")
     kept = client.get(f"/v1/labels/{first_label['label_id']}").json()
-    assert kept["standing"] == "ok" and kept["grade"]["status"] == "graded"
+    assert kept["standing"] == "ok"
+    assert kept["grade"]["status"] == "graded"
     assert kept["verification"]["key_status"] == "retired"
     submit(client, publisher, envelope_bytes(publisher.label(), second))
     assert client.get(f"/v1/labels/{second_label['label_id']}").json()["standing"] == "ok"
@@ -77,11 +78,13 @@ def test_compromise_withdraws_the_standing_of_later_labels(
 
     lost = client.get(f"/v1/labels/{new_view['label_id']}").json()
     assert lost["standing"] == "key-compromised"
-    assert lost["grade"]["status"] == "withheld" and lost["grade"]["grade"] is None
+    assert lost["grade"]["status"] == "withheld"
+    assert lost["grade"]["grade"] is None
     assert lost["grade"]["percentile"] is None
     assert lost["current"] is False
     kept = client.get(f"/v1/labels/{old_view['label_id']}").json()
-    assert kept["standing"] == "ok" and kept["current"] is True
+    assert kept["standing"] == "ok"
+    assert kept["current"] is True
     assert kept["grade"]["grade"] is not None
     # the ranking falls back to the label that kept its standing
     after = {v["vendor"]: v for v in client.get(RANKING).json()["vendors"]}
@@ -132,4 +135,5 @@ def test_compromise_events_are_logged_with_the_instant(
     entry = client.get(f"/v1/log/entries/{size - 1}").json()["entry"]
     assert entry["kind"] == "key-revoke"
     assert entry["compromised_since"] == "2026-03-01T00:00:00.000000Z"
-    assert entry["keyid"] == publisher.keyid and entry["vendor"] == "acme"
+    assert entry["keyid"] == publisher.keyid
+    assert entry["vendor"] == "acme"

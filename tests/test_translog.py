@@ -46,8 +46,8 @@ def ref_path(m: int, leaves: list[bytes]) -> list[bytes]:
         return []
     k = _k(len(leaves))
     if m < k:
-        return ref_path(m, leaves[:k]) + [ref_mth(leaves[k:])]
-    return ref_path(m - k, leaves[k:]) + [ref_mth(leaves[:k])]
+        return [*ref_path(m, leaves[:k]), ref_mth(leaves[k:])]
+    return [*ref_path(m - k, leaves[k:]), ref_mth(leaves[:k])]
 
 
 def ref_subproof(m: int, leaves: list[bytes], complete: bool) -> list[bytes]:
@@ -56,8 +56,8 @@ def ref_subproof(m: int, leaves: list[bytes], complete: bool) -> list[bytes]:
         return [] if complete else [ref_mth(leaves)]
     k = _k(n)
     if m <= k:
-        return ref_subproof(m, leaves[:k], complete) + [ref_mth(leaves[k:])]
-    return ref_subproof(m - k, leaves[k:], False) + [ref_mth(leaves[:k])]
+        return [*ref_subproof(m, leaves[:k], complete), ref_mth(leaves[k:])]
+    return [*ref_subproof(m - k, leaves[k:], False), ref_mth(leaves[:k])]
 
 
 def ref_proof(m: int, leaves: list[bytes]) -> list[bytes]:
@@ -114,7 +114,8 @@ def test_submission_returns_a_receipt_that_verifies_offline(
     assert fields["kind"] == "label"
     assert fields["envelope_sha256"] == hashlib.sha256(body).hexdigest()
     assert fields["label_id"] == response.json()["label_id"]
-    assert fields["vendor"] == publisher.slug and fields["keyid"] == publisher.keyid
+    assert fields["vendor"] == publisher.slug
+    assert fields["keyid"] == publisher.keyid
     # the stored label and a replay carry the same index; GET /v1/labels/{id} proves it too
     again = client.post("/v1/labels", content=body, headers=publisher.headers)
     assert again.status_code == 200
@@ -180,7 +181,8 @@ def test_proof_endpoints_serve_the_same_proofs(client: TestClient, db: Engine) -
             body = client.get(f"/v1/log/proof/consistency?first={m}&second={n}").json()
             assert [b64d(p) for p in body["proof"]] == ref_proof(m, leaves[:n])
     checkpoint = open_checkpoint(client.get("/v1/log/checkpoint").text, verifier(client))
-    assert checkpoint.tree_size == 13 and checkpoint.root_hash == ref_mth(leaves)
+    assert checkpoint.tree_size == 13
+    assert checkpoint.root_hash == ref_mth(leaves)
     assert client.get("/v1/log/checkpoint").headers["content-type"].startswith("text/plain")
 
 
@@ -222,7 +224,8 @@ def test_a_proof_reads_a_constant_number_of_queries(db: Engine) -> None:
         translog.consistency_proof(conn, 17, 300)
         consistency_queries = len(statements)
         event.remove(conn, "before_cursor_execute", count)
-    assert inclusion_queries == 2 and consistency_queries == 2
+    assert inclusion_queries == 2
+    assert consistency_queries == 2
     assert len(merkle.inclusion_keys(3, 300)) <= 2 * 9 + 2
 
 
@@ -278,8 +281,8 @@ def test_bypassing_the_triggers_is_detected_by_proofs(client: TestClient, db: En
     assert not merkle.verify_inclusion(entry_hash, 2, 6, proof, old.root_hash)
     # and a rebuilt tree cannot be proved consistent with what clients saw
     assert ref_mth(forged) != old.root_hash
-    proof = ref_proof(6, forged + [b"x"])
-    assert not merkle.verify_consistency(6, 7, old.root_hash, ref_mth(forged + [b"x"]), proof)
+    proof = ref_proof(6, [*forged, b"x"])
+    assert not merkle.verify_consistency(6, 7, old.root_hash, ref_mth([*forged, b"x"]), proof)
 
 
 # --- key events -------------------------------------------------------------------------------
@@ -313,7 +316,8 @@ def test_every_key_event_is_logged(client: TestClient, publisher: Publisher) -> 
         ("key-retire", second_id),
         ("key-revoke", publisher.keyid),
     ]
-    assert entries[0]["public_key"] and entries[0]["vendor"] == publisher.slug
+    assert entries[0]["public_key"]
+    assert entries[0]["vendor"] == publisher.slug
     assert entries[3]["reason"] == "compromised"
     assert entries[3]["compromised_since"].startswith(since[:19])
     # retiring again changes nothing and logs nothing

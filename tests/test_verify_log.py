@@ -61,9 +61,11 @@ def test_verify_checks_the_log_and_detects_rewritten_history(
         first = run("verify", ids[0], *common, cwd=tmp_path)
         assert first.returncode == 0, first.stderr
         assert first.stdout.startswith(f"OK {ids[0]}:")
-        assert "logged at index" in first.stdout and "first use" in first.stderr
+        assert "logged at index" in first.stdout
+        assert "first use" in first.stderr
         saved = json.loads(state.read_text())["registries"][base]
-        assert saved["tree_size"] == 4 and saved["verifier_key"].startswith("127.0.0.1:")
+        assert saved["tree_size"] == 4
+        assert saved["verifier_key"].startswith("127.0.0.1:")
 
         whole = run("verify", "--vendor", "acme", *common, "--json", cwd=tmp_path)
         assert whole.returncode == 0, whole.stderr

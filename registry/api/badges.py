@@ -15,19 +15,19 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
 from registry import badges
 from registry.api.routes import problems
 from registry.errors import ProblemError
-from registry.models import KeyStatus, Label, Model, PublicKey, Vendor
+from registry.models import Label, Model, PublicKey, Standing, Tier, Vendor
+from registry.services.audit import verifying_auditors
 from registry.services.queries import peer_percentile
 
 router = APIRouter(tags=["badges"])
@@ -339,16 +339,14 @@ def _svg_responses(immutable: bool = False) -> dict[int | str, dict[str, Any]]:
 # ------------------------------------------------------------------------------------------
 
 
-def _standing(
-    key_status: str | None, compromised_since: datetime | None, received_at: datetime
-) -> badges.Standing:
-    """Whether a label keeps its standing. Hook for issue 5 (key lifecycle): today a label loses
-    it when its key is reported compromised since a time at or before the label was received."""
-    if key_status == KeyStatus.compromised and (
-        compromised_since is None or received_at >= compromised_since
-    ):
-        return "compromised"
-    return "ok"
+def _standing(standing: str) -> badges.Standing:
+    """The badge's standing from ``labels.standing``, which the key-revocation service keeps:
+    a label logged after its key's ``compromised_since`` has lost it."""
+    return "ok" if standing == Standing.ok else "compromised"
+
+
+def _tier(tier: str) -> badges.Tier:
+    return "verified" if tier == Tier.verified else "self-reported"
 
 
 _BADGE_COLUMNS = (
@@ -357,16 +355,28 @@ _BADGE_COLUMNS = (
     col(Label.energy_per_unit_wh),
     col(Label.co2e_per_unit_g),
     col(Label.functional_unit),
-    col(Label.received_at),
-    col(PublicKey.status),
-    col(PublicKey.compromised_since),
+    col(Label.standing),
+    col(Label.tier),
+)
+
+# The label a model's badge and card show: its most recently received current label, or, when it
+# has none (in the group asked for), its most recently received label that lost its standing, so
+# that the badge warns instead of saying "not labelled".
+_SHOWN_ORDER = (
+    col(Label.current).desc(),
+    col(Label.received_at).desc(),
+    col(Label.id).desc(),
 )
 
 
 def _current_label_filter(
     vendor: str, model: str, task: str | None, phase: str | None
 ) -> list[Any]:
-    where = [col(Vendor.slug) == vendor, col(Model.name) == model, col(Label.current).is_(True)]
+    where = [
+        col(Vendor.slug) == vendor,
+        col(Model.name) == model,
+        or_(col(Label.current).is_(True), col(Label.standing) != Standing.ok),
+    ]
     if task is not None:
         where.append(col(Label.task) == task)
     if phase is not None:
@@ -387,7 +397,8 @@ def _facts(row: Any) -> badges.BadgeFacts:
         energy_per_unit_wh=row[2],
         co2e_per_unit_g=row[3],
         functional_unit=row[4],
-        standing=_standing(row[6], row[7], row[5]),
+        standing=_standing(row[5]),
+        tier=_tier(row[6]),
     )
 
 
@@ -403,9 +414,8 @@ def model_badge_facts(
         select(*_BADGE_COLUMNS)
         .join(Model, col(Model.id) == Label.model_id)
         .join(Vendor, col(Vendor.id) == Model.vendor_id)
-        .outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
         .where(*_current_label_filter(vendor, model, task, phase))
-        .order_by(col(Label.received_at).desc(), col(Label.id).desc())
+        .order_by(*_SHOWN_ORDER)
         .limit(1)
     )
     with engine.connect() as connection:
@@ -416,11 +426,7 @@ def model_badge_facts(
 def label_badge_facts(engine: Engine, label_id: str) -> badges.BadgeFacts | None:
     if not _LABEL_ID.match(label_id):
         return None
-    statement = (
-        select(*_BADGE_COLUMNS)
-        .outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
-        .where(col(Label.id) == label_id.lower())
-    )
+    statement = select(*_BADGE_COLUMNS).where(col(Label.id) == label_id.lower())
     with engine.connect() as connection:
         row = connection.execute(statement).first()
     return None if row is None else _facts(row)
@@ -443,30 +449,35 @@ def model_card_facts(
             col(Vendor.display_name),
             col(Model.name),
             col(PublicKey.status),
-            col(PublicKey.compromised_since),
         )
         .join(Model, col(Model.id) == Label.model_id)
         .join(Vendor, col(Vendor.id) == Model.vendor_id)
         .outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
         .where(*_current_label_filter(vendor, model, task, phase))
-        .order_by(col(Label.received_at).desc(), col(Label.id).desc())
+        .order_by(*_SHOWN_ORDER)
         .limit(1)
     )
     with Session(engine) as session:
         row = session.execute(statement).first()
         if row is None:
             return None
-        label, slug, display_name, name, key_status, compromised_since = row
+        label, slug, display_name, name, key_status = row
         percentile = peer_percentile(session, label) if label.measured else None
+        verified_by = (
+            verifying_auditors(session, [label.id]).get(label.id, [])
+            if label.tier == Tier.verified
+            else []
+        )
     return card_facts(
         label,
         vendor=slug,
         display_name=display_name,
         model=name,
         key_status=key_status,
-        standing=_standing(key_status, compromised_since, label.received_at),
+        standing=_standing(label.standing),
         percentile=percentile,
         url=f"{base_url}/v1/labels/{label.id}",
+        verified_by=tuple(verified_by),
     )
 
 
@@ -492,6 +503,7 @@ def card_facts(
     standing: badges.Standing,
     percentile: float | None,
     url: str,
+    verified_by: tuple[str, ...] = (),
 ) -> badges.CardFacts:
     """The card's facts: typed columns first, the rest from the stored (validated) label."""
     doc = label.predicate
@@ -532,6 +544,8 @@ def card_facts(
         key_status=key_status,
         standing=standing,
         url=url,
+        tier=_tier(label.tier),
+        verified_by=verified_by,
     )
 
 
@@ -581,7 +595,9 @@ async def _pinned_badge(request: Request, label_id: str) -> Response:
                 text = badges.BadgeText(badges.BADGE_LABEL, "label not found", "lightgrey")
             else:
                 text = badges.badge_text(facts, options.metric)
-            immutable = facts is not None and facts.standing == "ok"
+            # Immutable once nothing about the badge can change but a later key compromise:
+            # a self-reported label may still be verified.
+            immutable = facts is not None and facts.standing == "ok" and facts.tier == "verified"
             return _rendered(
                 badges.render_badge(text), media_type=SVG_MEDIA_TYPE, immutable=immutable
             )
