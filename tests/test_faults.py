@@ -226,7 +226,10 @@ def test_postgres_restart_mid_stream_loses_and_doubles_nothing(
                 entries = conn.execute(
                     text("SELECT idx, leaf, label_id FROM log_entries ORDER BY idx")
                 ).all()
-                indexes = dict(conn.execute(text("SELECT id, log_index FROM labels")).all())
+                indexes: dict[str, int] = {
+                    row.id: row.log_index
+                    for row in conn.execute(text("SELECT id, log_index FROM labels"))
+                }
         finally:
             engine.dispose()
         assert all(count == 1 for _, count in rows), [r for r in rows if r[1] != 1]
