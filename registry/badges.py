@@ -387,6 +387,7 @@ def render_flat(
 
 Standing = Literal["ok", "compromised"]
 Tier = Literal["self-reported", "verified"]
+TIERS: tuple[Tier, ...] = ("self-reported", "verified")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import io
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,8 +29,8 @@ from sqlmodel import Session
 
 from registry.api.deps import SessionDep, SettingsDep
 from registry.errors import ProblemError
-from registry.models import Label
-from registry.services import queries
+from registry.models import Label, Standing, Tier
+from registry.services import audit, queries
 from registry.services import vendors as vendor_service
 from schemas.contract import load_methodology
 from schemas.results import component_energy_j
@@ -190,6 +190,20 @@ class LabelRow:
     co2e_g: float
     created_at: datetime
     current: bool
+    tier: str = Tier.self_reported
+    """``self-reported`` or ``verified`` (an auditor's reproduced figures agree)."""
+    standing: str = Standing.ok
+    """``ok`` or ``key-compromised`` (logged after its key's reported compromise)."""
+    verified_by: tuple[str, ...] = ()
+    """Display names of the auditors whose figures agree (filled where a page shows them)."""
+
+    @property
+    def verified(self) -> bool:
+        return self.tier == Tier.verified
+
+    @property
+    def lost_standing(self) -> bool:
+        return self.standing != Standing.ok
 
     @property
     def model_url(self) -> str:
@@ -207,7 +221,13 @@ def _ci95_low(label: Label) -> float | None:
         return None
 
 
-def label_row(label: Label, vendor: str, model: str, percentile: float | None = None) -> LabelRow:
+def label_row(
+    label: Label,
+    vendor: str,
+    model: str,
+    percentile: float | None = None,
+    verified_by: Sequence[str] = (),
+) -> LabelRow:
     return LabelRow(
         label_id=label.id,
         vendor=vendor,
@@ -227,6 +247,9 @@ def label_row(label: Label, vendor: str, model: str, percentile: float | None = 
         co2e_g=label.co2e_per_unit_g,
         created_at=label.created_at,
         current=label.current,
+        tier=label.tier,
+        standing=label.standing,
+        verified_by=tuple(verified_by),
     )
 
 
@@ -749,6 +772,9 @@ def model_page(
         (r for r in rows if r[0].current),
         key=lambda r: (r[0].task, r[0].phase, r[0].hardware_class),
     )
+    auditors = audit.verifying_auditors(
+        session, [label.id for label, _, _ in current if label.tier == Tier.verified]
+    )
     for label, v, m in current:
         detail = queries.label_detail(session, label, v, m, settings.public_url)
         peers = [
@@ -771,7 +797,9 @@ def model_page(
         query = _query(task=label.task, phase=label.phase)
         sections.append(
             LabelSection(
-                row=label_row(label, v, m, detail["grade"]["percentile"]),
+                row=label_row(
+                    label, v, m, detail["grade"]["percentile"], auditors.get(label.id, ())
+                ),
                 detail=detail,
                 history=history_chart(peers, bands, grades["scale"], _unit_short(label.phase)),
                 history_rows=sorted(peers, key=lambda r: (r.created_at, r.label_id)),
@@ -801,6 +829,8 @@ def model_page(
             "vendor_url": _vendor_path(vendor_slug),
             "sections": sections,
             "history": sorted(all_rows, key=lambda r: (r.created_at, r.label_id), reverse=True),
+            "lost_standing": [r for r in all_rows if r.lost_standing],
+            "tolerance_relative": load_methodology()["audit"]["tolerance_relative"],
             "snippets": embed_snippets(settings.public_url, vendor_slug, model_name),
             "badge_src": f"/badge/{quote(vendor_slug, safe='')}/{quote(model_name, safe='')}.svg",
             "json_href": f"/v1/models/{quote(vendor_slug, safe='')}/{quote(model_name, safe='')}",
@@ -825,6 +855,12 @@ def vendor_page(
     profile = queries.vendor_profile(session, owner, settings.public_url, limit=1)
     rows = _all_labels(session, queries.LabelFilters(vendor=owner.slug), cap=VENDOR_PAGE_LABELS)
     current = _with_percentile(session, (r for r in rows if r[0].current))
+    auditors = audit.verifying_auditors(session, [r.label_id for r in current if r.verified])
+    current = [replace(r, verified_by=tuple(auditors.get(r.label_id, ()))) for r in current]
+    lost = sorted(
+        (label_row(label, v, m) for label, v, m in rows if label.standing != Standing.ok),
+        key=lambda r: (r.model, r.created_at),
+    )
     by_model: dict[str, list[LabelRow]] = {}
     for name in profile["models"]:
         by_model[name.partition("/")[2]] = []
@@ -856,6 +892,8 @@ def vendor_page(
             "models": models,
             "label_count": len(rows),
             "measured": sum(1 for r in current if r.measured),
+            "verified": sum(1 for r in current if r.verified),
+            "lost_standing": lost,
             "estimated": sum(1 for r in current if not r.measured),
             "json_href": f"/v1/vendors/{quote(owner.slug, safe='')}",
             "compare_links": [

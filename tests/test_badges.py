@@ -4,6 +4,7 @@ shows, and hostile names through every badge and the card."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -104,8 +105,8 @@ def _typical_messages() -> list[tuple[str, str]]:
     for value in (0.000123, 0.0421, 0.42, 1.5, 12.4, 123.4, 9876.5):
         for unit in ("1k-inferences", "step"):
             for grade in ("A", "B", "C", "D", "E", None):
-                for measured in (True, False):
-                    facts = badges.BadgeFacts(grade, measured, value, value / 7, unit)
+                for measured, tier in itertools.product((True, False), badges.TIERS):
+                    facts = badges.BadgeFacts(grade, measured, value, value / 7, unit, tier=tier)
                     for metric in badges.METRICS:
                         text = badges.badge_text(facts, metric)
                         out.append((text.message, text.color))
