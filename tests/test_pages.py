@@ -12,6 +12,7 @@ import markupsafe
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from registry import pages
 from schemas.contract import load_methodology
@@ -42,11 +43,16 @@ def submit(
 
 
 def register(client: TestClient, slug: str, display_name: str) -> Publisher:
-    response = client.post(
-        "/v1/vendors",
-        json={"slug": slug, "display_name": display_name},
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-    )
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    body = {"slug": slug, "display_name": display_name}
+    response = client.post("/v1/vendors", json=body, headers=admin)
+    if response.status_code == 422:
+        # The API refuses control and bidi characters in names (tests/test_abuse.py); names
+        # stored before it did must still render safely: store this one directly.
+        response = client.post("/v1/vendors", json={"slug": slug}, headers=admin)
+        with client.app.state.engine.begin() as conn:  # type: ignore[attr-defined]
+            update = "UPDATE vendors SET display_name = :name WHERE slug = :slug"
+            conn.execute(text(update), {"name": display_name, "slug": slug})
     assert response.status_code == 201, response.text
     key = Ed25519PrivateKey.generate()
     token = response.json()["token"]
