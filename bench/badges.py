@@ -461,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         "CARBONLABEL_LOG_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
         "CARBONLABEL_PUBLIC_URL": public_url,
         "CARBONLABEL_RATE_LIMIT_PER_MINUTE": "0",
+        "CARBONLABEL_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "0",
         "BENCH_CONSTANT_POSITION": args.constant_position,
     }
     uvicorn_args = ["--app-dir", str(BENCH_DIR), "--factory", "badges:create_bench_app"]

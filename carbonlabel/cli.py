@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench_runner import bench_cli, interop_cli
+from bench_runner import attest_cli, bench_cli, interop_cli
 from bench_runner import cli as runner_cli
 from registry import cli as registry_cli
 
@@ -34,6 +34,7 @@ app.command("keygen")(runner_cli.keygen)
 app.command("sign")(runner_cli.sign)
 app.command("submit")(runner_cli.submit)
 app.command("verify")(runner_cli.verify)
+app.command("attest")(attest_cli.attest)
 db_app.command("upgrade")(registry_cli.db_upgrade)
 vendor_app.command("create")(registry_cli.vendor_create)
 key_app.command("register")(runner_cli.key_register)

@@ -18,10 +18,15 @@ from registry import pages
 from registry.api import auditors, badges, health, log, rankings, routes
 from registry.config import Settings, SettingsError
 from registry.db import head_revision, make_engine
-from registry.errors import PROBLEM_TYPES, install_handlers
+from registry.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPES, install_handlers
 from registry.metrics import Metrics, MetricsMiddleware
 from registry.middleware import BodyLimitMiddleware
-from registry.services.ratelimit import Limit, RateLimitMiddleware, make_rate_limiter
+from registry.services.ratelimit import (
+    LIMITED_PREFIX,
+    Limit,
+    RateLimitMiddleware,
+    make_rate_limiter,
+)
 from registry.services.translog import CheckpointSigner
 from schemas.contract import load_schema
 
@@ -56,6 +61,43 @@ def _log_signer(settings: Settings) -> CheckpointSigner:
         logger.warning("demo: no log signing key configured; checkpoints use a throwaway key")
         key = Ed25519PrivateKey.generate()
     return CheckpointSigner(settings.resolved_log_origin(), key)
+
+
+PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+NO_DATABASE_PATHS = ("/healthz", "/metrics")
+
+
+def document_common_problems(schema: dict[str, Any]) -> None:
+    """Add to every operation the problems that a request can meet outside its route: 400 (a NUL
+    in the URL, a body that is not JSON), 422 (the framework's validation: a problem here, not
+    FastAPI's default schema), 413 (a body over the limit), 429 (the rate limits of ``/v1``), 503
+    (the database unavailable) and 500 (a bug)."""
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            statuses = ["400", "500"]
+            if operation.get("parameters") or "requestBody" in operation:
+                statuses.append("422")
+            if "requestBody" in operation:
+                statuses.append("413")
+            if path == LIMITED_PREFIX or path.startswith(LIMITED_PREFIX + "/"):
+                statuses.append("429")
+            if path not in NO_DATABASE_PATHS:
+                statuses.append("503")
+            for status in statuses:
+                documented = responses.get(status)
+                if documented is None or "HTTPValidationError" in str(documented):
+                    responses[status] = {
+                        "description": "RFC 9457 problem",
+                        "content": PROBLEM_CONTENT,
+                    }
+    if "HTTPValidationError" not in str(schema.get("paths")):
+        components = schema.get("components", {}).get("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -124,6 +166,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         envelope.pop("$schema", None)
         envelope.pop("$id", None)
         components["Envelope"] = envelope
+        document_common_problems(schema)
         app.openapi_schema = schema
         return schema
 

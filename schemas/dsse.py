@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,29 +40,54 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+MAX_DEPTH = 64
+"""How deep arrays and objects may nest in a signed document (a label needs 7 levels): deeper
+ones are refused before anything recursive (schema validators, serialisers) sees them."""
+
+
+def _check_string(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("strings must not contain NUL (U+0000)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("strings must not contain lone surrogates") from None
+
+
 def _check_strings(value: Any) -> None:
-    """No NUL characters and no lone surrogates anywhere (neither survives storage or UTF-8)."""
-    stack = [value]
+    """No NUL characters and no lone surrogates anywhere (neither survives storage or UTF-8), and
+    no nesting deeper than ``MAX_DEPTH``."""
+    if isinstance(value, str):
+        _check_string(value)
+        return
+    stack = [(value, 1)]
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise ValueError("strings must not contain NUL (U+0000)")
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("strings must not contain lone surrogates") from None
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+        item, depth = stack.pop()
+        children: Iterable[Any]
+        if isinstance(item, dict):
+            for key in item:
+                _check_string(key)
+            children = item.values()
         elif isinstance(item, list):
-            stack.extend(item)
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise ValueError(f"arrays and objects must not nest deeper than {MAX_DEPTH} levels")
+        for child in children:
+            if isinstance(child, str):
+                _check_string(child)
+            elif isinstance(child, dict | list):
+                stack.append((child, depth + 1))
 
 
 def strict_json_loads(data: bytes | str) -> Any:
     """json.loads for signed documents: refuses NaN and Infinity, duplicate keys, NUL characters
     and lone surrogates, all of which Python's parser accepts and other parsers read otherwise."""
-    value = json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+    try:
+        value = json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+    except RecursionError:  # not a ValueError: callers would let it through as a 500
+        raise ValueError("JSON nested too deeply") from None
     _check_strings(value)
     return value
 

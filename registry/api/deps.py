@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from registry.config import Settings
@@ -34,16 +35,26 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+# Declares the scheme in the OpenAPI document (each operation that takes a token lists it); a
+# missing or malformed header is answered below, as a problem.
+bearer_scheme = HTTPBearer(
+    scheme_name="bearer",
+    description="a vendor's API token, or the operator's admin token where an operation says so",
+    auto_error=False,
+)
+
+
+async def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> str:
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token:
         raise ProblemError(
             "unauthorized",
             "send an API token as 'Authorization: Bearer <token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return token.strip()
+    return token
 
 
 TokenDep = Annotated[str, Depends(bearer_token)]

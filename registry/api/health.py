@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from registry.db import current_revision
-from registry.errors import ProblemError
+from registry.errors import PROBLEM_MEDIA_TYPE, ProblemError
 
 router = APIRouter(tags=["operations"])
 
@@ -22,7 +22,12 @@ def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    responses={503: {"description": "RFC 9457 problem: database unreachable or not migrated"}},
+    responses={
+        503: {
+            "description": "RFC 9457 problem: database unreachable or not migrated",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    },
 )
 def readyz(request: Request) -> dict[str, Any]:
     """The database answers and its schema is at the migrations' head."""

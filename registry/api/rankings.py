@@ -120,10 +120,22 @@ def to_csv(vendors: list[VendorRank]) -> str:
 def vendor_ranking(
     request: Request,
     session: SessionDep,
-    task: Annotated[str, Query(max_length=64, description="a task of the methodology")],
+    task: Annotated[
+        str,
+        Query(
+            max_length=64,
+            description="a task of the methodology",
+            json_schema_extra={"enum": sorted(load_methodology()["tasks"])},
+        ),
+    ],
     phase: Literal["inference", "training"],
     hardware: Annotated[
-        str | None, Query(max_length=64, description="reference hardware class")
+        str | None,
+        Query(
+            max_length=64,
+            description="reference hardware class",
+            json_schema_extra={"enum": list(load_methodology()["hardware_classes"])},
+        ),
     ] = None,
     zone: Annotated[str | None, Query(max_length=64, description="electricity zone")] = None,
     output: Annotated[

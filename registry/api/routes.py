@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from sqlmodel import Session
 
 from registry.api.deps import (
@@ -91,6 +91,13 @@ Instant = Annotated[
 
 
 class KeyRevoke(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={  # compromised_since only with reason 'compromised'
+            "if": {"properties": {"reason": {"const": "retired"}}},
+            "then": {"properties": {"compromised_since": {"type": "null"}}},
+        }
+    )
+
     reason: Literal["retired", "compromised"]
     compromised_since: Instant | None = Field(
         default=None, description="RFC 3339; only with reason 'compromised' (default: now)"
