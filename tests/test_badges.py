@@ -26,7 +26,6 @@ from sqlalchemy import event
 
 from registry import badges
 from registry.api.badges import (
-    IMMUTABLE_CACHE_CONTROL,
     MUTABLE_CACHE_CONTROL,
     SVG_CSP,
     BadgeCache,

@@ -55,6 +55,8 @@ _LABEL_ID = re.compile(
 )
 PHASES = ("inference", "training")
 MAX_TASK_CHARS = 64
+MAX_VENDOR_CHARS = 64
+MAX_MODEL_CHARS = 128
 
 
 # ------------------------------------------------------------------------------------------
@@ -277,6 +279,22 @@ def _parse_options(request: Request) -> Options:
     return Options(task, phase, metric)  # type: ignore[arg-type]
 
 
+def _check_names(vendor: str, model: str) -> None:
+    """422 for a vendor or model name longer than any can be (the OpenAPI document's bounds)."""
+    errors = [
+        {"pointer": f"/path/{name}", "message": f"at most {limit} characters"}
+        for name, value, limit in (
+            ("vendor", vendor, MAX_VENDOR_CHARS),
+            ("model", model, MAX_MODEL_CHARS),
+        )
+        if len(value) > limit
+    ]
+    if errors:
+        raise ProblemError(
+            "validation-error", "the request does not match the API's schema", errors=errors
+        )
+
+
 def _path_parameter(name: str, description: str, max_length: int) -> dict[str, Any]:
     return {
         "name": name,
@@ -290,10 +308,11 @@ def _path_parameter(name: str, description: str, max_length: int) -> dict[str, A
 # The handlers read their parameters from the request themselves (no per-request validation by
 # the framework on the cached path); these declare them in the OpenAPI document.
 MODEL_PATH_PARAMETERS = [
-    _path_parameter("vendor", "vendor slug", 64),
-    _path_parameter("model", "model name (without the vendor)", 128),
+    _path_parameter("vendor", "vendor slug", MAX_VENDOR_CHARS),
+    _path_parameter("model", "model name (without the vendor)", MAX_MODEL_CHARS),
 ]
-LABEL_PATH_PARAMETERS = [_path_parameter("label_id", "label id (UUID)", 36)]
+# Not a UUID: read as a model name of the vendor "label" (see ``label_badge``), hence 128.
+LABEL_PATH_PARAMETERS = [_path_parameter("label_id", "label id (UUID)", MAX_MODEL_CHARS)]
 QUERY_PARAMETERS: list[dict[str, Any]] = [
     {
         "name": "task",
@@ -562,6 +581,7 @@ def _str(value: Any) -> str | None:
 
 
 async def _model_badge(request: Request, vendor: str, model: str, fmt: str) -> Response:
+    _check_names(vendor, model)
     options = _options(request)
     cache = _cache(request)
     key = (fmt, vendor, model, options.task, options.phase, options.metric)
@@ -667,6 +687,7 @@ async def model_card(request: Request) -> Response:
     methodology and grading versions, date, verification and the label's URL."""
     vendor: str = request.path_params["vendor"]
     model: str = request.path_params["model"]
+    _check_names(vendor, model)
     options = _options(request)
     cache = _cache(request)
     key = ("card", vendor, model, options.task, options.phase)
