@@ -379,6 +379,8 @@ def test_agreeing_attestation_verifies_the_label_everywhere(
     assert view["envelope"] == json.loads(body)
     with Session(db) as session:
         assert attestations_view(session, label["label_id"]) == listed["attestations"]
+    detail = client.get(f"/v1/labels/{label['label_id']}").json()
+    assert detail["attestations"] == listed["attestations"]
     auditors = client.get("/v1/auditors").json()["auditors"]
     assert (auditors[0]["attestations"], auditors[0]["agreeing"]) == (1, 1)
 

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
 from registry.models import Label, Model, PublicKey, Standing, Vendor
+from registry.services.audit import attestations_view
 
 SORTS: dict[str, Any] = {
     "received_at": Label.received_at,
@@ -89,6 +90,7 @@ def label_detail(
     detail["receipt"] = None
     detail["envelope"] = json.loads(label.envelope)
     detail["label"] = label.predicate
+    detail["attestations"] = attestations_view(session, label.id)
     return detail
 
 
