@@ -832,6 +832,7 @@ def model_page(
             "lost_standing": [r for r in all_rows if r.lost_standing],
             "tolerance_relative": load_methodology()["audit"]["tolerance_relative"],
             "snippets": embed_snippets(settings.public_url, vendor_slug, model_name),
+            "public_url": settings.public_url,
             "badge_src": f"/badge/{quote(vendor_slug, safe='')}/{quote(model_name, safe='')}.svg",
             "json_href": f"/v1/models/{quote(vendor_slug, safe='')}/{quote(model_name, safe='')}",
         },

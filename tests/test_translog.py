@@ -328,3 +328,12 @@ def test_every_key_event_is_logged(client: TestClient, publisher: Publisher) -> 
     )
     assert again.status_code == 200
     assert client.get("/v1/log").json()["tree_size"] == 4
+
+
+def test_the_model_page_links_the_log_entry(client: TestClient, publisher: Publisher) -> None:
+    body = publisher.envelope()
+    answer = client.post("/v1/labels", content=body, headers=publisher.headers).json()
+    page = client.get("/models/acme/model-a").text
+    index = answer["receipt"]["log_index"]
+    assert f'<a href="/v1/log/entries/{index}">entry {index}</a>' in page
+    assert f"carbonlabel verify {answer['label_id']} --registry http://testserver" in page
