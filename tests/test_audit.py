@@ -780,3 +780,18 @@ def test_attest_command_end_to_end_against_a_server(tmp_path: Path) -> None:
         )
         assert wrong.returncode == 1
         assert "401" in wrong.stderr
+
+
+def test_an_auditors_key_cannot_become_a_vendors_key(
+    client: TestClient, publisher: Publisher
+) -> None:
+    auditor = register_auditor(client)
+    raw = raw_public_key(auditor.key.public_key())
+    proof = auditor.key.sign(key_proof_message(AUDIENCE, publisher.slug, keyid_for(raw)))
+    response = client.post(
+        f"/v1/vendors/{publisher.slug}/keys",
+        json={"public_key": b64encode(raw), "proof": b64encode(proof)},
+        headers=publisher.headers,
+    )
+    assert response.status_code == 409
+    assert problem_kind(response) == "key-exists"

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from registry.errors import ProblemError
-from registry.models import KeyStatus, Label, PublicKey, Standing, Vendor, utcnow
+from registry.models import Auditor, KeyStatus, Label, PublicKey, Standing, Vendor, utcnow
 from registry.services import translog
 from registry.services.ingest import refresh_current
 from schemas.dsse import EnvelopeError, b64decode_any, b64encode, key_proof_message, keyid_for
@@ -44,6 +44,9 @@ def register_key(
         ) from None
     if session.exec(select(PublicKey).where(PublicKey.keyid == keyid)).first() is not None:
         raise ProblemError("key-exists", f"key {keyid} is already registered")
+    if session.exec(select(Auditor).where(Auditor.keyid == keyid)).first() is not None:
+        # one key, one role: an auditor's countersignature must never pass for a vendor's label
+        raise ProblemError("key-exists", f"key {keyid} is already an auditor's key")
     assert vendor.id is not None
     key = PublicKey(vendor_id=vendor.id, keyid=keyid, public_key_b64=b64encode(raw))
     session.add(key)
