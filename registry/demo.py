@@ -13,12 +13,14 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from registry.models import Vendor
+from registry.models import Label, Model, Vendor
+from registry.services import audit as audit_service
 from registry.services import keys as key_service
 from registry.services import vendors as vendor_service
 from registry.services.ingest import ingest
+from schemas.attestation import build_attestation_statement
 from schemas.dsse import (
     b64encode,
     build_statement,
@@ -132,4 +134,64 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
                     ingest(session, vendor=vendor, body=body, audience=public_url)
                     session.commit()
             created.append(DemoVendor(slug, token, keyid))
+        _audit(session, public_url)
     return created
+
+
+DEMO_AUDITOR = "greenbench-audit"
+# (vendor, model, task, phase, auditor's figure / label's figure): two agree, one does not
+DEMO_AUDITS = (
+    ("northwind-ai", "nw-bert-small", TC, "inference", 1.04),
+    ("contoso-labs", "cl-resnet50", IC, "inference", 0.97),
+    ("fabrikam", "fab-effnet", IC, "inference", 1.31),
+)
+
+
+def _audit(session: Session, public_url: str) -> None:
+    """An auditor who reproduced three current labels: the verified tier, and a disagreement."""
+    private = demo_key("auditor:" + DEMO_AUDITOR)
+    raw = raw_public_key(private.public_key())
+    proof = private.sign(key_proof_message(public_url, "auditor:" + DEMO_AUDITOR, keyid_for(raw)))
+    auditor, _token = audit_service.register_auditor(
+        session,
+        slug=DEMO_AUDITOR,
+        display_name="GreenBench Audit (demo)",
+        public_key_b64=b64encode(raw),
+        proof_b64=b64encode(proof),
+        registry=public_url,
+    )
+    session.commit()
+    for slug, model_name, task, phase, factor in DEMO_AUDITS:
+        label = session.exec(
+            select(Label)
+            .join(Model, col(Model.id) == col(Label.model_id))
+            .join(Vendor, col(Vendor.id) == col(Label.vendor_id))
+            .where(
+                Vendor.slug == slug,
+                Model.name == model_name,
+                Label.task == task,
+                Label.phase == phase,
+                col(Label.current).is_(True),
+            )
+        ).one()
+        mean = label.energy_per_unit_wh * factor
+        predicate = {
+            "label_id": label.id,
+            "auditor": DEMO_AUDITOR,
+            "reproduced_at": (DEMO_NOW - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "hardware_class": label.hardware_class,
+            "trials": 5,
+            "results": {
+                "functional_unit": label.functional_unit,
+                "energy_per_unit_wh": {
+                    "mean": mean,
+                    "ci95_low": mean * 0.97,
+                    "ci95_high": mean * 1.03,
+                },
+            },
+            "notes": "demo data: not a real reproduction",
+        }
+        statement = build_attestation_statement(label.id, label.payload_sha256, predicate)
+        body = json.dumps(sign_statement(statement, private)).encode()
+        audit_service.attest(session, auditor=auditor, label_id=label.id, body=body)
+        session.commit()

@@ -21,6 +21,18 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
         labels = conn.execute(text("SELECT count(*) FROM labels")).scalar_one()
     assert grades == {"A", "B", "C", "D", "E"}
     assert labels == 20
+    with engine.connect() as conn:
+        tiers = {
+            row.tier: row.n
+            for row in conn.execute(text("SELECT tier, count(*) AS n FROM labels GROUP BY tier"))
+        }
+        agreements = sorted(conn.execute(text("SELECT agrees FROM attestations")).scalars())
+        kinds = list(conn.execute(text("SELECT kind FROM log_entries ORDER BY idx")).scalars())
+    assert tiers == {"verified": 2, "self-reported": 18}
+    assert [bool(a) for a in agreements] == [False, True, True]
+    assert kinds.count("label") == 20
+    assert kinds.count("key-add") == 3
+    assert kinds[-4:] == ["auditor-add", "audit", "audit", "audit"]
     again = seed(engine, "http://127.0.0.1:8000")
     assert [v.slug for v in again] == [v.slug for v in first]
     assert {v.token for v in again}.isdisjoint({v.token for v in first})
