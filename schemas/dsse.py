@@ -83,7 +83,14 @@ def _check_strings(value: Any) -> None:
 
 def strict_json_loads(data: bytes | str) -> Any:
     """json.loads for signed documents: refuses NaN and Infinity, duplicate keys, NUL characters
-    and lone surrogates, all of which Python's parser accepts and other parsers read otherwise."""
+    and lone surrogates, all of which Python's parser accepts and other parsers read otherwise.
+    Bytes must be UTF-8 without a byte order mark (RFC 8259 section 8.1): Python would also read
+    UTF-16 and UTF-32, which other verifiers refuse."""
+    if isinstance(data, bytes | bytearray):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"JSON text must be UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
         value = json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
     except RecursionError:  # not a ValueError: callers would let it through as a 500

@@ -204,3 +204,16 @@ def test_signed_statement_unaffected_by_refill(client: TestClient, publisher: Pu
     label["traces"]["trials"][0]["components"][0]["counter_end_j"] += 10
     body = json.dumps(sign_statement(build_statement(refill(label)), publisher.key)).encode()
     assert post(client, publisher, body).status_code == 201
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32", "utf-8-sig"])
+def test_json_that_is_not_plain_utf8_is_malformed(
+    client: TestClient, publisher: Publisher, encoding: str
+) -> None:
+    """RFC 8259: JSON between systems is UTF-8 without a BOM; other verifiers refuse the rest."""
+    envelope = publisher.envelope().decode()
+    response = client.post(
+        "/v1/labels", content=envelope.encode(encoding), headers=publisher.headers
+    )
+    assert response.status_code == 400
+    assert response.json()["type"].endswith("malformed-envelope")
