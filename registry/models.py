@@ -218,6 +218,8 @@ class LogHead(SQLModel, table=True):
     id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
     root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # the hashes of merkle.frontier_keys(tree_size), concatenated (32 bytes each)
+    frontier: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 

@@ -209,6 +209,12 @@ def root_of_leaves(leaf_hashes: Sequence[bytes]) -> bytes:
 # Roots and proofs
 
 
+def frontier_keys(size: int) -> list[Node]:
+    """The perfect nodes of the decomposition of ``[0, size)``, largest first: all an append
+    needs (its siblings and the new root) and, for the last leaf, its whole inclusion proof."""
+    return _pieces(0, _check_int(size, "size"))
+
+
 def root_keys(size: int) -> set[Node]:
     """Perfect nodes needed for the root of a tree of `size` leaves (none for the empty tree)."""
     size = _check_int(size, "size")

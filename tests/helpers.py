@@ -142,8 +142,8 @@ def reset_log(conn: Connection) -> None:
             conn.execute(text(f"DELETE FROM {table}"))
         conn.execute(
             text(
-                "INSERT INTO log_head (id, tree_size, root_hash, updated_at) "
-                "VALUES (1, 0, :root, :now)"
+                "INSERT INTO log_head (id, tree_size, root_hash, frontier, updated_at) "
+                "VALUES (1, 0, :root, :frontier, :now)"
             ),
-            {"root": hashlib.sha256(b"").digest(), "now": datetime.now(UTC)},
+            {"root": hashlib.sha256(b"").digest(), "frontier": b"", "now": datetime.now(UTC)},
         )

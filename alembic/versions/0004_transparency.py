@@ -76,6 +76,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("tree_size", sa.BigInteger(), nullable=False),
         sa.Column("root_hash", sa.LargeBinary(), nullable=False),
+        # the hashes of merkle.frontier_keys(tree_size), concatenated: an append reads only this row
+        sa.Column("frontier", sa.LargeBinary(), nullable=False),
         sa.Column("updated_at", timestamp, nullable=False),
     )
     with op.batch_alter_table("labels") as batch:
@@ -223,6 +225,7 @@ def _backfill() -> None:
         sa.column("id"),
         sa.column("tree_size"),
         sa.column("root_hash"),
+        sa.column("frontier"),
         sa.column("updated_at"),
     )
     bind.execute(
@@ -230,6 +233,7 @@ def _backfill() -> None:
             id=1,
             tree_size=size,
             root_hash=merkle.root_from(size, nodes),
+            frontier=b"".join(nodes[key] for key in merkle.frontier_keys(size)),
             updated_at=datetime.now(UTC),
         )
     )

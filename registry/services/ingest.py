@@ -53,10 +53,11 @@ class IngestResult:
     vendor: Vendor
     model_name: str
     timings: IngestTimings = field(default_factory=IngestTimings)
+    logged: translog.Appended | None = None  # the log append of a new label
 
 
 @cache
-def _statements(dialect: str) -> tuple[Any, Any, Any, Any]:
+def _statements(dialect: str) -> tuple[Any, Any, Any]:
     """The statements of a store, built once per dialect so their compiled form is reused."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     models = Model.__table__  # type: ignore[attr-defined]
@@ -86,17 +87,14 @@ def _statements(dialect: str) -> tuple[Any, Any, Any, Any]:
         .limit(1)
         .scalar_subquery()
     )
+    is_newest = func.coalesce(labels.c.id == newest, false())
+    # only the rows whose flag changes (the new label and the one it replaces), not the group
     refresh_current = (
         labels.update()
-        .where(group(labels))
-        .values(current=func.coalesce(labels.c.id == newest, false()))
+        .where(group(labels) & labels.c.current.is_distinct_from(is_newest))
+        .values(current=is_newest)
     )
-    set_log_index = (
-        labels.update()
-        .where(labels.c.id == bindparam("l_id"))
-        .values(log_index=bindparam("l_index"))
-    )
-    return upsert_model, insert_label, refresh_current, set_log_index
+    return upsert_model, insert_label, refresh_current
 
 
 @lru_cache(maxsize=4096)
@@ -271,9 +269,7 @@ def _store(
     assert vendor.id is not None
     model_name = label["model"]["id"].split("/", 1)[1]
     connection = session.connection()
-    upsert_model, insert_label, refresh_current, set_log_index = _statements(
-        connection.dialect.name
-    )
+    upsert_model, insert_label, refresh_current = _statements(connection.dialect.name)
     model_id = connection.execute(
         upsert_model, {"vendor_id": vendor.id, "name": model_name, "created_at": utcnow()}
     ).scalar_one()
@@ -321,7 +317,7 @@ def _store(
                 "g_hardware_class": row.hardware_class,
             },
         )
-        # Last, so the log's lock is held only from here to the commit.
+        # Last, so the log's lock is held only from here to the commit; it sets log_index too.
         logged = translog.append(
             connection,
             "label",
@@ -332,7 +328,6 @@ def _store(
             payload_sha256=sha,
             envelope_sha256=hashlib.sha256(body).hexdigest(),
         )
-        connection.execute(set_log_index, {"l_id": row.id, "l_index": logged.index})
         row.log_index = logged.index
     if inserted is None:
         existing = _existing(session, row.id)
@@ -342,4 +337,4 @@ def _store(
             "label-conflict",
             f"label_id {row.id} is already used by a label with different content",
         )
-    return IngestResult(row, True, vendor, model_name)
+    return IngestResult(row, True, vendor, model_name, logged=logged)

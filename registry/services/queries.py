@@ -8,10 +8,12 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, bindparam, func, or_
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
@@ -94,25 +96,41 @@ def label_detail(
     return detail
 
 
+@cache
+def _peer_counts() -> Any:
+    """Peers and worse peers in one statement (built once, so its compiled form is reused)."""
+    labels = Label.__table__  # type: ignore[attr-defined]
+    peers = and_(
+        labels.c.task == bindparam("task"),
+        labels.c.phase == bindparam("phase"),
+        labels.c.hardware_class == bindparam("hardware_class"),
+        labels.c.current.is_(True),
+        labels.c.measured.is_(True),
+        labels.c.id != bindparam("id"),
+    )
+    worse = labels.c.energy_ci95_high_wh > bindparam("value")
+    return core_select(func.count(), func.count().filter(worse)).select_from(labels).where(peers)
+
+
 def peer_percentile(session: Session, label: Label) -> float | None:
     """Share (0-100) of the current measured peers (same task, phase and hardware class) whose
     graded figure is worse (higher) than this label's; None without peers."""
-    peers = and_(
-        col(Label.task) == label.task,
-        col(Label.phase) == label.phase,
-        col(Label.hardware_class) == label.hardware_class,
-        col(Label.current).is_(True),
-        col(Label.measured).is_(True),
-        col(Label.id) != label.id,
+    total, worse = (
+        session.connection()
+        .execute(
+            _peer_counts(),
+            {
+                "task": label.task,
+                "phase": label.phase,
+                "hardware_class": label.hardware_class,
+                "id": label.id,
+                "value": label.energy_ci95_high_wh,
+            },
+        )
+        .one()
     )
-    total = session.exec(select(func.count()).select_from(Label).where(peers)).one()
     if not total:
         return None
-    worse = session.exec(
-        select(func.count())
-        .select_from(Label)
-        .where(peers, Label.energy_ci95_high_wh > label.energy_ci95_high_wh)
-    ).one()
     return round(100.0 * worse / total, 1)
 
 

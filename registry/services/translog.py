@@ -1,9 +1,10 @@
 """The transparency log: appends inside the caller's transaction, proofs, signed checkpoints.
 
 Storage (migration 0004): ``log_entries`` holds each leaf, ``log_nodes`` the hash of every perfect
-subtree, ``log_head`` the size and root. An append locks the head row (``FOR UPDATE`` on
-PostgreSQL; SQLite serialises writers anyway), so appends take turns and indexes have no gaps; it
-reads O(log n) nodes and writes O(log n) new ones. A proof reads only the O(log n) perfect nodes
+subtree, ``log_head`` the size, root and frontier (the O(log n) perfect nodes of the current
+tree). An append locks the head row (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers
+anyway), so appends take turns and indexes have no gaps; it reads only that row and writes
+O(log n) new nodes (on PostgreSQL in one statement). A proof reads only the O(log n) perfect nodes
 it needs, in one query. The database refuses updates and deletes of entries and nodes.
 """
 
@@ -13,13 +14,14 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, bindparam, select, tuple_
+from sqlalchemy import Connection, bindparam, select, text, tuple_
 
 from registry.errors import ProblemError
-from registry.models import LogEntry, LogHead, LogNode, utcnow
+from registry.models import Label, LogEntry, LogHead, LogNode, utcnow
 from schemas import merkle
 from schemas.note import checkpoint_body, sign_note, verifier_key
 from schemas.tlog import LeafKind, decode_leaf, encode_leaf
@@ -33,6 +35,8 @@ class Appended:
     tree_size: int
     root_hash: bytes
     logged_at: datetime
+    # PATH(index, D[0:tree_size]): the entry's inclusion proof in the tree right after its append
+    inclusion_proof: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,15 +58,27 @@ def _tables() -> tuple[Any, Any, Any]:
     )
 
 
-def head(connection: Connection, *, lock: bool = False) -> Head:
+def head(connection: Connection) -> Head:
     _, _, heads = _tables()
-    query = select(heads.c.tree_size, heads.c.root_hash).where(heads.c.id == 1)
-    if lock:
-        query = query.with_for_update()
-    row = connection.execute(query).first()
+    row = connection.execute(
+        select(heads.c.tree_size, heads.c.root_hash).where(heads.c.id == 1)
+    ).first()
     if row is None:
         raise RuntimeError("log_head has no row: is the database migrated to 0004?")
     return Head(int(row.tree_size), bytes(row.root_hash))
+
+
+def pack_frontier(size: int, nodes: Mapping[merkle.Node, bytes]) -> bytes:
+    return b"".join(nodes[key] for key in merkle.frontier_keys(size))
+
+
+def unpack_frontier(size: int, packed: bytes) -> dict[merkle.Node, bytes]:
+    keys = merkle.frontier_keys(size)
+    if len(packed) != merkle.HASH_SIZE * len(keys):
+        raise RuntimeError(f"log_head.frontier does not match tree size {size}")
+    return {
+        key: packed[i * merkle.HASH_SIZE : (i + 1) * merkle.HASH_SIZE] for i, key in enumerate(keys)
+    }
 
 
 def read_nodes(connection: Connection, keys: set[merkle.Node]) -> dict[merkle.Node, bytes]:
@@ -82,6 +98,27 @@ def read_nodes(connection: Connection, keys: set[merkle.Node]) -> dict[merkle.No
     return found
 
 
+# PostgreSQL: the entry, its new nodes, the head and (for a label) labels.log_index in one
+# statement, so the head's row lock is held for two round trips and the commit.
+_PG_WRITE = text(
+    """
+WITH new_entry AS (
+  INSERT INTO log_entries (idx, kind, leaf, leaf_hash, logged_at, label_id, keyid)
+  VALUES (:idx, :kind, :leaf, :leaf_hash, :logged_at, :label_id, :keyid)
+), new_nodes AS (
+  INSERT INTO log_nodes (level, idx, hash)
+  SELECT * FROM unnest(CAST(:levels AS smallint[]), CAST(:idxs AS bigint[]),
+                       CAST(:hashes AS bytea[]))
+), labelled AS (
+  UPDATE labels SET log_index = :idx WHERE :kind = 'label' AND id = :label_id
+)
+UPDATE log_head SET tree_size = :tree_size, root_hash = :root_hash, frontier = :frontier,
+  updated_at = :updated_at
+WHERE id = 1
+"""
+)
+
+
 def append(
     connection: Connection,
     kind: LeafKind,
@@ -91,10 +128,14 @@ def append(
     keyid: str | None = None,
     **fields: Any,
 ) -> Appended:
-    """Append one entry in the caller's transaction (it commits or rolls back with the rest)."""
+    """Append one entry in the caller's transaction (it commits or rolls back with the rest).
+
+    The head row is locked (``FOR UPDATE``; SQLite serialises writers anyway) and read with the
+    frontier, the O(log n) perfect nodes of the current tree: the new nodes, the new root and the
+    entry's inclusion proof follow from it without another read. A ``label`` entry also sets
+    ``labels.log_index``. Call it last in the transaction: the lock is held until the commit.
+    """
     entries, nodes, heads = _tables()
-    current = head(connection, lock=True)
-    index = current.tree_size
     logged_at = logged_at or utcnow()
     if label_id is not None:
         fields["label_id"] = label_id
@@ -102,35 +143,62 @@ def append(
         fields["keyid"] = keyid
     leaf = encode_leaf(kind, logged_at, **fields)
     leaf_hash = merkle.leaf_hash(leaf)
-    siblings = read_nodes(connection, set(merkle.append_keys(index)))
-    new_nodes = merkle.append_nodes(index, leaf_hash, siblings)
+    row = connection.execute(
+        select(heads.c.tree_size, heads.c.frontier).where(heads.c.id == 1).with_for_update()
+    ).first()
+    if row is None:
+        raise RuntimeError("log_head has no row: is the database migrated to 0004?")
+    index = int(row.tree_size)
+    known = unpack_frontier(index, bytes(row.frontier))
+    new_nodes = merkle.append_nodes(index, leaf_hash, known)
+    known.update(new_nodes)
     size = index + 1
-    root_keys = merkle.root_keys(size)
-    known = {**siblings, **new_nodes}
-    known.update(read_nodes(connection, root_keys - known.keys()))
     root = merkle.root_from(size, known)
-    connection.execute(
-        entries.insert(),
-        {
-            "idx": index,
-            "kind": kind,
-            "leaf": leaf,
-            "leaf_hash": leaf_hash,
-            "logged_at": logged_at,
-            "label_id": label_id,
-            "keyid": keyid,
-        },
-    )
-    connection.execute(
-        nodes.insert(),
-        [{"level": level, "idx": idx, "hash": h} for (level, idx), h in new_nodes.items()],
-    )
-    connection.execute(
-        heads.update()
-        .where(heads.c.id == 1)
-        .values(tree_size=size, root_hash=root, updated_at=utcnow())
-    )
-    return Appended(index, leaf, leaf_hash, size, root, logged_at)
+    proof = tuple(merkle.inclusion_proof(index, size, known))
+    values = {
+        "idx": index,
+        "kind": kind,
+        "leaf": leaf,
+        "leaf_hash": leaf_hash,
+        "logged_at": logged_at,
+        "label_id": label_id,
+        "keyid": keyid,
+        "tree_size": size,
+        "root_hash": root,
+        "frontier": pack_frontier(size, known),
+        "updated_at": utcnow(),
+    }
+    if connection.dialect.name == "postgresql":
+        ordered = sorted(new_nodes.items())
+        connection.execute(
+            _PG_WRITE,
+            {
+                **values,
+                "levels": [level for (level, _), _ in ordered],
+                "idxs": [idx for (_, idx), _ in ordered],
+                "hashes": [h for _, h in ordered],
+            },
+        )
+    else:
+        entry_columns = ("idx", "kind", "leaf", "leaf_hash", "logged_at", "label_id", "keyid")
+        connection.execute(entries.insert(), {k: values[k] for k in entry_columns})
+        connection.execute(
+            nodes.insert(),
+            [{"level": level, "idx": idx, "hash": h} for (level, idx), h in new_nodes.items()],
+        )
+        connection.execute(
+            heads.update()
+            .where(heads.c.id == 1)
+            .values(
+                tree_size=size, root_hash=root, frontier=values["frontier"], updated_at=utcnow()
+            )
+        )
+        if kind == "label":
+            labels = Label.__table__  # type: ignore[attr-defined]
+            connection.execute(
+                labels.update().where(labels.c.id == label_id).values(log_index=index)
+            )
+    return Appended(index, leaf, leaf_hash, size, root, logged_at, proof)
 
 
 def root_at(connection: Connection, tree_size: int) -> bytes:
@@ -202,6 +270,17 @@ class CheckpointSigner:
         note = sign_note(checkpoint_body(self.origin, tree_size, root_hash), self.origin, self._key)
         self._last = (tree_size, root_hash, note)
         return note
+
+
+def appended_receipt(signer: CheckpointSigner, appended: Appended) -> dict[str, Any]:
+    """The receipt of an entry just appended: its proof in the tree right after its append."""
+    return {
+        "log_index": appended.index,
+        "leaf_hash": b64(appended.leaf_hash),
+        "tree_size": appended.tree_size,
+        "inclusion_proof": [b64(h) for h in appended.inclusion_proof],
+        "checkpoint": signer.checkpoint(appended.tree_size, appended.root_hash),
+    }
 
 
 def receipt(connection: Connection, signer: CheckpointSigner, index: int) -> dict[str, Any]:
