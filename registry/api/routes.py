@@ -210,10 +210,11 @@ def submit_label(
     outcomes.labels("created" if result.created else "duplicate").inc()
     label = result.label
     view = queries.label_summary(label, caller.slug, result.model_name, settings.public_url)
-    view["grade"] = queries.grade_view(session, label)
-    if result.logged is not None:  # no read needed: the proof came with the append
+    if result.logged is not None:  # no reads needed: all of it came with the store
+        view["grade"] = queries.grade_view(session, label, result.percentile)
         view["receipt"] = translog.appended_receipt(request.app.state.log_signer, result.logged)
     else:
+        view["grade"] = queries.grade_view(session, label)
         view["receipt"] = label_receipt(session, request, label)
     t = result.timings
     response.headers["Server-Timing"] = (

@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 
 from registry.errors import ProblemError
 from registry.models import KeyStatus, Label, Model, PublicKey, Standing, Vendor, utcnow
-from registry.services import translog
+from registry.services import queries, translog
 from schemas import check_results, validate_statement
 from schemas.contract import semantic_issues
 from schemas.dsse import (
@@ -54,6 +54,7 @@ class IngestResult:
     model_name: str
     timings: IngestTimings = field(default_factory=IngestTimings)
     logged: translog.Appended | None = None  # the log append of a new label
+    percentile: float | None = None  # a new label's peer percentile, read before the append
 
 
 @cache
@@ -317,6 +318,8 @@ def _store(
                 "g_hardware_class": row.hardware_class,
             },
         )
+        # Read now rather than after the commit: no second transaction for the answer.
+        percentile = queries.peer_percentile(session, row) if measured else None
         # Last, so the log's lock is held only from here to the commit; it sets log_index too.
         logged = translog.append(
             connection,
@@ -337,4 +340,4 @@ def _store(
             "label-conflict",
             f"label_id {row.id} is already used by a label with different content",
         )
-    return IngestResult(row, True, vendor, model_name, logged=logged)
+    return IngestResult(row, True, vendor, model_name, logged=logged, percentile=percentile)

@@ -134,8 +134,12 @@ def peer_percentile(session: Session, label: Label) -> float | None:
     return round(100.0 * worse / total, 1)
 
 
-def grade_view(session: Session, label: Label) -> dict[str, Any]:
-    """The grade with what it means: status, version, basis, and the percentile beside it."""
+_QUERY = object()
+
+
+def grade_view(session: Session, label: Label, percentile: Any = _QUERY) -> dict[str, Any]:
+    """The grade with what it means: status, version, basis, and the percentile beside it
+    (``percentile``, when the caller already has it, saves the query)."""
     if label.standing != Standing.ok:
         # Logged after its key's compromised_since: no grade, no percentile, no ranking.
         return {
@@ -165,7 +169,13 @@ def grade_view(session: Session, label: Label) -> dict[str, Any]:
         "graded_under": label.graded_under,
         "basis": "energy_per_unit_wh.ci95_high",
         "basis_value_wh": label.energy_ci95_high_wh,
-        "percentile": peer_percentile(session, label) if label.measured else None,
+        "percentile": (
+            None
+            if not label.measured
+            else peer_percentile(session, label)
+            if percentile is _QUERY
+            else percentile
+        ),
         "peer_group": {
             "task": label.task,
             "phase": label.phase,
