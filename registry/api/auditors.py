@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from registry.api.deps import RawBody, SessionDep, SettingsDep, TokenDep, require_admin
-from registry.api.routes import LabelIdPath, problems
+from registry.api.routes import ENVELOPE_BODY, LabelIdPath, problems
 from registry.errors import ProblemError
 from registry.models import Label
 from registry.services import audit, translog
@@ -79,12 +79,7 @@ def list_auditors(session: SessionDep) -> dict[str, Any]:
         200: {"description": "the same attestation was stored before: its verdict"},
         **problems(400, 401, 403, 404, 409, 413, 422, 429),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}},
-        }
-    },
+    openapi_extra=ENVELOPE_BODY,
 )
 def submit_attestation(
     label_id: LabelIdPath,

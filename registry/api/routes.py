@@ -38,6 +38,14 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+# The raw body of the routes that take a DSSE envelope, documented as one.
+ENVELOPE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}},
+    }
+}
+
 router = APIRouter(prefix="/v1", tags=["v1"])
 
 SortChoice = Literal[
@@ -182,12 +190,7 @@ def revoke_key(
         200: {"description": "the same envelope was stored before: the stored label"},
         **problems(400, 401, 403, 409, 413, 422, 429),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}},
-        }
-    },
+    openapi_extra=ENVELOPE_BODY,
 )
 def submit_label(
     request: Request,
