@@ -168,6 +168,31 @@ def test_every_proof_for_every_size_up_to_64_matches_an_independent_computation(
                 assert merkle.verify_consistency(m, n, ref_mth(leaves[:m]), root, proof)
 
 
+def test_each_append_returns_the_root_and_proof_of_its_tree_and_keeps_the_frontier(
+    db: Engine,
+) -> None:
+    """The append computes the new root, the receipt's proof and the head's frontier from the
+    frontier alone; each must match the independent computation at every size up to 64."""
+    leaves: list[bytes] = []
+    with db.begin() as conn:
+        for i in range(64):
+            appended = translog.append(conn, "key-retire", keyid=f"{i:064x}", vendor="v")
+            leaves.append(appended.leaf)
+            n = len(leaves)
+            assert (appended.index, appended.tree_size) == (n - 1, n)
+            assert appended.root_hash == ref_mth(leaves)
+            assert list(appended.inclusion_proof) == ref_path(n - 1, leaves)
+            head = conn.execute(text("SELECT tree_size, root_hash, frontier FROM log_head")).one()
+            assert (head.tree_size, bytes(head.root_hash)) == (n, ref_mth(leaves))
+            # the frontier: the perfect subtrees of [0, n), largest first
+            expected, lo = b"", 0
+            for level in range(n.bit_length() - 1, -1, -1):
+                if n >> level & 1:
+                    expected += ref_mth(leaves[lo : lo + (1 << level)])
+                    lo += 1 << level
+            assert bytes(head.frontier) == expected
+
+
 def test_proof_endpoints_serve_the_same_proofs(client: TestClient, db: Engine) -> None:
     append_many(db, 13)
     leaves = leaves_of(client)

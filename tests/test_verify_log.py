@@ -37,8 +37,11 @@ def rebuild_tree(conn: object) -> None:
             {"l": level, "i": idx, "h": digest},
         )
     conn.execute(  # type: ignore[attr-defined]
-        text("UPDATE log_head SET root_hash = :r"),
-        {"r": merkle.root_from(len(leaves), nodes)},
+        text("UPDATE log_head SET root_hash = :r, frontier = :f"),
+        {
+            "r": merkle.root_from(len(leaves), nodes),
+            "f": b"".join(nodes[key] for key in merkle.frontier_keys(len(leaves))),
+        },
     )
 
 

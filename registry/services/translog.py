@@ -98,6 +98,13 @@ def read_nodes(connection: Connection, keys: set[merkle.Node]) -> dict[merkle.No
     return found
 
 
+@cache
+def _lock_head() -> Any:
+    """The head's size and frontier, its row locked until the commit (built once)."""
+    _, _, heads = _tables()
+    return select(heads.c.tree_size, heads.c.frontier).where(heads.c.id == 1).with_for_update()
+
+
 # PostgreSQL: the entry, its new nodes, the head and (for a label) labels.log_index in one
 # statement, so the head's row lock is held for two round trips and the commit.
 _PG_WRITE = text(
@@ -143,9 +150,7 @@ def append(
         fields["keyid"] = keyid
     leaf = encode_leaf(kind, logged_at, **fields)
     leaf_hash = merkle.leaf_hash(leaf)
-    row = connection.execute(
-        select(heads.c.tree_size, heads.c.frontier).where(heads.c.id == 1).with_for_update()
-    ).first()
+    row = connection.execute(_lock_head()).first()
     if row is None:
         raise RuntimeError("log_head has no row: is the database migrated to 0004?")
     index = int(row.tree_size)
