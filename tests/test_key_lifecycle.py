@@ -93,10 +93,15 @@ def test_compromise_withdraws_the_standing_of_later_labels(
     rival = client.get("/v1/labels?vendor=globex").json()["items"][0]
     rival_grade = client.get(f"/v1/labels/{rival['label_id']}").json()["grade"]
     assert rival_grade["percentile"] == 0.0  # its only current peer is acme's old, better label
-    # listings flag it; the badge shows it
+    # listings flag it (the badge: tests/test_badges.py::test_compromised_key_flags_the_badge)
     items = {i["label_id"]: i for i in client.get("/v1/labels?vendor=acme").json()["items"]}
     assert items[new_view["label_id"]]["standing"] == "key-compromised"
     assert items[new_view["label_id"]]["grade"] is None
+    # the model and vendor pages flag it, the model page marks the one label that lost standing
+    model_page = client.get("/models/acme/model-a").text
+    assert "Key compromised:</strong> 1 label of this model was signed" in model_page
+    assert model_page.count(">key compromised</span>") == 1
+    assert "Key compromised:</strong> 1 label of this vendor was" in client.get("/vendors/acme").text
     # an earlier compromise instant withdraws more; a later one changes nothing
     earlier = since - timedelta(days=3650)
     revoke(
