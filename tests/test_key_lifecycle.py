@@ -101,7 +101,9 @@ def test_compromise_withdraws_the_standing_of_later_labels(
     model_page = client.get("/models/acme/model-a").text
     assert "Key compromised:</strong> 1 label of this model was signed" in model_page
     assert model_page.count(">key compromised</span>") == 1
-    assert "Key compromised:</strong> 1 label of this vendor was" in client.get("/vendors/acme").text
+    assert (
+        "Key compromised:</strong> 1 label of this vendor was" in client.get("/vendors/acme").text
+    )
     # an earlier compromise instant withdraws more; a later one changes nothing
     earlier = since - timedelta(days=3650)
     revoke(
