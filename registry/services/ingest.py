@@ -16,10 +16,10 @@ from functools import cache, lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import bindparam, false, func
+from sqlalchemy import bindparam, false, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from registry.errors import ProblemError
 from registry.models import KeyStatus, Label, Model, PublicKey, Standing, Vendor, utcnow
@@ -112,22 +112,27 @@ class _Key:
 
 
 @cache
-def _lookup_statements() -> tuple[Any, Any]:
+def _keys_and_seen() -> Any:
+    """The vendor's keys and, on each row, the stored label with this id if there is one: the
+    key look-up and the replay check in one round trip."""
     keys = PublicKey.__table__  # type: ignore[attr-defined]
-    labels = Label.__table__  # type: ignore[attr-defined]
-    # FOR SHARE (PostgreSQL; SQLite serialises writers anyway): a revocation committed while
-    # this label is being stored waits for it, so no label is stored under a key revoked first.
-    vendor_keys = (
-        select(keys.c.keyid, keys.c.status, keys.c.public_key_b64)
+    seen = Label.__table__.alias("seen")  # type: ignore[attr-defined]
+    # FOR SHARE of the key rows (PostgreSQL; SQLite serialises writers anyway): a revocation
+    # committed while this label is being stored waits for it, so no label is stored under a
+    # key revoked first.
+    return (
+        select(
+            keys.c.keyid,
+            keys.c.status,
+            keys.c.public_key_b64,
+            seen.c.vendor_id.label("seen_vendor_id"),
+            seen.c.payload_sha256.label("seen_payload_sha256"),
+            seen.c.keyid.label("seen_keyid"),
+        )
+        .select_from(keys.outerjoin(seen, seen.c.id == bindparam("label_id")))
         .where(keys.c.vendor_id == bindparam("vendor_id"))
-        .with_for_update(read=True)
+        .with_for_update(read=True, of=keys)
     )
-    seen_label = (
-        select(labels.c.vendor_id, labels.c.payload_sha256, keys.c.public_key_b64)
-        .join_from(labels, keys, keys.c.keyid == labels.c.keyid)
-        .where(labels.c.id == bindparam("label_id"))
-    )
-    return vendor_keys, seen_label
 
 
 def refresh_current(
@@ -146,10 +151,7 @@ def refresh_current(
     )
 
 
-def _key_for(session: Session, vendor: Vendor, envelope: Envelope) -> _Key:
-    vendor_keys, _ = _lookup_statements()
-    rows = session.connection().execute(vendor_keys, {"vendor_id": vendor.id}).all()
-    keys = [_Key(r.keyid, r.status, r.public_key_b64) for r in rows]
+def _key_for(envelope: Envelope, vendor: Vendor, keys: list[_Key]) -> _Key:
     by_keyid = {key.keyid: key for key in keys}
     hinted = [by_keyid[s.keyid] for s in envelope.signatures if s.keyid in by_keyid]
     if hinted:
@@ -200,22 +202,33 @@ def ingest(session: Session, *, vendor: Vendor, body: bytes, audience: str) -> I
     payload_sha256 = hashlib.sha256(envelope.payload).hexdigest()
     predicate = statement.get("predicate")
     label_id = predicate.get("label_id") if isinstance(predicate, dict) else None
-    if isinstance(label_id, str):
-        _, seen_label = _lookup_statements()
-        seen = session.connection().execute(seen_label, {"label_id": label_id}).first()
-        # The same envelope again: same vendor, same payload, and signed by the key that signed
-        # the stored label (even if since revoked: that label keeps its standing).
-        if (
-            seen is not None
-            and (seen.vendor_id, seen.payload_sha256) == (vendor.id, payload_sha256)
-            and verify_signature(envelope, _public_key(seen.public_key_b64))
-        ):
-            existing = _existing(session, label_id)
-            model = session.get(Model, existing.model_id) if existing else None
-            if existing is not None and model is not None:
-                return IngestResult(existing, False, vendor, model.name, timings)
+    rows = (
+        session.connection()
+        .execute(
+            _keys_and_seen(),
+            {"vendor_id": vendor.id, "label_id": label_id if isinstance(label_id, str) else None},
+        )
+        .all()
+    )
+    keys = [_Key(r.keyid, r.status, r.public_key_b64) for r in rows]
+    # The same envelope again: same vendor, same payload, and signed by the key that signed the
+    # stored label (even if since revoked: that label keeps its standing).
+    seen = rows[0] if rows else None
+    if (
+        seen is not None
+        and (seen.seen_vendor_id, seen.seen_payload_sha256) == (vendor.id, payload_sha256)
+        and any(
+            key.keyid == seen.seen_keyid
+            and verify_signature(envelope, _public_key(key.public_key_b64))
+            for key in keys
+        )
+    ):
+        existing = _existing(session, str(label_id))
+        model = session.get(Model, existing.model_id) if existing else None
+        if existing is not None and model is not None:
+            return IngestResult(existing, False, vendor, model.name, timings)
 
-    key = _key_for(session, vendor, envelope)
+    key = _key_for(envelope, vendor, keys)
     timings.verify_s = time.perf_counter() - started
 
     started = time.perf_counter()
