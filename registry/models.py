@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -136,7 +137,26 @@ class Label(SQLModel, table=True):
             "current",
             "energy_ci95_high_wh",
         ),
-        Index("ix_labels_model_group", "model_id", "task", "phase", "hardware_class"),
+        # the current-label refresh on ingest: the newest of a group, and its current label
+        # (migration 0005)
+        Index(
+            "ix_labels_model_newest",
+            "model_id",
+            "task",
+            "phase",
+            "hardware_class",
+            "created_at",
+            "id",
+        ),
+        Index(
+            "ix_labels_model_current",
+            "model_id",
+            "task",
+            "phase",
+            "hardware_class",
+            postgresql_where=text("current"),
+            sqlite_where=text("current"),
+        ),
         # GET /v1/vendors: per-vendor aggregates and medians from the index alone (migration 0003)
         Index(
             "ix_labels_vendor_ranking",

@@ -122,10 +122,16 @@ def _statements(dialect: str) -> _StoreStatements:
         .scalar_subquery()
     )
     is_newest = func.coalesce(labels.c.id == newest, false())
-    # only the rows whose flag changes (the new label and the one it replaces), not the group
+    # Only the rows whose flag changes (the new label and the one it replaces), found through
+    # the partial index of current labels and the primary key, not by reading the whole group
+    # (migration 0005).
     refresh_current = (
         labels.update()
-        .where(group(labels) & labels.c.current.is_distinct_from(is_newest))
+        .where(
+            group(labels)
+            & (labels.c.current | (labels.c.id == newest))
+            & labels.c.current.is_distinct_from(is_newest)
+        )
         .values(current=is_newest)
     )
     return _StoreStatements(separate_upsert, insert_label, refresh_current)
