@@ -663,6 +663,7 @@ def render(
     ref: PhaseStats | None,
     presign_s: float,
     envelope_bytes: float,
+    statistics_line: str = "",
 ) -> tuple[str, bool]:
     target_met = (
         reg.rate >= TARGET_LABELS_PER_S
@@ -682,6 +683,8 @@ def render(
         "Machine: " + "; ".join(f"{k}: {v}" for k, v in machine.items()),
         "",
     ]
+    if statistics_line:
+        out += [statistics_line, ""]
     ratio = (lambda a, b: a / b if b else math.nan) if ref else (lambda a, b: math.nan)
     header = "| | registry `POST /v1/labels` | reference (bare INSERT) | registry / reference |"
     out += [header, "|---|---:|---:|---:|"]
@@ -830,6 +833,56 @@ def setup_vendor(public_url: str, admin_token: str, private_raw: bytes) -> str:
     return str(vendor_token)
 
 
+class Analyzer:
+    """``ANALYZE`` of the benchmark database once, ``delay_s`` into the warm-up.
+
+    The schema is created empty just before the run, so the planner has no statistics; with
+    ``autovacuum = off`` (as in this project's CI configuration of PostgreSQL) it never gets
+    any, and it plans the ingest queries as if the tables were empty (a whole peer group read
+    where an index finds a handful of rows). A production database has autovacuum's statistics;
+    this step gives the run the same. ``--no-analyze`` skips it.
+    """
+
+    def __init__(self, enabled: bool, sqlalchemy_url: str, delay_s: float) -> None:
+        self.done_at_s: float | None = None
+        self.autovacuum = "?"
+        self.error: str | None = None
+        self.timer: threading.Timer | None = None
+        if not enabled:
+            return
+        started = time.monotonic()
+
+        def analyze() -> None:
+            import psycopg
+
+            try:
+                with psycopg.connect(libpq_url(sqlalchemy_url), autocommit=True) as conn:
+                    row = conn.execute("SHOW autovacuum").fetchone()
+                    self.autovacuum = str(row[0]) if row else "?"
+                    conn.execute("ANALYZE")
+                self.done_at_s = time.monotonic() - started
+            except psycopg.Error as exc:
+                self.error = str(exc)
+
+        self.timer = threading.Timer(delay_s, analyze)
+        self.timer.start()
+
+    def finish(self) -> str:
+        """A line for the report."""
+        if self.timer is None:
+            return "Statistics: no ANALYZE (`--no-analyze`)."
+        self.timer.cancel()
+        self.timer.join()
+        if self.error is not None:
+            return f"Statistics: ANALYZE failed: {self.error}"
+        if self.done_at_s is None:
+            return "Statistics: ANALYZE did not run (the run ended first)."
+        return (
+            f"Statistics: `ANALYZE` done {self.done_at_s:.1f} s into the warm-up "
+            f"(the server's autovacuum is {self.autovacuum})."
+        )
+
+
 class PySpy:
     """``py-spy record`` on a pid, started after ``delay_s`` for ``seconds`` (or nothing)."""
 
@@ -896,6 +949,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--client", choices=("raw", "httpx"), default="raw", help="load generator's HTTP client"
     )
     parser.add_argument("--skip-reference", action="store_true", help="registry only")
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="no ANALYZE half-way through the warm-up (the planner then has no statistics "
+        "when autovacuum is off)",
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -987,10 +1046,12 @@ def main(argv: list[str] | None = None) -> int:
                 database=db_name,
             )
             profiler = PySpy(args.py_spy, server.pid, args.warmup, args.seconds)
+            analyzer = Analyzer(not args.no_analyze, args.database_url, args.warmup / 2)
             try:
                 reg_result = drive(spec, bodies)
             finally:
                 profiler.finish()
+                statistics_line = analyzer.finish()
         finally:
             server.stop()
         reg = summarize("registry", reg_result)
@@ -1046,7 +1107,14 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     report, target_met = render(
-        args, command, machine_info(pg_version), reg, ref, presign_s, envelope_bytes
+        args,
+        command,
+        machine_info(pg_version),
+        reg,
+        ref,
+        presign_s,
+        envelope_bytes,
+        statistics_line,
     )
     print()
     print(report)
