@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -104,6 +106,58 @@ def test_only_the_newest_label_of_a_model_is_current(
     }
     assert [i for i in created if items[i]["current"]] == [newest]
     assert items[other_phase["label_id"]]["current"] is True
+
+
+def test_the_submission_answer_agrees_with_the_stored_label(
+    client: TestClient, publisher: Publisher, other_publisher: Publisher
+) -> None:
+    """POST computes the percentile and the current flag inside its own transaction (on
+    PostgreSQL in the same statement as the current-flag refresh); each answer must equal what
+    GET says right after, whether the new label becomes current, replaces a current one of its
+    model, or arrives older than the current one."""
+    plan = [
+        (
+            publisher,
+            {"model": "a", "power_w": 400.0, "created_at": datetime(2026, 3, 1, tzinfo=UTC)},
+        ),
+        (other_publisher, {"model": "b", "power_w": 200.0}),
+        (publisher, {"model": "c", "power_w": 900.0}),
+        # newer revision of a: replaces it as current
+        (
+            publisher,
+            {
+                "model": "a",
+                "revision": "v2",
+                "power_w": 100.0,
+                "created_at": datetime(2026, 6, 1, tzinfo=UTC),
+            },
+        ),
+        # an older revision of a arrives late: not current, a's v2 stays current
+        (
+            publisher,
+            {
+                "model": "a",
+                "revision": "v0",
+                "power_w": 50.0,
+                "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+            },
+        ),
+        (other_publisher, {"model": "b", "revision": "v2", "power_w": 3000.0}),
+        (other_publisher, {"model": "d", "power_w": 150.0, "phase": "training"}),
+    ]
+    for who, kw in plan:
+        answer = client.post("/v1/labels", content=who.envelope(**kw), headers=who.headers)
+        assert answer.status_code == 201, answer.text
+        body = answer.json()
+        stored = client.get(f"/v1/labels/{body['label_id']}").json()
+        assert body["grade"] == stored["grade"], kw
+        assert body["current"] == stored["current"], kw
+    late = client.get("/v1/labels", params={"model": "acme/a"}).json()["items"]
+    assert sorted((i["revision"], i["current"]) for i in late) == [
+        ("v0", False),
+        ("v1", False),
+        ("v2", True),
+    ]
 
 
 def test_current_filter_in_the_listing(client: TestClient, publisher: Publisher) -> None:

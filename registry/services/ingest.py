@@ -16,7 +16,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import bindparam, false, func, select
+from sqlalchemy import bindparam, false, func, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -65,6 +65,10 @@ class _StoreStatements:
     insert_label: Any
     """Returns ``(id, model_id)`` of a new label, nothing when the id is already stored."""
     refresh_current: Any
+    """Returns ``(id, current)`` of each label whose flag changed."""
+    refresh_and_rank: Any | None
+    """PostgreSQL: ``refresh_current`` and the new label's peer counts in one statement, which
+    returns ``(own_current, peers, worse)``; SQLite: None (the two statements run in turn)."""
 
 
 @cache
@@ -125,7 +129,7 @@ def _statements(dialect: str) -> _StoreStatements:
     # Only the rows whose flag changes (the new label and the one it replaces), found through
     # the partial index of current labels and the primary key, not by reading the whole group
     # (migration 0005).
-    refresh_current = (
+    refresh = (
         labels.update()
         .where(
             group(labels)
@@ -134,7 +138,38 @@ def _statements(dialect: str) -> _StoreStatements:
         )
         .values(current=is_newest)
     )
-    return _StoreStatements(separate_upsert, insert_label, refresh_current)
+    refresh_current = refresh.returning(labels.c.id, labels.c.current)
+    refresh_and_rank = _refresh_and_rank(labels, refresh) if dialect == "postgresql" else None
+    return _StoreStatements(separate_upsert, insert_label, refresh_current, refresh_and_rank)
+
+
+def _refresh_and_rank(labels: Any, refresh: Any) -> Any:
+    """The refresh as a CTE, and the peer counts of ``queries.peer_percentile`` as they stand
+    after it. The SELECT sees the table as it was before the CTE's UPDATE, so the peers are the
+    unchanged current rows plus the changed rows that are now current."""
+    changed = refresh.returning(
+        labels.c.id, labels.c.current, labels.c.measured, labels.c.energy_ci95_high_wh
+    ).cte("changed")
+    own_id: Any = bindparam("p_id")
+    unchanged_peers = select(labels.c.energy_ci95_high_wh.label("e")).where(
+        (labels.c.task == bindparam("g_task"))
+        & (labels.c.phase == bindparam("g_phase"))
+        & (labels.c.hardware_class == bindparam("g_hardware_class"))
+        & labels.c.current.is_(True)
+        & labels.c.measured.is_(True)
+        & (labels.c.id != own_id)
+        & labels.c.id.not_in(select(changed.c.id))
+    )
+    changed_peers = select(changed.c.energy_ci95_high_wh.label("e")).where(
+        changed.c.current.is_(True) & changed.c.measured.is_(True) & (changed.c.id != own_id)
+    )
+    peers = union_all(unchanged_peers, changed_peers).subquery("peers")
+    own_current = select(changed.c.current).where(changed.c.id == own_id).scalar_subquery()
+    return select(
+        own_current.label("own_current"),
+        func.count().label("peers"),
+        func.count().filter(peers.c.e > bindparam("p_value")).label("worse"),
+    ).select_from(peers)
 
 
 @lru_cache(maxsize=4096)
@@ -367,17 +402,27 @@ def _store(
         row.model_id = model_id = int(inserted.model_id)
         # The model row is locked by the upsert above until commit, so concurrent labels of the
         # same model take turns here and exactly one label per group stays current.
-        connection.execute(
-            statements.refresh_current,
-            {
-                "g_model_id": model_id,
-                "g_task": row.task,
-                "g_phase": row.phase,
-                "g_hardware_class": row.hardware_class,
-            },
-        )
-        # Read now rather than after the commit: no second transaction for the answer.
-        percentile = queries.peer_percentile(session, row) if measured else None
+        group = {
+            "g_model_id": model_id,
+            "g_task": row.task,
+            "g_phase": row.phase,
+            "g_hardware_class": row.hardware_class,
+        }
+        # The peer percentile is read now rather than after the commit: no second transaction
+        # for the answer.
+        if statements.refresh_and_rank is not None:
+            ranked = connection.execute(
+                statements.refresh_and_rank,
+                group | {"p_id": row.id, "p_value": row.energy_ci95_high_wh},
+            ).one()
+            if ranked.own_current is not None:
+                row.current = bool(ranked.own_current)
+            percentile = queries.percentile_of(ranked.peers, ranked.worse) if measured else None
+        else:
+            for changed_id, current in connection.execute(statements.refresh_current, group):
+                if changed_id == row.id:
+                    row.current = bool(current)
+            percentile = queries.peer_percentile(session, row) if measured else None
         # Last, so the log's lock is held only from here to the commit; it sets log_index too.
         logged = translog.append(
             connection,

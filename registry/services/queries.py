@@ -129,9 +129,14 @@ def peer_percentile(session: Session, label: Label) -> float | None:
         )
         .one()
     )
-    if not total:
+    return percentile_of(total, worse)
+
+
+def percentile_of(peers: int, worse: int) -> float | None:
+    """``worse`` of ``peers`` as a percentage (one decimal); None without peers."""
+    if not peers:
         return None
-    return round(100.0 * worse / total, 1)
+    return round(100.0 * worse / peers, 1)
 
 
 _QUERY = object()
