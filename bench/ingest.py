@@ -12,6 +12,7 @@ Steps, all in one run:
 4. Drive ``POST /v1/labels`` with ``--clients`` closed-loop clients over keep-alive connections
    for ``--warmup`` + ``--seconds``; only responses completed inside the ``--seconds`` window
    count towards labels/s and latency. Every label is distinct; anything but 201 is an error.
+   Half-way through the warm-up, ``ANALYZE`` (see ``Analyzer``; ``--no-analyze`` skips it).
 5. Stop the registry, start ``bench/ref_app.py`` (same uvicorn, one worker) and drive it the same
    way with the same envelope bytes: it only INSERTs them with raw psycopg 3 and commits.
 6. Check that ``labels`` holds exactly as many rows as the registry answered 201 (``bench_ref``
