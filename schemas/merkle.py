@@ -215,6 +215,19 @@ def frontier_keys(size: int) -> list[Node]:
     return _pieces(0, _check_int(size, "size"))
 
 
+def pack_frontier(size: int, nodes: Mapping[Node, bytes]) -> bytes:
+    """The hashes of frontier_keys(size), concatenated (how the registry stores the frontier)."""
+    return b"".join(_get(nodes, key) for key in frontier_keys(size))
+
+
+def unpack_frontier(size: int, packed: bytes) -> dict[Node, bytes]:
+    """The inverse of pack_frontier."""
+    keys = frontier_keys(size)
+    if len(packed) != HASH_SIZE * len(keys):
+        raise ValueError(f"a frontier of {len(packed)} bytes does not fit tree size {size}")
+    return {key: packed[i * HASH_SIZE : (i + 1) * HASH_SIZE] for i, key in enumerate(keys)}
+
+
 def root_keys(size: int) -> set[Node]:
     """Perfect nodes needed for the root of a tree of `size` leaves (none for the empty tree)."""
     size = _check_int(size, "size")

@@ -40,7 +40,7 @@ def rebuild_tree(conn: object) -> None:
         text("UPDATE log_head SET root_hash = :r, frontier = :f"),
         {
             "r": merkle.root_from(len(leaves), nodes),
-            "f": b"".join(nodes[key] for key in merkle.frontier_keys(len(leaves))),
+            "f": merkle.pack_frontier(len(leaves), nodes),
         },
     )
 

@@ -233,7 +233,7 @@ def _backfill() -> None:
             id=1,
             tree_size=size,
             root_hash=merkle.root_from(size, nodes),
-            frontier=b"".join(nodes[key] for key in merkle.frontier_keys(size)),
+            frontier=merkle.pack_frontier(size, nodes),
             updated_at=datetime.now(UTC),
         )
     )

@@ -148,20 +148,26 @@ def _refresh_and_rank(labels: Any, refresh: Any) -> Any:
     after it. The SELECT sees the table as it was before the CTE's UPDATE, so the peers are the
     unchanged current rows plus the changed rows that are now current."""
     changed = refresh.returning(
-        labels.c.id, labels.c.current, labels.c.measured, labels.c.energy_ci95_high_wh
+        labels.c.id,
+        labels.c.task,
+        labels.c.phase,
+        labels.c.hardware_class,
+        labels.c.current,
+        labels.c.measured,
+        labels.c.energy_ci95_high_wh,
     ).cte("changed")
     own_id: Any = bindparam("p_id")
+    group = {
+        "task": bindparam("g_task"),
+        "phase": bindparam("g_phase"),
+        "hardware_class": bindparam("g_hardware_class"),
+        "label_id": own_id,
+    }
     unchanged_peers = select(labels.c.energy_ci95_high_wh.label("e")).where(
-        (labels.c.task == bindparam("g_task"))
-        & (labels.c.phase == bindparam("g_phase"))
-        & (labels.c.hardware_class == bindparam("g_hardware_class"))
-        & labels.c.current.is_(True)
-        & labels.c.measured.is_(True)
-        & (labels.c.id != own_id)
-        & labels.c.id.not_in(select(changed.c.id))
+        queries.peers_of(labels.c, **group) & labels.c.id.not_in(select(changed.c.id))
     )
     changed_peers = select(changed.c.energy_ci95_high_wh.label("e")).where(
-        changed.c.current.is_(True) & changed.c.measured.is_(True) & (changed.c.id != own_id)
+        queries.peers_of(changed.c, **group)
     )
     peers = union_all(unchanged_peers, changed_peers).subquery("peers")
     own_current = select(changed.c.current).where(changed.c.id == own_id).scalar_subquery()

@@ -96,17 +96,30 @@ def label_detail(
     return detail
 
 
+def peers_of(columns: Any, *, task: Any, phase: Any, hardware_class: Any, label_id: Any) -> Any:
+    """Who a label is ranked against: the current measured labels of its task, phase and
+    hardware class, itself excepted. ``columns``: the ``.c`` of ``labels`` or of a selection of
+    its columns; the others: values or bind parameters."""
+    return and_(
+        columns.task == task,
+        columns.phase == phase,
+        columns.hardware_class == hardware_class,
+        columns.current.is_(True),
+        columns.measured.is_(True),
+        columns.id != label_id,
+    )
+
+
 @cache
 def _peer_counts() -> Any:
     """Peers and worse peers in one statement (built once, so its compiled form is reused)."""
     labels = Label.__table__  # type: ignore[attr-defined]
-    peers = and_(
-        labels.c.task == bindparam("task"),
-        labels.c.phase == bindparam("phase"),
-        labels.c.hardware_class == bindparam("hardware_class"),
-        labels.c.current.is_(True),
-        labels.c.measured.is_(True),
-        labels.c.id != bindparam("id"),
+    peers = peers_of(
+        labels.c,
+        task=bindparam("task"),
+        phase=bindparam("phase"),
+        hardware_class=bindparam("hardware_class"),
+        label_id=bindparam("id"),
     )
     worse = labels.c.energy_ci95_high_wh > bindparam("value")
     return core_select(func.count(), func.count().filter(worse)).select_from(labels).where(peers)
@@ -162,25 +175,19 @@ def grade_view(session: Session, label: Label, percentile: Any = _QUERY) -> dict
                 "hardware_class": label.hardware_class,
             },
         }
-    if not label.measured:
-        status = "estimated"
-    elif label.grade is None:
-        status = "ungraded"
+    if not label.measured:  # estimates are neither graded nor ranked
+        status, percentile = "estimated", None
     else:
-        status = "graded"
+        status = "ungraded" if label.grade is None else "graded"
+        if percentile is _QUERY:
+            percentile = peer_percentile(session, label)
     return {
         "status": status,
         "grade": label.grade,
         "graded_under": label.graded_under,
         "basis": "energy_per_unit_wh.ci95_high",
         "basis_value_wh": label.energy_ci95_high_wh,
-        "percentile": (
-            None
-            if not label.measured
-            else peer_percentile(session, label)
-            if percentile is _QUERY
-            else percentile
-        ),
+        "percentile": percentile,
         "peer_group": {
             "task": label.task,
             "phase": label.phase,

@@ -11,7 +11,7 @@ it needs, in one query. The database refuses updates and deletes of entries and 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -66,19 +66,6 @@ def head(connection: Connection) -> Head:
     if row is None:
         raise RuntimeError("log_head has no row: is the database migrated to 0004?")
     return Head(int(row.tree_size), bytes(row.root_hash))
-
-
-def pack_frontier(size: int, nodes: Mapping[merkle.Node, bytes]) -> bytes:
-    return b"".join(nodes[key] for key in merkle.frontier_keys(size))
-
-
-def unpack_frontier(size: int, packed: bytes) -> dict[merkle.Node, bytes]:
-    keys = merkle.frontier_keys(size)
-    if len(packed) != merkle.HASH_SIZE * len(keys):
-        raise RuntimeError(f"log_head.frontier does not match tree size {size}")
-    return {
-        key: packed[i * merkle.HASH_SIZE : (i + 1) * merkle.HASH_SIZE] for i, key in enumerate(keys)
-    }
 
 
 def read_nodes(connection: Connection, keys: set[merkle.Node]) -> dict[merkle.Node, bytes]:
@@ -154,7 +141,7 @@ def append(
     if row is None:
         raise RuntimeError("log_head has no row: is the database migrated to 0004?")
     index = int(row.tree_size)
-    known = unpack_frontier(index, bytes(row.frontier))
+    known = merkle.unpack_frontier(index, bytes(row.frontier))
     new_nodes = merkle.append_nodes(index, leaf_hash, known)
     known.update(new_nodes)
     size = index + 1
@@ -170,7 +157,7 @@ def append(
         "keyid": keyid,
         "tree_size": size,
         "root_hash": root,
-        "frontier": pack_frontier(size, known),
+        "frontier": merkle.pack_frontier(size, known),
         "updated_at": utcnow(),
     }
     if connection.dialect.name == "postgresql":
@@ -194,9 +181,7 @@ def append(
         connection.execute(
             heads.update()
             .where(heads.c.id == 1)
-            .values(
-                tree_size=size, root_hash=root, frontier=values["frontier"], updated_at=utcnow()
-            )
+            .values({k: values[k] for k in ("tree_size", "root_hash", "frontier", "updated_at")})
         )
         if kind == "label":
             labels = Label.__table__  # type: ignore[attr-defined]
@@ -277,15 +262,22 @@ class CheckpointSigner:
         return note
 
 
+def _receipt_view(
+    index: int, leaf_hash: bytes, proof: Sequence[bytes], head: Head, signer: CheckpointSigner
+) -> dict[str, Any]:
+    return {
+        "log_index": index,
+        "leaf_hash": b64(leaf_hash),
+        "tree_size": head.tree_size,
+        "inclusion_proof": [b64(h) for h in proof],
+        "checkpoint": signer.checkpoint(head.tree_size, head.root_hash),
+    }
+
+
 def appended_receipt(signer: CheckpointSigner, appended: Appended) -> dict[str, Any]:
     """The receipt of an entry just appended: its proof in the tree right after its append."""
-    return {
-        "log_index": appended.index,
-        "leaf_hash": b64(appended.leaf_hash),
-        "tree_size": appended.tree_size,
-        "inclusion_proof": [b64(h) for h in appended.inclusion_proof],
-        "checkpoint": signer.checkpoint(appended.tree_size, appended.root_hash),
-    }
+    tree = Head(appended.tree_size, appended.root_hash)
+    return _receipt_view(appended.index, appended.leaf_hash, appended.inclusion_proof, tree, signer)
 
 
 def receipt(connection: Connection, signer: CheckpointSigner, index: int) -> dict[str, Any]:
@@ -295,11 +287,5 @@ def receipt(connection: Connection, signer: CheckpointSigner, index: int) -> dic
         select(entries.c.leaf_hash).where(entries.c.idx == bindparam("i")), {"i": index}
     ).scalar_one()
     current = head(connection)
-    size, proof = inclusion_proof(connection, index, current.tree_size)
-    return {
-        "log_index": index,
-        "leaf_hash": b64(bytes(leaf_hash)),
-        "tree_size": size,
-        "inclusion_proof": [b64(h) for h in proof],
-        "checkpoint": signer.checkpoint(current.tree_size, current.root_hash),
-    }
+    _, proof = inclusion_proof(connection, index, current.tree_size)
+    return _receipt_view(index, bytes(leaf_hash), proof, current, signer)
