@@ -109,11 +109,41 @@ def semantic_issues(statement: dict[str, Any]) -> list[SchemaIssue]:
                 "must equal predicate.provenance.model_artifact_sha256",
             )
         )
-    task, phase = label["benchmark"]["task"], label["benchmark"]["phase"]
-    if phase not in load_methodology()["tasks"][task]["phases"]:
-        issues.append(SchemaIssue("/predicate/benchmark/phase", f"not offered for {task}"))
+    issues.extend(_suite_issues(label))
     try:
         datetime.fromisoformat(label["created_at"])
     except ValueError:
         issues.append(SchemaIssue("/predicate/created_at", "not a real date and time"))
+    return issues
+
+
+def _suite_issues(label: dict[str, Any]) -> list[SchemaIssue]:
+    """The suite exists and offers the task and phase, the functional unit is the suite's, and a
+    suite-2 model's file manifest is what the subject digest names."""
+    from schemas import suites
+
+    benchmark = label["benchmark"]
+    version, task, phase = benchmark["suite"]["version"], benchmark["task"], benchmark["phase"]
+    try:
+        phases = suites.phases_of(version, task)
+    except suites.UnknownSuiteError as exc:
+        return [SchemaIssue("/predicate/benchmark", str(exc))]
+    if phase not in phases:
+        return [SchemaIssue("/predicate/benchmark/phase", f"not offered for {task}")]
+    issues = []
+    unit = suites.functional_unit_name(version, task, phase)
+    if label["results"]["functional_unit"] != unit:
+        issues.append(
+            SchemaIssue(
+                "/predicate/results/functional_unit", f"suite {version} {task} {phase}: {unit}"
+            )
+        )
+    files = label["model"].get("files")
+    if files and suites.files_digest(files) != label["provenance"]["model_artifact_sha256"]:
+        issues.append(
+            SchemaIssue(
+                "/predicate/model/files",
+                "the subject digest must be sha256 of the files' manifest (docs/label.md)",
+            )
+        )
     return issues

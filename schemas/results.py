@@ -14,6 +14,7 @@ from typing import Any
 
 from schemas.contract import load_methodology
 from schemas.stats import summarize
+from schemas.suites import units_per_functional_unit_for
 
 J_PER_WH = 3600.0
 
@@ -57,14 +58,15 @@ def _window_energy_by_component(window: Mapping[str, Any]) -> dict[str, float]:
 
 
 def units_per_functional_unit(phase: str) -> float:
-    """Inferences (inference: 1,000) or steps (training: 1) in one functional unit."""
+    """Suite 1: inferences (inference: 1,000) or steps (training: 1) in one functional unit.
+    For any suite, ``schemas.suites.units_per_functional_unit_for(label)``."""
     unit = load_methodology()["functional_units"][phase]
     return float(unit.get("inferences", unit.get("steps", 1)))
 
 
 def per_trial_component_wh(label: Mapping[str, Any]) -> dict[str, list[float]]:
     """Each component's energy per functional unit (Wh), one value per trial."""
-    units_per_fu = units_per_functional_unit(label["benchmark"]["phase"])
+    units_per_fu = units_per_functional_unit_for(label)
     out: dict[str, list[float]] = {}
     for trial in label["traces"]["trials"]:
         scale = units_per_fu / float(trial["units"]) / J_PER_WH
@@ -76,7 +78,7 @@ def per_trial_component_wh(label: Mapping[str, Any]) -> dict[str, list[float]]:
 def compute_results(label: Mapping[str, Any]) -> dict[str, Any]:
     """Every figure the methodology derives from the traces, keyed by JSON pointer."""
     phase = label["benchmark"]["phase"]
-    units_per_fu = units_per_functional_unit(phase)
+    units_per_fu = units_per_functional_unit_for(label)
     idle = label["traces"]["idle"]
     idle_duration_s = float(idle["t_end_s"]) - float(idle["t_start_s"])
     idle_energy_j = sum(_window_energy_by_component(idle).values())
@@ -122,7 +124,45 @@ def compute_results(label: Mapping[str, Any]) -> dict[str, Any]:
         total_wh = energy.mean * float(declared)
         out["/results/extrapolated_total_kwh"] = total_wh / 1000.0
         out["/carbon/co2e_per_run_g"] = total_wh * g_per_wh
+    out.update(_token_figures(label["traces"]["trials"]))
+    out.update(_quality_figures(label))
     return out
+
+
+def _token_figures(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Token totals, and per output token energy and throughput when the traces count them."""
+    out: dict[str, Any] = {}
+    if all("input_tokens" in t for t in trials):
+        out["/results/input_tokens_total"] = sum(int(t["input_tokens"]) for t in trials)
+    if not all("output_tokens" in t for t in trials):
+        return out
+    per_token_j: list[float] = []
+    tokens_per_s: list[float] = []
+    for trial in trials:
+        tokens = int(trial["output_tokens"])
+        if tokens <= 0:
+            raise ValueError(f"trial {trial['index']} generated no output tokens")
+        window_s = float(trial["t_end_s"]) - float(trial["t_start_s"])
+        per_token_j.append(math.fsum(_window_energy_by_component(trial).values()) / tokens)
+        tokens_per_s.append(tokens / window_s)
+    out["/results/output_tokens_total"] = sum(int(t["output_tokens"]) for t in trials)
+    out["/results/energy_per_output_token_j"] = summarize(per_token_j).as_dict()
+    out["/results/output_tokens_per_s"] = math.fsum(tokens_per_s) / len(tokens_per_s)
+    return out
+
+
+def _quality_figures(label: Mapping[str, Any]) -> dict[str, Any]:
+    """The measured quality figure as it follows from the per-item outcomes."""
+    measured = label.get("quality", {}).get("measured")
+    if not measured:
+        return {}
+    outcomes = measured["outcomes"]
+    if not outcomes or any(o not in (0, 1) or isinstance(o, bool) for o in outcomes):
+        raise ValueError("quality outcomes must be 0 or 1 per item")
+    return {
+        "/quality/measured/value": sum(outcomes) / len(outcomes),
+        "/quality/measured/items": len(outcomes),
+    }
 
 
 def _close(stated: Any, recomputed: float, tol: Mapping[str, float]) -> bool:
@@ -183,6 +223,17 @@ def check_results(label: Mapping[str, Any]) -> list[ResultMismatch]:
     flagged = "high-cv" in measurement.get("flags", [])
     if threshold is not None and energy["cv"] > float(threshold) and not flagged:
         mismatches.append(ResultMismatch("/measurement/flags", "no high-cv flag", energy["cv"]))
+    # a stated figure whose basis is missing from the traces follows from nothing
+    for pointer in _OPTIONAL_RESULTS:
+        name = pointer.rsplit("/", 1)[1]
+        if pointer not in expected and name in label["results"]:
+            mismatches.append(ResultMismatch(pointer, label["results"][name], None))
+    measured = label.get("quality", {}).get("measured")
+    samples = label["benchmark"]["workload"]["samples"]
+    if measured and len(measured["outcomes"]) != samples:
+        mismatches.append(
+            ResultMismatch("/quality/measured/outcomes", len(measured["outcomes"]), samples)
+        )
     return mismatches
 
 
@@ -203,4 +254,19 @@ def fill_results(label: dict[str, Any]) -> dict[str, Any]:
     if "/results/extrapolated_total_kwh" in expected:
         results["extrapolated_total_kwh"] = expected["/results/extrapolated_total_kwh"]
         carbon["co2e_per_run_g"] = expected["/carbon/co2e_per_run_g"]
+    for pointer in _OPTIONAL_RESULTS:
+        if pointer in expected:
+            results[pointer.rsplit("/", 1)[1]] = expected[pointer]
+    if "/quality/measured/value" in expected:
+        measured = label["quality"]["measured"]
+        measured["value"] = expected["/quality/measured/value"]
+        measured["items"] = expected["/quality/measured/items"]
     return label
+
+
+_OPTIONAL_RESULTS = (
+    "/results/input_tokens_total",
+    "/results/output_tokens_total",
+    "/results/energy_per_output_token_j",
+    "/results/output_tokens_per_s",
+)

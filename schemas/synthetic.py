@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas import suites
 from schemas.contract import load_methodology
 from schemas.results import fill_results
 
@@ -36,8 +37,15 @@ def make_label(
     trials: int = 5,
     seed: int = 0,
     created_at: datetime | None = None,
+    suite: str = "1",
+    parameter_count: int = 1_500_000_000,
+    quality: float | None = 0.5,
 ) -> dict[str, Any]:
-    """A complete, schema-valid label whose results follow from its traces."""
+    """A complete, schema-valid label whose results follow from its traces.
+
+    ``suite="2"`` makes a suite-2 label: a Hugging Face model of ``parameter_count`` parameters,
+    token counts in the traces and, for the text tasks, a measured quality figure of about
+    ``quality`` (None: unavailable)."""
     rng = random.Random(f"{vendor}/{model}@{revision}:{task}:{phase}:{seed}")  # noqa: S311
     label_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     created = _EPOCH + timedelta(days=rng.randint(0, 300), seconds=rng.randint(0, 86399))
@@ -87,6 +95,11 @@ def make_label(
             }
         )
         counter += energy_j
+    if suite != "1":
+        for trial in trial_list:
+            trial["input_tokens"] = units_per_trial * rng.randint(40, 80)
+            if task == "text-generation" and phase == "inference":
+                trial["output_tokens"] = units_per_trial * rng.randint(100, 200)
     dataset = f"carbonlabel-suite-v1/{task}"
     workload: dict[str, Any] = {
         "dataset_id": dataset,
@@ -169,4 +182,73 @@ def make_label(
     if phase == "training":
         label["results"]["steps_measured"] = units_per_trial * trials
         label["results"]["declared_total_steps"] = 100_000
+    if suite != "1":
+        _make_suite_2(label, rng, suite, parameter_count, quality)
     return fill_results(label)
+
+
+def _make_suite_2(
+    label: dict[str, Any],
+    rng: random.Random,
+    suite: str,
+    parameter_count: int,
+    quality: float | None,
+) -> None:
+    benchmark = label["benchmark"]
+    task, phase = benchmark["task"], benchmark["phase"]
+    spec = suites.task_spec(suite, task)
+    benchmark["suite"] = {"name": "carbonlabel-suite", "version": suite}
+    data = spec["data"]
+    workload: dict[str, Any] = {
+        "dataset_id": data["dataset_id"],
+        "dataset_sha256": data.get("sha256")
+        or hashlib.sha256(data["dataset_id"].encode()).hexdigest(),
+        "samples": spec["sample_size"],
+        "batch_size": spec["batch_size"],
+        "precision": benchmark["workload"]["precision"],
+    }
+    if task == "text-generation" and phase == "inference":
+        workload.update(
+            max_new_tokens=spec["generation"]["max_new_tokens"],
+            stop="eos-or-cap",
+            prompt_template="chat",
+        )
+    if task == "text-classification":
+        workload["max_input_tokens"] = spec["max_input_tokens"]
+    if phase == "training":
+        workload["training_steps"] = benchmark["workload"]["training_steps"]
+    benchmark["workload"] = workload
+    label["results"]["functional_unit"] = suites.functional_unit_name(suite, task, phase)
+    name = label["model"]["id"]
+    files = [
+        {
+            "path": path,
+            "size_bytes": size,
+            "sha256": hashlib.sha256(f"{name}/{path}".encode()).hexdigest(),
+        }
+        for path, size in (
+            ("config.json", 700),
+            ("model.safetensors", parameter_count * 2),
+            ("tokenizer.json", 2_000_000),
+        )
+    ]
+    label["model"].update(
+        parameter_count=parameter_count, dtype="bfloat16", hub_id=name, files=files
+    )
+    label["provenance"]["model_artifact_sha256"] = suites.files_digest(files)
+    if spec.get("quality") and quality is not None:
+        outcomes = [int(rng.random() < quality) for _ in range(workload["samples"])]
+        label["quality"] = {
+            "measured": {
+                "metric": spec["quality"]["metric"],
+                "value": 0.0,
+                "items": len(outcomes),
+                "outcomes": outcomes,
+                "outputs_sha256": hashlib.sha256(f"{name}:outputs".encode()).hexdigest(),
+            }
+        }
+    else:
+        label["quality"] = {
+            "unavailable_reason": spec.get("quality_unavailable")
+            or "the model's labels are not the dataset's classes"
+        }

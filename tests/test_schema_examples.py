@@ -38,6 +38,11 @@ EXPECTED_POINTER = {
     "single-trial-trace.json": "/predicate/traces/trials",
     "statement-type-v0.1.json": "/_type",
     "subject-missing-digest.json": "/subject/0",
+    "suite-2-model-without-parameter-count.json": "/predicate/model",
+    "suite-2-quality-measured-and-unavailable.json": "/predicate/quality",
+    "suite-2-quality-outcome-not-binary.json": "/predicate/quality/measured/outcomes/3",
+    "suite-2-trial-without-output-tokens.json": "/predicate/traces/trials/1",
+    "suite-2-without-quality.json": "/predicate",
     "task-not-in-suite.json": "/predicate/benchmark/task",
     "zone-not-iso-3166.json": "/predicate/carbon/zone",
 }

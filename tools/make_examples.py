@@ -176,10 +176,39 @@ def valid_examples() -> dict[str, Doc]:
     for key in ("latency_p50_s", "latency_p95_s"):
         del training["results"][key]
     sampled["results"].update(latency_p50_s=0.33, latency_p95_s=0.37)
+    generation = make_label(
+        vendor="northwind",
+        model="qwen2.5-0.5b-instruct",
+        registry=REGISTRY,
+        task="text-generation",
+        phase="inference",
+        units_per_trial=24,
+        power_w=310.0,
+        trials=5,
+        seed=4,
+        suite="2",
+        parameter_count=494_032_768,
+        quality=0.3,
+    )
+    generation["results"].update(latency_p50_s=2.9, latency_p95_s=3.4)
+    images = make_label(
+        vendor="acme",
+        model="vit-base-patch16-224",
+        registry=REGISTRY,
+        task="image-classification",
+        phase="inference",
+        units_per_trial=3000,
+        trials=5,
+        seed=5,
+        suite="2",
+        parameter_count=86_567_656,
+    )
     return {
         "inference-text-classification.json": build_statement(inference),
         "training-image-classification-declared-steps.json": build_statement(training),
         "inference-power-sampling-rapl-wraparound.json": build_statement(sampled),
+        "suite-2-text-generation-with-quality.json": build_statement(generation),
+        "suite-2-image-classification-no-quality.json": build_statement(images),
     }
 
 
@@ -297,6 +326,31 @@ INVALID: dict[str, tuple[str, Callable[[Doc], None], str]] = {
             1.0
         ),
         "/predicate/traces/trials/1/components/0",
+    ),
+    "suite-2-without-quality.json": (
+        "suite-2-text-generation-with-quality.json",
+        _delete("/predicate/quality"),
+        "/predicate",
+    ),
+    "suite-2-quality-measured-and-unavailable.json": (
+        "suite-2-text-generation-with-quality.json",
+        _set("/predicate/quality/unavailable_reason", "both at once"),
+        "/predicate/quality",
+    ),
+    "suite-2-quality-outcome-not-binary.json": (
+        "suite-2-text-generation-with-quality.json",
+        _set("/predicate/quality/measured/outcomes/3", 2),
+        "/predicate/quality/measured/outcomes/3",
+    ),
+    "suite-2-trial-without-output-tokens.json": (
+        "suite-2-text-generation-with-quality.json",
+        _delete("/predicate/traces/trials/1/output_tokens"),
+        "/predicate/traces/trials/1",
+    ),
+    "suite-2-model-without-parameter-count.json": (
+        "suite-2-image-classification-no-quality.json",
+        _delete("/predicate/model/parameter_count"),
+        "/predicate/model",
     ),
     "counter-reading-with-samples-method.json": (
         "inference-power-sampling-rapl-wraparound.json",
