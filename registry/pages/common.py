@@ -1,0 +1,147 @@
+"""What every page shares: the template environment, formatting filters, rendering with the page
+headers, the not-found page and the links between pages.
+
+The only module that reads ``web/``: Jinja2 templates from ``web/templates`` (autoescaped; every
+text from the database goes through the template engine, never into markup by hand).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+import markupsafe
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from schemas.contract import load_methodology
+
+router = APIRouter(include_in_schema=False)
+"""Every page route: each page module adds its routes here, in the order the package imports
+them."""
+
+WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def format_number(value: float | None, digits: int = 3) -> str:
+    """``digits`` significant digits, thousands separated; an em dash for no value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    decimals = max(0, digits - 1 - magnitude)
+    return f"{value:,.{decimals}f}"
+
+
+def format_tick(value: float) -> str:
+    """An axis tick: as short as it can be (``20``, ``2.5``, ``0.125``)."""
+    return f"{value:,.6g}"
+
+
+def format_date(value: datetime | str | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value[:10]
+    return value.date().isoformat()
+
+
+def format_percent(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f}%"
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _printable(value: Any) -> Any:
+    """Every ``{{ value }}`` of a template passes here before it is escaped: control characters
+    (which HTML cannot carry) are dropped."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return _CONTROL_CHARACTERS.sub("", value)
+    return value
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
+        autoescape=True,
+        finalize=_printable,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = format_number
+    env.filters["date"] = format_date
+    env.filters["pct"] = format_percent
+    env.filters["path"] = lambda value: quote(str(value), safe="")
+    return env
+
+
+def render(
+    request: Request, template: str, context: Mapping[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
+    """Render a page with the headers every page carries."""
+    body = (
+        _environment()
+        .get_template(template)
+        .render(
+            {
+                "request_path": request.url.path,
+                "tasks": list(load_methodology()["tasks"]),
+                **context,
+            }
+        )
+    )
+    return HTMLResponse(body, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def not_found(request: Request, message: str) -> HTMLResponse:
+    return render(
+        request,
+        "error.html",
+        {"title": "Not found", "status": 404, "message": message},
+        status_code=404,
+    )
+
+
+def query_string(**params: Any) -> str:
+    """``?a=1&b=2`` from the parameters that have a value."""
+    kept = {k: v for k, v in params.items() if v not in (None, "", [])}
+    return "?" + urlencode(kept, doseq=True) if kept else ""
+
+
+def model_path(vendor: str, model: str) -> str:
+    return f"/models/{quote(vendor, safe='')}/{quote(model, safe='')}"
+
+
+def vendor_path(vendor: str) -> str:
+    return f"/vendors/{quote(vendor, safe='')}"
+
+
+def unit_name(phase: str) -> str:
+    return "Wh per 1,000 inferences" if phase == "inference" else "Wh per training step"
+
+
+def unit_short(phase: str) -> str:
+    return "Wh/1k" if phase == "inference" else "Wh/step"

@@ -1,0 +1,159 @@
+"""The model page: a model's current labels with card, energy history, power timelines,
+verification and embed snippets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from registry.api.deps import SessionDep, SettingsDep
+from registry.errors import ProblemError
+from registry.models import Tier
+from registry.pages.charts import HistoryChart, TimelineChart, history_chart, timeline_chart
+from registry.pages.common import (
+    model_path,
+    not_found,
+    query_string,
+    render,
+    router,
+    unit_name,
+    unit_short,
+    vendor_path,
+)
+from registry.pages.rows import LabelRow, all_labels, label_row
+from registry.services import audit, queries
+from schemas.contract import load_methodology
+
+
+@dataclass
+class LabelSection:
+    row: LabelRow
+    detail: dict[str, Any]
+    history: HistoryChart
+    history_rows: list[LabelRow]
+    timeline: TimelineChart | None
+    unit: str
+    card_src: str
+    pinned_badge_src: str
+    hardware_name: str
+    cpu_name: str
+    carbon: Mapping[str, Any]
+    methodology_version: str
+    flags: list[str]
+    trials: int
+    source: str
+
+
+def embed_snippets(base_url: str, vendor: str, model: str) -> list[dict[str, Any]]:
+    """Copy-ready badge snippets (Markdown, HTML, reStructuredText) for a model's README."""
+    badge = f"{base_url}/badge/{quote(vendor, safe='')}/{quote(model, safe='')}.svg"
+    page = f"{base_url}{model_path(vendor, model)}"
+    alt = f"carbon label of {vendor}/{model}"
+    snippets = [
+        ("markdown", "Markdown", f"[![{alt}]({badge})]({page})"),
+        ("html", "HTML", f'<a href="{page}"><img src="{badge}" alt="{alt}"></a>'),
+        ("rst", "reStructuredText", f".. image:: {badge}\n   :target: {page}\n   :alt: {alt}"),
+    ]
+    return [
+        {
+            "id": key,
+            "name": name,
+            "text": text,
+            "rows": sum(1 + len(line) // 110 for line in text.splitlines()),
+        }
+        for key, name, text in snippets
+    ]
+
+
+@router.get("/models/{vendor}/{model}", response_class=HTMLResponse)
+def model_page(
+    request: Request, vendor: str, model: str, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    """A model's current labels: card, energy history, power timelines, verification, embeds."""
+    try:
+        view = queries.model_view(session, vendor, model, settings.public_url)
+    except ProblemError as exc:
+        if exc.kind != "not-found":
+            raise
+        return not_found(request, f"There is no model {vendor}/{model} in this registry.")
+    methodology = load_methodology()
+    grades = methodology["grades"]
+    rows = all_labels(
+        session, queries.LabelFilters(vendor=vendor, model=f"{vendor}/{model}"), cap=1000
+    )
+    all_rows = [label_row(label, v, m) for label, v, m in rows]
+    sections: list[LabelSection] = []
+    current = sorted(
+        (r for r in rows if r[0].current),
+        key=lambda r: (r[0].task, r[0].phase, r[0].hardware_class),
+    )
+    auditors = audit.verifying_auditors(
+        session, [label.id for label, _, _ in current if label.tier == Tier.verified]
+    )
+    for label, v, m in current:
+        detail = queries.label_detail(session, label, v, m, settings.public_url)
+        peers = [
+            r
+            for r in all_rows
+            if (r.task, r.phase, r.hardware_class)
+            == (label.task, label.phase, label.hardware_class)
+        ]
+        bands = (
+            grades["bands_wh"]
+            .get(label.task, {})
+            .get(label.phase, {})
+            .get(
+                label.hardware_class,
+                grades["bands_wh"].get(label.task, {}).get(label.phase, {}).get("default"),
+            )
+        )
+        predicate = label.predicate
+        hardware = predicate.get("hardware", {})
+        query = query_string(task=label.task, phase=label.phase)
+        sections.append(
+            LabelSection(
+                row=label_row(
+                    label, v, m, detail["grade"]["percentile"], auditors.get(label.id, ())
+                ),
+                detail=detail,
+                history=history_chart(peers, bands, grades["scale"], unit_short(label.phase)),
+                history_rows=sorted(peers, key=lambda r: (r.created_at, r.label_id)),
+                timeline=timeline_chart(predicate),
+                unit=unit_name(label.phase),
+                card_src=f"/label/{quote(v, safe='')}/{quote(m, safe='')}.svg{query}",
+                pinned_badge_src=f"/badge/label/{label.id}.svg",
+                hardware_name=str(hardware.get("accelerator", {}).get("model_name", "")),
+                cpu_name=str(hardware.get("cpu", {}).get("model_name", "")),
+                carbon=predicate.get("carbon", {}),
+                methodology_version=str(
+                    predicate.get("measurement", {}).get("methodology_version", "")
+                ),
+                flags=[str(f) for f in predicate.get("measurement", {}).get("flags", [])],
+                trials=len(predicate.get("traces", {}).get("trials", [])),
+                source=str(predicate.get("provenance", {}).get("source", "")),
+            )
+        )
+    vendor_slug, _, model_name = view["model"].partition("/")
+    return render(
+        request,
+        "model.html",
+        {
+            "title": view["model"],
+            "vendor": vendor_slug,
+            "model": model_name,
+            "vendor_url": vendor_path(vendor_slug),
+            "sections": sections,
+            "history": sorted(all_rows, key=lambda r: (r.created_at, r.label_id), reverse=True),
+            "lost_standing": [r for r in all_rows if r.lost_standing],
+            "tolerance_relative": load_methodology()["audit"]["tolerance_relative"],
+            "snippets": embed_snippets(settings.public_url, vendor_slug, model_name),
+            "public_url": settings.public_url,
+            "badge_src": f"/badge/{quote(vendor_slug, safe='')}/{quote(model_name, safe='')}.svg",
+            "json_href": f"/v1/models/{quote(vendor_slug, safe='')}/{quote(model_name, safe='')}",
+        },
+    )

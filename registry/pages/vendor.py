@@ -1,0 +1,85 @@
+"""The vendor page: a vendor's profile, keys and models with their current grades."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from registry.api.deps import SessionDep, SettingsDep
+from registry.errors import ProblemError
+from registry.models import Standing
+from registry.pages.common import model_path, not_found, query_string, render, router
+from registry.pages.rows import VENDOR_PAGE_LABELS, LabelRow, all_labels, label_row, with_percentile
+from registry.services import audit, queries
+from registry.services import vendors as vendor_service
+
+
+@router.get("/vendors/{vendor}", response_class=HTMLResponse)
+def vendor_page(
+    request: Request, vendor: str, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    """A vendor's profile, keys and models with their current grades."""
+    try:
+        owner = vendor_service.get_vendor(session, vendor)
+    except ProblemError as exc:
+        if exc.kind != "not-found":
+            raise
+        return not_found(request, f"There is no vendor {vendor} in this registry.")
+    profile = queries.vendor_profile(session, owner, settings.public_url, limit=1)
+    rows = all_labels(session, queries.LabelFilters(vendor=owner.slug), cap=VENDOR_PAGE_LABELS)
+    current = with_percentile(session, (r for r in rows if r[0].current))
+    auditors = audit.verifying_auditors(session, [r.label_id for r in current if r.verified])
+    current = [replace(r, verified_by=tuple(auditors.get(r.label_id, ()))) for r in current]
+    lost = sorted(
+        (label_row(label, v, m) for label, v, m in rows if label.standing != Standing.ok),
+        key=lambda r: (r.model, r.created_at),
+    )
+    by_model: dict[str, list[LabelRow]] = {}
+    for name in profile["models"]:
+        by_model[name.partition("/")[2]] = []
+    for row in current:
+        by_model.setdefault(row.model, []).append(row)
+    models: list[dict[str, Any]] = []
+    for name in sorted(by_model):
+        labels: list[LabelRow] = sorted(
+            by_model[name], key=lambda r: (r.task, r.phase, r.hardware_class)
+        )
+        models.append(
+            {
+                "name": name,
+                "url": model_path(owner.slug, name),
+                "badge_src": f"/badge/{quote(owner.slug, safe='')}/{quote(name, safe='')}.svg",
+                "labels": labels,
+            }
+        )
+    tasks = sorted({(r.task, r.phase) for r in current})
+    return render(
+        request,
+        "vendor.html",
+        {
+            "title": owner.display_name,
+            "vendor": owner.slug,
+            "display_name": owner.display_name,
+            "created_at": owner.created_at,
+            "keys": profile["keys"],
+            "models": models,
+            "label_count": len(rows),
+            "measured": sum(1 for r in current if r.measured),
+            "verified": sum(1 for r in current if r.verified),
+            "lost_standing": lost,
+            "estimated": sum(1 for r in current if not r.measured),
+            "json_href": f"/v1/vendors/{quote(owner.slug, safe='')}",
+            "compare_links": [
+                {
+                    "task": task,
+                    "phase": phase,
+                    "href": "/compare" + query_string(task=task, phase=phase, vendors=owner.slug),
+                }
+                for task, phase in tasks
+            ],
+        },
+    )
