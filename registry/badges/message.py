@@ -1,0 +1,116 @@
+"""What a badge says: the label, message and colour of a label's flat badge, and the shields.io
+endpoint document."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from registry.badges.flat import render_flat
+from registry.badges.svg import GRADE_COLORS, NEUTRAL_COLOR, WARNING_COLOR
+from registry.badges.text import CHECK_MARK, CO2E, MIDDLE_DOT, clean_text
+
+Metric = Literal["grade", "energy", "co2e"]
+METRICS: tuple[Metric, ...] = ("grade", "energy", "co2e")
+
+BADGE_LABEL = "carbon label"
+VERIFIED_TEXT = f"{CHECK_MARK} verified"
+"""Appended to a verified label's badge message: ``B · 12.4 Wh/1k · ✓ verified``."""
+
+Standing = Literal["ok", "compromised"]
+Tier = Literal["self-reported", "verified"]
+TIERS: tuple[Tier, ...] = ("self-reported", "verified")
+
+
+@dataclass(frozen=True)
+class BadgeFacts:
+    """The few figures of one label a badge shows."""
+
+    grade: str | None
+    measured: bool
+    energy_per_unit_wh: float
+    co2e_per_unit_g: float
+    functional_unit: str
+    standing: Standing = "ok"
+    """``compromised``: the label lost its standing (``labels.standing``): it was logged after its
+    signing key's reported ``compromised_since``."""
+    tier: Tier = "self-reported"
+    """``verified`` once an auditor's reproduced figures agree with the label's."""
+
+
+@dataclass(frozen=True)
+class BadgeText:
+    label: str
+    message: str
+    color: str
+    """A shields.io named colour."""
+
+
+def format_figure(value: float) -> str:
+    """A figure for people: 3 significant digits from 1 up (no exponent), 2 below 1."""
+    if not math.isfinite(value):
+        return "?"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 1:
+        return f"{value:.2f}"
+    digits = min(12, 1 - math.floor(math.log10(magnitude)))
+    return f"{value:.{digits}f}"
+
+
+def unit_suffix(functional_unit: str) -> str:
+    """``1k-inferences`` -> ``1k``; ``step`` -> ``step``; anything else as it is."""
+    return {"1k-inferences": "1k", "step": "step"}.get(functional_unit, functional_unit)
+
+
+def unit_words(functional_unit: str) -> str:
+    return {"1k-inferences": "1k inferences", "step": "training step"}.get(
+        functional_unit, functional_unit
+    )
+
+
+def badge_text(facts: BadgeFacts | None, metric: Metric = "grade") -> BadgeText:
+    """Label, message and colour of the badge of one label (None: the model has no label)."""
+    if facts is None:
+        return BadgeText(BADGE_LABEL, "not labelled", NEUTRAL_COLOR)
+    if facts.standing == "compromised":
+        return BadgeText(BADGE_LABEL, "key compromised", WARNING_COLOR)
+    per = unit_suffix(facts.functional_unit)
+    energy = f"{format_figure(facts.energy_per_unit_wh)} Wh/{per}"
+    figure = (
+        f"{format_figure(facts.co2e_per_unit_g)} g {CO2E}/{per}" if metric == "co2e" else energy
+    )
+    suffix = f" {MIDDLE_DOT} {VERIFIED_TEXT}" if facts.tier == "verified" else ""
+    if not facts.measured:
+        return BadgeText(BADGE_LABEL, f"estimated {MIDDLE_DOT} {figure}{suffix}", NEUTRAL_COLOR)
+    if facts.grade is None or facts.grade not in GRADE_COLORS:
+        prefix = "not graded"
+        return BadgeText(BADGE_LABEL, f"{prefix} {MIDDLE_DOT} {figure}{suffix}", NEUTRAL_COLOR)
+    color = GRADE_COLORS[facts.grade]
+    if metric == "grade":
+        return BadgeText(BADGE_LABEL, f"{facts.grade} {MIDDLE_DOT} {figure}{suffix}", color)
+    return BadgeText(BADGE_LABEL, f"{figure}{suffix}", color)
+
+
+def render_badge(text: BadgeText, *, id_suffix: str = "") -> str:
+    return render_flat(text.label, text.message, text.color, id_suffix=id_suffix)
+
+
+def endpoint_json(text: BadgeText, *, cache_seconds: int = 300) -> dict[str, Any]:
+    """The shields.io endpoint document (https://shields.io/badges/endpoint-badge): only keys
+    of its schema."""
+    return {
+        "schemaVersion": 1,
+        "label": clean_text(text.label),
+        "message": clean_text(text.message),
+        "color": text.color,
+        "cacheSeconds": cache_seconds,
+    }
