@@ -4,229 +4,87 @@ label card, and a badge pinned to one label.
 The routes are ``async``: a badge served from the per-app cache (:class:`BadgeCache`) costs no
 database query and no trip to the thread pool. A miss runs one indexed query in the thread pool;
 concurrent misses of the same badge wait for that one query instead of each running their own.
+
+This module holds the routes, their query options and their OpenAPI declarations; the cache and
+the HTTP answers are in ``badge_cache``, the database look-ups in ``badge_facts`` (their public
+names are importable from here too).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import re
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import Engine, or_, select
-from sqlmodel import Session, col
-from starlette.concurrency import run_in_threadpool
 
 from registry import badges
+from registry.api.badge_cache import (
+    CACHE_MAX_ENTRIES,
+    CACHE_TTL_S,
+    IMMUTABLE_CACHE_CONTROL,
+    JSON_MEDIA_TYPE,
+    MAX_AGE_S,
+    MUTABLE_CACHE_CONTROL,
+    SVG_CSP,
+    SVG_MEDIA_TYPE,
+    BadgeCache,
+    PreparedResponse,
+    Rendered,
+    cache_of,
+    rendered,
+    respond,
+)
+from registry.api.badge_facts import (
+    LABEL_ID,
+    card_facts,
+    label_badge_facts,
+    model_badge_facts,
+    model_card_facts,
+)
 from registry.api.routes import problems
 from registry.errors import ProblemError
-from registry.models import Label, Model, PublicKey, Standing, Tier, Vendor
-from registry.services.audit import verifying_auditors
-from registry.services.queries import peer_percentile
 
 router = APIRouter(tags=["badges"])
 
-SVG_MEDIA_TYPE = "image/svg+xml;charset=utf-8"
-JSON_MEDIA_TYPE = "application/json"
-MUTABLE_CACHE_CONTROL = "max-age=300, s-maxage=300"
-IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
-MAX_AGE_S = 300
-SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+__all__ = [
+    "CACHE_MAX_ENTRIES",
+    "CACHE_TTL_S",
+    "CARD_PARAMETERS",
+    "DEFAULT_OPTIONS",
+    "IMMUTABLE_CACHE_CONTROL",
+    "JSON_MEDIA_TYPE",
+    "LABEL_BADGE_PARAMETERS",
+    "LABEL_PATH_PARAMETERS",
+    "MAX_AGE_S",
+    "MAX_MODEL_CHARS",
+    "MAX_TASK_CHARS",
+    "MAX_VENDOR_CHARS",
+    "MODEL_BADGE_PARAMETERS",
+    "MODEL_PATH_PARAMETERS",
+    "MUTABLE_CACHE_CONTROL",
+    "PHASES",
+    "QUERY_PARAMETERS",
+    "SVG_CSP",
+    "SVG_MEDIA_TYPE",
+    "BadgeCache",
+    "Options",
+    "PreparedResponse",
+    "Rendered",
+    "card_facts",
+    "label_badge",
+    "label_badge_facts",
+    "model_badge_json",
+    "model_badge_svg",
+    "model_card",
+    "model_card_facts",
+    "router",
+]
 
-CACHE_TTL_S = 10.0
-"""How long a rendered badge is served from memory before the database is asked again: a new
-label shows on its model's badge at most this long after it was accepted (downstream HTTP caches
-add at most ``max-age`` minus the ``Age`` this cache reports: 300 s in all)."""
-CACHE_MAX_ENTRIES = 4096
-
-# What can name a stored vendor, model, task or label: anything else is "not labelled" without
-# asking the database (NUL and friends never reach it).
-_VENDOR = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_TASK = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_LABEL_ID = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
 PHASES = ("inference", "training")
 MAX_TASK_CHARS = 64
 MAX_VENDOR_CHARS = 64
 MAX_MODEL_CHARS = 128
-
-
-# ------------------------------------------------------------------------------------------
-# The cache
-# ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """One rendered response body with its headers, encoded once for every answer from it."""
-
-    body: bytes
-    etag: str
-    immutable: bool
-    raw_headers: list[tuple[bytes, bytes]]
-    """For a 200 (Content-Length included)."""
-    raw_headers_304: list[tuple[bytes, bytes]]
-    """For a 304: the same, less Content-Type and Content-Length."""
-    stored_at: float = 0.0
-
-
-class BadgeCache:
-    """A small in-process TTL cache of rendered badges, bounded (least recently used out), with
-    one renderer per key at a time. One per app (``app.state.badge_cache``)."""
-
-    def __init__(
-        self,
-        ttl_s: float = CACHE_TTL_S,
-        max_entries: int = CACHE_MAX_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self.clock = clock
-        self._entries: OrderedDict[Hashable, Rendered] = OrderedDict()
-        self._pending: dict[Hashable, asyncio.Event] = {}
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: Hashable, now: float | None = None) -> Rendered | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if (self.clock() if now is None else now) - entry.stored_at >= self.ttl_s:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return entry
-
-    def put(self, key: Hashable, value: Rendered) -> Rendered:
-        stored = replace(value, stored_at=self.clock())
-        if self.ttl_s <= 0:
-            return stored
-        self._entries[key] = stored
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        return stored
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    async def get_or_render(self, key: Hashable, render: Callable[[], Rendered]) -> Rendered:
-        """The cached entry, or ``render()`` run once in the thread pool for all who ask."""
-        while True:
-            hit = self.get(key)
-            if hit is not None:
-                return hit
-            pending = self._pending.get(key)
-            if pending is None:
-                break
-            await pending.wait()  # then look again; if that render failed, render ourselves
-        done = asyncio.Event()
-        self._pending[key] = done
-        try:
-            return self.put(key, await run_in_threadpool(render))
-        finally:
-            del self._pending[key]
-            done.set()
-
-    def age_s(self, entry: Rendered, now: float | None = None) -> int:
-        return max(0, int((self.clock() if now is None else now) - entry.stored_at))
-
-
-def _cache(request: Request) -> BadgeCache:
-    state = request.app.state
-    cache: BadgeCache | None = getattr(state, "badge_cache", None)
-    if cache is None:
-        ttl = float(state.settings.badge_cache_ttl_s)
-        cache = BadgeCache(ttl_s=min(ttl, MAX_AGE_S))
-        state.badge_cache = cache
-    return cache
-
-
-# ------------------------------------------------------------------------------------------
-# Responses
-# ------------------------------------------------------------------------------------------
-
-
-def _rendered(body: str | bytes, *, media_type: str, immutable: bool) -> Rendered:
-    data = body.encode("utf-8") if isinstance(body, str) else body
-    etag = '"' + hashlib.sha256(data).hexdigest() + '"'
-    headers = [
-        ("cache-control", IMMUTABLE_CACHE_CONTROL if immutable else MUTABLE_CACHE_CONTROL),
-        ("etag", etag),
-        ("x-content-type-options", "nosniff"),
-    ]
-    if media_type == SVG_MEDIA_TYPE:
-        headers.append(("content-security-policy", SVG_CSP))
-    else:
-        headers.append(("access-control-allow-origin", "*"))
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-    return Rendered(
-        body=data,
-        etag=etag,
-        immutable=immutable,
-        raw_headers=[
-            (b"content-type", media_type.encode("latin-1")),
-            (b"content-length", str(len(data)).encode("latin-1")),
-            *raw,
-        ],
-        raw_headers_304=raw,
-    )
-
-
-class PreparedResponse(Response):
-    """A response from an encoded body and header list: the cached path encodes nothing."""
-
-    def __init__(
-        self, body: bytes, raw_headers: list[tuple[bytes, bytes]], status_code: int = 200
-    ) -> None:
-        self.status_code = status_code
-        self.background = None
-        self.body = body
-        self.raw_headers = raw_headers
-
-
-def _matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 If-None-Match (weak comparison): ``*`` or a list naming ``etag``."""
-    if if_none_match.strip() == "*":
-        return True
-    for tag in if_none_match.split(","):
-        tag = tag.strip()
-        if tag.startswith("W/"):
-            tag = tag[2:]
-        if tag == etag:
-            return True
-    return False
-
-
-def _if_none_match(request: Request) -> str | None:
-    """The If-None-Match header (its values joined), read from the raw scope."""
-    values = [v for k, v in request.scope["headers"] if k == b"if-none-match"]
-    return b",".join(values).decode("latin-1") if values else None
-
-
-def _respond(
-    request: Request, cache: BadgeCache, entry: Rendered, now: float | None = None
-) -> Response:
-    condition = _if_none_match(request)
-    if condition is not None and _matches(condition, entry.etag):
-        body, headers, status = b"", list(entry.raw_headers_304), 304
-    else:
-        body, headers, status = entry.body, list(entry.raw_headers), 200
-    if not entry.immutable:
-        age = cache.age_s(entry, now)
-        if age:  # downstream caches then keep it at most max-age minus this long
-            headers.append((b"age", str(age).encode("latin-1")))
-    return PreparedResponse(body, headers, status)
 
 
 @dataclass(frozen=True)
@@ -357,225 +215,6 @@ def _svg_responses(immutable: bool = False) -> dict[int | str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------
-# Database look-ups (run in the thread pool)
-# ------------------------------------------------------------------------------------------
-
-
-def _standing(standing: str) -> badges.Standing:
-    """The badge's standing from ``labels.standing``, which the key-revocation service keeps:
-    a label logged after its key's ``compromised_since`` has lost it."""
-    return "ok" if standing == Standing.ok else "compromised"
-
-
-def _tier(tier: str) -> badges.Tier:
-    return "verified" if tier == Tier.verified else "self-reported"
-
-
-_BADGE_COLUMNS = (
-    col(Label.grade),
-    col(Label.measured),
-    col(Label.energy_per_unit_wh),
-    col(Label.co2e_per_unit_g),
-    col(Label.functional_unit),
-    col(Label.standing),
-    col(Label.tier),
-)
-
-# The label a model's badge and card show: its most recently received current label, or, when it
-# has none (in the group asked for), its most recently received label that lost its standing, so
-# that the badge warns instead of saying "not labelled".
-_SHOWN_ORDER = (
-    col(Label.current).desc(),
-    col(Label.received_at).desc(),
-    col(Label.id).desc(),
-)
-
-
-def _current_label_filter(
-    vendor: str, model: str, task: str | None, phase: str | None
-) -> list[Any]:
-    where = [
-        col(Vendor.slug) == vendor,
-        col(Model.name) == model,
-        or_(col(Label.current).is_(True), col(Label.standing) != Standing.ok),
-    ]
-    if task is not None:
-        where.append(col(Label.task) == task)
-    if phase is not None:
-        where.append(col(Label.phase) == phase)
-    return where
-
-
-def _valid_model_key(vendor: str, model: str, task: str | None) -> bool:
-    return bool(
-        _VENDOR.match(vendor) and _MODEL.match(model) and (task is None or _TASK.match(task))
-    )
-
-
-def _facts(row: Any) -> badges.BadgeFacts:
-    return badges.BadgeFacts(
-        grade=row[0],
-        measured=row[1],
-        energy_per_unit_wh=row[2],
-        co2e_per_unit_g=row[3],
-        functional_unit=row[4],
-        standing=_standing(row[5]),
-        tier=_tier(row[6]),
-    )
-
-
-def model_badge_facts(
-    engine: Engine, vendor: str, model: str, task: str | None, phase: str | None
-) -> badges.BadgeFacts | None:
-    """The badge figures of a model's most recently received current label (with that task and
-    phase when given): one query on the unique vendor slug, the unique (vendor, name) of models
-    and ``ix_labels_model_received``; None when there is none."""
-    if not _valid_model_key(vendor, model, task):
-        return None
-    statement = (
-        select(*_BADGE_COLUMNS)
-        .join(Model, col(Model.id) == Label.model_id)
-        .join(Vendor, col(Vendor.id) == Model.vendor_id)
-        .where(*_current_label_filter(vendor, model, task, phase))
-        .order_by(*_SHOWN_ORDER)
-        .limit(1)
-    )
-    with engine.connect() as connection:
-        row = connection.execute(statement).first()
-    return None if row is None else _facts(row)
-
-
-def label_badge_facts(engine: Engine, label_id: str) -> badges.BadgeFacts | None:
-    if not _LABEL_ID.match(label_id):
-        return None
-    statement = select(*_BADGE_COLUMNS).where(col(Label.id) == label_id.lower())
-    with engine.connect() as connection:
-        row = connection.execute(statement).first()
-    return None if row is None else _facts(row)
-
-
-def model_card_facts(
-    engine: Engine,
-    vendor: str,
-    model: str,
-    task: str | None,
-    phase: str | None,
-    base_url: str,
-) -> badges.CardFacts | None:
-    if not _valid_model_key(vendor, model, task):
-        return None
-    statement = (
-        select(
-            Label,
-            col(Vendor.slug),
-            col(Vendor.display_name),
-            col(Model.name),
-            col(PublicKey.status),
-        )
-        .join(Model, col(Model.id) == Label.model_id)
-        .join(Vendor, col(Vendor.id) == Model.vendor_id)
-        .outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
-        .where(*_current_label_filter(vendor, model, task, phase))
-        .order_by(*_SHOWN_ORDER)
-        .limit(1)
-    )
-    with Session(engine) as session:
-        row = session.execute(statement).first()
-        if row is None:
-            return None
-        label, slug, display_name, name, key_status = row
-        percentile = peer_percentile(session, label) if label.measured else None
-        verified_by = (
-            verifying_auditors(session, [label.id]).get(label.id, [])
-            if label.tier == Tier.verified
-            else []
-        )
-    return card_facts(
-        label,
-        vendor=slug,
-        display_name=display_name,
-        model=name,
-        key_status=key_status,
-        standing=_standing(label.standing),
-        percentile=percentile,
-        url=f"{base_url}/v1/labels/{label.id}",
-        verified_by=tuple(verified_by),
-    )
-
-
-def _dig(document: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(document, dict):
-            return None
-        document = document.get(key)
-    return document
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def card_facts(
-    label: Label,
-    *,
-    vendor: str,
-    display_name: str,
-    model: str,
-    key_status: str | None,
-    standing: badges.Standing,
-    percentile: float | None,
-    url: str,
-    verified_by: tuple[str, ...] = (),
-) -> badges.CardFacts:
-    """The card's facts: typed columns first, the rest from the stored (validated) label."""
-    doc = label.predicate
-    components = _dig(doc, "measurement", "components") or []
-    count = _dig(doc, "hardware", "accelerator", "count")
-    accelerator = _dig(doc, "hardware", "accelerator", "model_name")
-    return badges.CardFacts(
-        vendor=vendor,
-        vendor_display_name=display_name,
-        model=model,
-        revision=label.revision,
-        task=label.task,
-        phase=label.phase,
-        functional_unit=label.functional_unit,
-        measured=label.measured,
-        grade=label.grade,
-        graded_under=label.graded_under,
-        percentile=percentile,
-        methodology_version=_str(_dig(doc, "measurement", "methodology_version")),
-        energy_mean_wh=label.energy_per_unit_wh,
-        energy_ci95_low_wh=_float(_dig(doc, "results", "energy_per_unit_wh", "ci95_low")),
-        energy_ci95_high_wh=label.energy_ci95_high_wh,
-        co2e_mean_g=label.co2e_per_unit_g,
-        zone=label.zone,
-        pue=_float(_dig(doc, "carbon", "pue")),
-        intensity_g_per_kwh=_float(_dig(doc, "carbon", "intensity_g_per_kwh")),
-        carbon_basis=_str(_dig(doc, "carbon", "basis")),
-        accelerator=_str(accelerator) if accelerator != "none" else None,
-        accelerator_count=count if isinstance(count, int) else None,
-        hardware_class=label.hardware_class,
-        components=tuple(
-            (str(c.get("name", "?")), str(c.get("method", "?")))
-            for c in components
-            if isinstance(c, dict)
-        ),
-        created_at=label.created_at,
-        keyid=label.keyid,
-        key_status=key_status,
-        standing=standing,
-        url=url,
-        tier=_tier(label.tier),
-        verified_by=verified_by,
-    )
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-# ------------------------------------------------------------------------------------------
 # Routes
 # ------------------------------------------------------------------------------------------
 
@@ -583,7 +222,7 @@ def _str(value: Any) -> str | None:
 async def _model_badge(request: Request, vendor: str, model: str, fmt: str) -> Response:
     _check_names(vendor, model)
     options = _options(request)
-    cache = _cache(request)
+    cache = cache_of(request)
     key = (fmt, vendor, model, options.task, options.phase, options.metric)
     now: float | None = cache.clock()
     entry = cache.get(key, now)
@@ -595,17 +234,17 @@ async def _model_badge(request: Request, vendor: str, model: str, fmt: str) -> R
             text = badges.badge_text(facts, options.metric)
             if fmt == "json":
                 body = orjson.dumps(badges.endpoint_json(text, cache_seconds=MAX_AGE_S))
-                return _rendered(body, media_type=JSON_MEDIA_TYPE, immutable=False)
-            return _rendered(badges.render_badge(text), media_type=SVG_MEDIA_TYPE, immutable=False)
+                return rendered(body, media_type=JSON_MEDIA_TYPE, immutable=False)
+            return rendered(badges.render_badge(text), media_type=SVG_MEDIA_TYPE, immutable=False)
 
         entry = await cache.get_or_render(key, render)
         now = None
-    return _respond(request, cache, entry, now)
+    return respond(request, cache, entry, now)
 
 
 async def _pinned_badge(request: Request, label_id: str) -> Response:
     options = _options(request)
-    cache = _cache(request)
+    cache = cache_of(request)
     key = ("label", label_id.lower(), options.metric)
     now: float | None = cache.clock()
     entry = cache.get(key, now)
@@ -621,13 +260,13 @@ async def _pinned_badge(request: Request, label_id: str) -> Response:
             # Immutable once nothing about the badge can change but a later key compromise:
             # a self-reported label may still be verified.
             immutable = facts is not None and facts.standing == "ok" and facts.tier == "verified"
-            return _rendered(
+            return rendered(
                 badges.render_badge(text), media_type=SVG_MEDIA_TYPE, immutable=immutable
             )
 
         entry = await cache.get_or_render(key, render)
         now = None
-    return _respond(request, cache, entry, now)
+    return respond(request, cache, entry, now)
 
 
 # Route order: the most requested route first (each route tried costs a few microseconds).
@@ -649,7 +288,7 @@ async def model_badge_svg(request: Request) -> Response:
     current label. An unknown model gets a grey "not labelled" badge (200)."""
     params = request.path_params
     vendor, model = params["vendor"], params["model"]
-    if vendor == "label" and _LABEL_ID.match(model):
+    if vendor == "label" and LABEL_ID.match(model):
         return await _pinned_badge(request, model)
     return await _model_badge(request, vendor, model, "svg")
 
@@ -689,7 +328,7 @@ async def model_card(request: Request) -> Response:
     model: str = request.path_params["model"]
     _check_names(vendor, model)
     options = _options(request)
-    cache = _cache(request)
+    cache = cache_of(request)
     key = ("card", vendor, model, options.task, options.phase)
     entry = cache.get(key)  # the card is asked for rarely: no need to save a clock read
     if entry is None:
@@ -703,10 +342,10 @@ async def model_card(request: Request) -> Response:
                 if facts is None
                 else badges.render_card(facts)
             )
-            return _rendered(svg, media_type=SVG_MEDIA_TYPE, immutable=False)
+            return rendered(svg, media_type=SVG_MEDIA_TYPE, immutable=False)
 
         entry = await cache.get_or_render(key, render)
-    return _respond(request, cache, entry)
+    return respond(request, cache, entry)
 
 
 @router.get(
@@ -724,6 +363,6 @@ async def label_badge(request: Request) -> Response:
     vendor ``label``, so that vendor keeps its model badges.
     """
     label_id: str = request.path_params["label_id"]
-    if _LABEL_ID.match(label_id):
+    if LABEL_ID.match(label_id):
         return await _pinned_badge(request, label_id)
     return await _model_badge(request, "label", label_id, "svg")

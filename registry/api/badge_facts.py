@@ -1,0 +1,238 @@
+"""The database look-ups of the badge routes (run in the thread pool): which label a model's
+badge or card shows, and the figures of a badge, a pinned badge and a card."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Engine, or_, select
+from sqlmodel import Session, col
+
+from registry import badges
+from registry.models import Label, Model, PublicKey, Standing, Tier, Vendor
+from registry.services.audit import verifying_auditors
+from registry.services.queries import peer_percentile
+
+# What can name a stored vendor, model, task or label: anything else is "not labelled" without
+# asking the database (NUL and friends never reach it).
+_VENDOR = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_TASK = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+LABEL_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
+def _standing(standing: str) -> badges.Standing:
+    """The badge's standing from ``labels.standing``, which the key-revocation service keeps:
+    a label logged after its key's ``compromised_since`` has lost it."""
+    return "ok" if standing == Standing.ok else "compromised"
+
+
+def _tier(tier: str) -> badges.Tier:
+    return "verified" if tier == Tier.verified else "self-reported"
+
+
+_BADGE_COLUMNS = (
+    col(Label.grade),
+    col(Label.measured),
+    col(Label.energy_per_unit_wh),
+    col(Label.co2e_per_unit_g),
+    col(Label.functional_unit),
+    col(Label.standing),
+    col(Label.tier),
+)
+
+# The label a model's badge and card show: its most recently received current label, or, when it
+# has none (in the group asked for), its most recently received label that lost its standing, so
+# that the badge warns instead of saying "not labelled".
+_SHOWN_ORDER = (
+    col(Label.current).desc(),
+    col(Label.received_at).desc(),
+    col(Label.id).desc(),
+)
+
+
+def _current_label_filter(
+    vendor: str, model: str, task: str | None, phase: str | None
+) -> list[Any]:
+    where = [
+        col(Vendor.slug) == vendor,
+        col(Model.name) == model,
+        or_(col(Label.current).is_(True), col(Label.standing) != Standing.ok),
+    ]
+    if task is not None:
+        where.append(col(Label.task) == task)
+    if phase is not None:
+        where.append(col(Label.phase) == phase)
+    return where
+
+
+def _valid_model_key(vendor: str, model: str, task: str | None) -> bool:
+    return bool(
+        _VENDOR.match(vendor) and _MODEL.match(model) and (task is None or _TASK.match(task))
+    )
+
+
+def _facts(row: Any) -> badges.BadgeFacts:
+    return badges.BadgeFacts(
+        grade=row[0],
+        measured=row[1],
+        energy_per_unit_wh=row[2],
+        co2e_per_unit_g=row[3],
+        functional_unit=row[4],
+        standing=_standing(row[5]),
+        tier=_tier(row[6]),
+    )
+
+
+def model_badge_facts(
+    engine: Engine, vendor: str, model: str, task: str | None, phase: str | None
+) -> badges.BadgeFacts | None:
+    """The badge figures of a model's most recently received current label (with that task and
+    phase when given): one query on the unique vendor slug, the unique (vendor, name) of models
+    and ``ix_labels_model_received``; None when there is none."""
+    if not _valid_model_key(vendor, model, task):
+        return None
+    statement = (
+        select(*_BADGE_COLUMNS)
+        .join(Model, col(Model.id) == Label.model_id)
+        .join(Vendor, col(Vendor.id) == Model.vendor_id)
+        .where(*_current_label_filter(vendor, model, task, phase))
+        .order_by(*_SHOWN_ORDER)
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        row = connection.execute(statement).first()
+    return None if row is None else _facts(row)
+
+
+def label_badge_facts(engine: Engine, label_id: str) -> badges.BadgeFacts | None:
+    if not LABEL_ID.match(label_id):
+        return None
+    statement = select(*_BADGE_COLUMNS).where(col(Label.id) == label_id.lower())
+    with engine.connect() as connection:
+        row = connection.execute(statement).first()
+    return None if row is None else _facts(row)
+
+
+def model_card_facts(
+    engine: Engine,
+    vendor: str,
+    model: str,
+    task: str | None,
+    phase: str | None,
+    base_url: str,
+) -> badges.CardFacts | None:
+    if not _valid_model_key(vendor, model, task):
+        return None
+    statement = (
+        select(
+            Label,
+            col(Vendor.slug),
+            col(Vendor.display_name),
+            col(Model.name),
+            col(PublicKey.status),
+        )
+        .join(Model, col(Model.id) == Label.model_id)
+        .join(Vendor, col(Vendor.id) == Model.vendor_id)
+        .outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
+        .where(*_current_label_filter(vendor, model, task, phase))
+        .order_by(*_SHOWN_ORDER)
+        .limit(1)
+    )
+    with Session(engine) as session:
+        row = session.execute(statement).first()
+        if row is None:
+            return None
+        label, slug, display_name, name, key_status = row
+        percentile = peer_percentile(session, label) if label.measured else None
+        verified_by = (
+            verifying_auditors(session, [label.id]).get(label.id, [])
+            if label.tier == Tier.verified
+            else []
+        )
+    return card_facts(
+        label,
+        vendor=slug,
+        display_name=display_name,
+        model=name,
+        key_status=key_status,
+        standing=_standing(label.standing),
+        percentile=percentile,
+        url=f"{base_url}/v1/labels/{label.id}",
+        verified_by=tuple(verified_by),
+    )
+
+
+def _dig(document: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(document, dict):
+            return None
+        document = document.get(key)
+    return document
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def card_facts(
+    label: Label,
+    *,
+    vendor: str,
+    display_name: str,
+    model: str,
+    key_status: str | None,
+    standing: badges.Standing,
+    percentile: float | None,
+    url: str,
+    verified_by: tuple[str, ...] = (),
+) -> badges.CardFacts:
+    """The card's facts: typed columns first, the rest from the stored (validated) label."""
+    doc = label.predicate
+    components = _dig(doc, "measurement", "components") or []
+    count = _dig(doc, "hardware", "accelerator", "count")
+    accelerator = _dig(doc, "hardware", "accelerator", "model_name")
+    return badges.CardFacts(
+        vendor=vendor,
+        vendor_display_name=display_name,
+        model=model,
+        revision=label.revision,
+        task=label.task,
+        phase=label.phase,
+        functional_unit=label.functional_unit,
+        measured=label.measured,
+        grade=label.grade,
+        graded_under=label.graded_under,
+        percentile=percentile,
+        methodology_version=_str(_dig(doc, "measurement", "methodology_version")),
+        energy_mean_wh=label.energy_per_unit_wh,
+        energy_ci95_low_wh=_float(_dig(doc, "results", "energy_per_unit_wh", "ci95_low")),
+        energy_ci95_high_wh=label.energy_ci95_high_wh,
+        co2e_mean_g=label.co2e_per_unit_g,
+        zone=label.zone,
+        pue=_float(_dig(doc, "carbon", "pue")),
+        intensity_g_per_kwh=_float(_dig(doc, "carbon", "intensity_g_per_kwh")),
+        carbon_basis=_str(_dig(doc, "carbon", "basis")),
+        accelerator=_str(accelerator) if accelerator != "none" else None,
+        accelerator_count=count if isinstance(count, int) else None,
+        hardware_class=label.hardware_class,
+        components=tuple(
+            (str(c.get("name", "?")), str(c.get("method", "?")))
+            for c in components
+            if isinstance(c, dict)
+        ),
+        created_at=label.created_at,
+        keyid=label.keyid,
+        key_status=key_status,
+        standing=standing,
+        url=url,
+        tier=_tier(label.tier),
+        verified_by=verified_by,
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
