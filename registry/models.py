@@ -121,6 +121,8 @@ class Label(SQLModel, table=True):
             "ix_labels_peer_group",
             "task",
             "phase",
+            "suite",
+            "size_class",
             "hardware_class",
             "zone",
             "energy_per_unit_wh",
@@ -129,19 +131,24 @@ class Label(SQLModel, table=True):
         Index("ix_labels_model_received", "model_id", "received_at"),
         Index("ix_labels_received", "received_at", "id"),
         Index("ix_labels_created", "created_at", "id"),
+        # the peer percentile (queries.peers_of): a label's peers are the current measured labels
+        # of its suite, task, phase, hardware class and size class (migration 0006)
         Index(
             "ix_labels_current_peers",
             "task",
             "phase",
+            "suite",
             "hardware_class",
+            "size_class",
             "current",
             "energy_ci95_high_wh",
         ),
-        # the current-label refresh on ingest: the newest of a group, and its current label
-        # (migration 0005)
+        # the current-label refresh on ingest: the newest of a group (model, suite, task, phase,
+        # hardware class), and its current label (migrations 0005, 0006)
         Index(
             "ix_labels_model_newest",
             "model_id",
+            "suite",
             "task",
             "phase",
             "hardware_class",
@@ -151,17 +158,20 @@ class Label(SQLModel, table=True):
         Index(
             "ix_labels_model_current",
             "model_id",
+            "suite",
             "task",
             "phase",
             "hardware_class",
             postgresql_where=text("current"),
             sqlite_where=text("current"),
         ),
-        # GET /v1/vendors: per-vendor aggregates and medians from the index alone (migration 0003)
+        # GET /v1/vendors: per-vendor aggregates and medians from the index alone (migrations
+        # 0003, 0006): every column the ranking reads or filters on is here
         Index(
             "ix_labels_vendor_ranking",
             "task",
             "phase",
+            "suite",
             "current",
             "vendor_id",
             "model_id",
@@ -170,6 +180,8 @@ class Label(SQLModel, table=True):
             "grade",
             "hardware_class",
             "zone",
+            "size_class",
+            "quality",
         ),
     )
 
@@ -193,7 +205,8 @@ class Label(SQLModel, table=True):
     graded_under: str | None = Field(default=None, max_length=16)
     """The grading version (methodology file) the grade was given under."""
     current: bool = True
-    """The newest label (by created_at) of its model for this task, phase and hardware class."""
+    """The newest label (by created_at) in good standing of its model for this suite, task, phase
+    and hardware class."""
     keyid: str = Field(max_length=64)
     payload_sha256: str = Field(max_length=64)
     envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -204,6 +217,19 @@ class Label(SQLModel, table=True):
     """``ok``, or ``key-compromised`` when logged after its key's ``compromised_since``."""
     tier: str = Field(default=Tier.self_reported, max_length=16)
     """``self-reported``, or ``verified`` once an auditor's figures agree."""
+    suite: str = Field(
+        default="1", max_length=8, sa_column_kwargs={"server_default": "1", "nullable": False}
+    )
+    """The label's ``benchmark.suite.version``."""
+    size_class: str = Field(
+        default="", max_length=24, sa_column_kwargs={"server_default": "", "nullable": False}
+    )
+    """The model-size class it is graded and ranked in; ``""`` where its task has none."""
+    quality: float | None = None
+    """The MEASURED quality figure (0..1; ``quality.measured.value``); declared figures are not."""
+    quality_metric: str | None = Field(default=None, max_length=32)
+    energy_per_output_token_j: float | None = None
+    """Mean gross energy per generated token (J), for text generation."""
 
 
 class LogEntry(SQLModel, table=True):

@@ -24,6 +24,7 @@ from sqlmodel import Session
 from registry.errors import ProblemError
 from registry.models import KeyStatus, Label, Model, PublicKey, Standing, Vendor, utcnow
 from registry.services import queries, translog
+from registry.services.workloads import grade_of, standard_workload, suite_columns
 from schemas import check_results, validate_statement
 from schemas.contract import semantic_issues
 from schemas.dsse import (
@@ -34,7 +35,6 @@ from schemas.dsse import (
     parse_envelope,
     verify_signature,
 )
-from schemas.grading import grade_for, grading_version
 
 
 @dataclass
@@ -112,6 +112,7 @@ def _statements(dialect: str) -> _StoreStatements:
     def group(table: Any) -> Any:
         return (
             (table.c.model_id == bindparam("g_model_id"))
+            & (table.c.suite == bindparam("g_suite"))
             & (table.c.task == bindparam("g_task"))
             & (table.c.phase == bindparam("g_phase"))
             & (table.c.hardware_class == bindparam("g_hardware_class"))
@@ -149,18 +150,22 @@ def _refresh_and_rank(labels: Any, refresh: Any) -> Any:
     unchanged current rows plus the changed rows that are now current."""
     changed = refresh.returning(
         labels.c.id,
+        labels.c.suite,
         labels.c.task,
         labels.c.phase,
         labels.c.hardware_class,
+        labels.c.size_class,
         labels.c.current,
         labels.c.measured,
         labels.c.energy_ci95_high_wh,
     ).cte("changed")
     own_id: Any = bindparam("p_id")
     group = {
+        "suite": bindparam("g_suite"),
         "task": bindparam("g_task"),
         "phase": bindparam("g_phase"),
         "hardware_class": bindparam("g_hardware_class"),
+        "size_class": bindparam("p_size_class"),
         "label_id": own_id,
     }
     unchanged_peers = select(labels.c.energy_ci95_high_wh.label("e")).where(
@@ -216,7 +221,7 @@ def _keys_and_seen() -> Any:
 
 
 def refresh_current(
-    connection: Any, *, model_id: int, task: str, phase: str, hardware_class: str
+    connection: Any, *, model_id: int, suite: str, task: str, phase: str, hardware_class: str
 ) -> None:
     """Mark the newest label in good standing of this group current, the others not."""
     statement = _statements(connection.dialect.name).refresh_current
@@ -224,6 +229,7 @@ def refresh_current(
         statement,
         {
             "g_model_id": model_id,
+            "g_suite": suite,
             "g_task": task,
             "g_phase": phase,
             "g_hardware_class": hardware_class,
@@ -370,12 +376,11 @@ def _store(
         model_id = connection.execute(statements.upsert_model, model_params).scalar_one()
     methods = {c["method"] for c in label["measurement"]["components"]}
     measured = "estimate" not in methods
-    grade = grade_for(
-        task=label["benchmark"]["task"],
-        phase=label["benchmark"]["phase"],
-        hardware_class=label["hardware"]["hardware_class"],
-        energy_ci95_high_wh=label["results"]["energy_per_unit_wh"]["ci95_high"],
-        measured=measured,
+    suite = suite_columns(label)
+    # a non-standard workload (a shrunk suite-2 run) is neither graded nor compared with peers
+    compared = measured and standard_workload(label)
+    grade, graded_under = grade_of(
+        label, measured=measured, suite=suite["suite"], size_class=suite["size_class"]
     )
     row = Label(
         id=label["label_id"],
@@ -393,11 +398,12 @@ def _store(
         co2e_per_unit_g=label["carbon"]["co2e_per_unit_g"]["mean"],
         created_at=datetime.fromisoformat(label["created_at"]),
         grade=grade,
-        graded_under=grading_version() if grade else None,
+        graded_under=graded_under,
         keyid=key.keyid,
         payload_sha256=sha,
         envelope=body,
         predicate=label,
+        **suite,
     )
     params = row.model_dump()
     if statements.upsert_model is None:
@@ -410,6 +416,7 @@ def _store(
         # same model take turns here and exactly one label per group stays current.
         group = {
             "g_model_id": model_id,
+            "g_suite": row.suite,
             "g_task": row.task,
             "g_phase": row.phase,
             "g_hardware_class": row.hardware_class,
@@ -419,16 +426,21 @@ def _store(
         if statements.refresh_and_rank is not None:
             ranked = connection.execute(
                 statements.refresh_and_rank,
-                group | {"p_id": row.id, "p_value": row.energy_ci95_high_wh},
+                group
+                | {
+                    "p_id": row.id,
+                    "p_value": row.energy_ci95_high_wh,
+                    "p_size_class": row.size_class,
+                },
             ).one()
             if ranked.own_current is not None:
                 row.current = bool(ranked.own_current)
-            percentile = queries.percentile_of(ranked.peers, ranked.worse) if measured else None
+            percentile = queries.percentile_of(ranked.peers, ranked.worse) if compared else None
         else:
             for changed_id, current in connection.execute(statements.refresh_current, group):
                 if changed_id == row.id:
                     row.current = bool(current)
-            percentile = queries.peer_percentile(session, row) if measured else None
+            percentile = queries.peer_percentile(session, row) if compared else None
         # Last, so the log's lock is held only from here to the commit; it sets log_index too.
         logged = translog.append(
             connection,

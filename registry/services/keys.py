@@ -138,9 +138,20 @@ def _withdraw_standing(connection: Connection, keyid: str, since: datetime) -> N
             & (labels.c.standing == Standing.ok)
         )
         .values(standing=Standing.key_compromised, current=False)
-        .returning(labels.c.model_id, labels.c.task, labels.c.phase, labels.c.hardware_class)
+        .returning(
+            labels.c.model_id,
+            labels.c.suite,
+            labels.c.task,
+            labels.c.phase,
+            labels.c.hardware_class,
+        )
     ).all()
-    for model_id, task, phase, hardware_class in set(groups):
+    for model_id, suite, task, phase, hardware_class in set(groups):
         refresh_current(
-            connection, model_id=model_id, task=task, phase=phase, hardware_class=hardware_class
+            connection,
+            model_id=model_id,
+            suite=suite,
+            task=task,
+            phase=phase,
+            hardware_class=hardware_class,
         )

@@ -19,6 +19,8 @@ from sqlmodel import Session, col, select
 from registry.errors import ProblemError
 from registry.models import Label, Model, PublicKey, Standing, Vendor
 from registry.services.audit import attestations_view
+from registry.services.workloads import NON_STANDARD_WORKLOAD, standard_workload
+from schemas.suites import SUITE_1
 
 SORTS: dict[str, Any] = {
     "received_at": Label.received_at,
@@ -37,7 +39,33 @@ class LabelFilters:
     hardware_class: str | None = None
     zone: str | None = None
     current: bool | None = None
-    """True: only the newest label of each model for its task, phase and hardware class."""
+    """True: only the newest label of each model for its suite, task, phase and hardware class."""
+    suite: str | None = None
+    size_class: str | None = None
+    min_quality: float | None = None
+    """Only labels with a measured quality figure of at least this (0..1)."""
+
+
+def quality_view(label: Label) -> dict[str, Any]:
+    """The label's quality: the measured figure (the one the registry recomputed from the
+    per-item outcomes), or why there is none, and the figures the vendor declared beside it."""
+    stated = label.predicate.get("quality") or {}
+    measured = stated.get("measured") or {}
+    if label.quality is not None:
+        status = "measured"
+    elif "unavailable_reason" in stated:
+        status = "unavailable"
+    else:
+        status = "not-reported"
+    return {
+        "status": status,
+        "metric": label.quality_metric,
+        "value": label.quality,
+        "items": measured.get("items") if label.quality is not None else None,
+        "unavailable_reason": stated.get("unavailable_reason"),
+        # as stated: neither measured nor checked by the registry, never the measured figure
+        "declared": [{**figure, "declared": True} for figure in stated.get("declared", [])],
+    }
 
 
 def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[str, Any]:
@@ -46,15 +74,19 @@ def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[
         "vendor": vendor,
         "model": f"{vendor}/{model}",
         "revision": label.revision,
+        "suite": label.suite,
         "task": label.task,
         "phase": label.phase,
         "hardware_class": label.hardware_class,
+        "size_class": label.size_class,
         "zone": label.zone,
         "functional_unit": label.functional_unit,
         "method": "measured" if label.measured else "estimated",
         "energy_per_unit_wh": label.energy_per_unit_wh,
         "energy_ci95_high_wh": label.energy_ci95_high_wh,
+        "energy_per_output_token_j": label.energy_per_output_token_j,
         "co2e_per_unit_g": label.co2e_per_unit_g,
+        "quality": quality_view(label),
         "grade": label.grade if label.standing == Standing.ok else None,
         "current": label.current,
         "standing": label.standing,
@@ -96,14 +128,26 @@ def label_detail(
     return detail
 
 
-def peers_of(columns: Any, *, task: Any, phase: Any, hardware_class: Any, label_id: Any) -> Any:
-    """Who a label is ranked against: the current measured labels of its task, phase and
-    hardware class, itself excepted. ``columns``: the ``.c`` of ``labels`` or of a selection of
-    its columns; the others: values or bind parameters."""
+def peers_of(
+    columns: Any,
+    *,
+    suite: Any,
+    task: Any,
+    phase: Any,
+    hardware_class: Any,
+    size_class: Any,
+    label_id: Any,
+) -> Any:
+    """Who a label is ranked against: the current measured labels of its suite, task, phase,
+    hardware class and size class, itself excepted (``ix_labels_current_peers``). ``columns``:
+    the ``.c`` of ``labels`` or of a selection of its columns; the others: values or bind
+    parameters."""
     return and_(
         columns.task == task,
         columns.phase == phase,
+        columns.suite == suite,
         columns.hardware_class == hardware_class,
+        columns.size_class == size_class,
         columns.current.is_(True),
         columns.measured.is_(True),
         columns.id != label_id,
@@ -116,9 +160,11 @@ def _peer_counts() -> Any:
     labels = Label.__table__  # type: ignore[attr-defined]
     peers = peers_of(
         labels.c,
+        suite=bindparam("suite"),
         task=bindparam("task"),
         phase=bindparam("phase"),
         hardware_class=bindparam("hardware_class"),
+        size_class=bindparam("size_class"),
         label_id=bindparam("id"),
     )
     worse = labels.c.energy_ci95_high_wh > bindparam("value")
@@ -126,16 +172,18 @@ def _peer_counts() -> Any:
 
 
 def peer_percentile(session: Session, label: Label) -> float | None:
-    """Share (0-100) of the current measured peers (same task, phase and hardware class) whose
-    graded figure is worse (higher) than this label's; None without peers."""
+    """Share (0-100) of the current measured peers (same suite, task, phase, hardware class and
+    size class) whose graded figure is worse (higher) than this label's; None without peers."""
     total, worse = (
         session.connection()
         .execute(
             _peer_counts(),
             {
+                "suite": label.suite,
                 "task": label.task,
                 "phase": label.phase,
                 "hardware_class": label.hardware_class,
+                "size_class": label.size_class,
                 "id": label.id,
                 "value": label.energy_ci95_high_wh,
             },
@@ -155,6 +203,17 @@ def percentile_of(peers: int, worse: int) -> float | None:
 _QUERY = object()
 
 
+def peer_group(label: Label) -> dict[str, Any]:
+    """The labels a label is graded and ranked among (``size_class`` "" where none applies)."""
+    return {
+        "suite": label.suite,
+        "task": label.task,
+        "phase": label.phase,
+        "hardware_class": label.hardware_class,
+        "size_class": label.size_class,
+    }
+
+
 def grade_view(session: Session, label: Label, percentile: Any = _QUERY) -> dict[str, Any]:
     """The grade with what it means: status, version, basis, and the percentile beside it
     (``percentile``, when the caller already has it, saves the query)."""
@@ -169,31 +228,30 @@ def grade_view(session: Session, label: Label, percentile: Any = _QUERY) -> dict
             "basis": "energy_per_unit_wh.ci95_high",
             "basis_value_wh": label.energy_ci95_high_wh,
             "percentile": None,
-            "peer_group": {
-                "task": label.task,
-                "phase": label.phase,
-                "hardware_class": label.hardware_class,
-            },
+            "peer_group": peer_group(label),
         }
+    reason = None
     if not label.measured:  # estimates are neither graded nor ranked
         status, percentile = "estimated", None
+    elif label.suite != SUITE_1 and not standard_workload(label.predicate):
+        # a shrunk run (fewer samples, a lower cap): not comparable with its peers
+        status, percentile, reason = "ungraded", None, NON_STANDARD_WORKLOAD
     else:
         status = "ungraded" if label.grade is None else "graded"
         if percentile is _QUERY:
             percentile = peer_percentile(session, label)
-    return {
+    view: dict[str, Any] = {
         "status": status,
         "grade": label.grade,
         "graded_under": label.graded_under,
         "basis": "energy_per_unit_wh.ci95_high",
         "basis_value_wh": label.energy_ci95_high_wh,
         "percentile": percentile,
-        "peer_group": {
-            "task": label.task,
-            "phase": label.phase,
-            "hardware_class": label.hardware_class,
-        },
+        "peer_group": peer_group(label),
     }
+    if reason is not None:
+        view["reason"] = reason
+    return view
 
 
 def get_label(session: Session, label_id: str) -> tuple[Label, str, str]:
@@ -266,6 +324,12 @@ def list_labels(
             query = query.where(getattr(Label, attr) == value)
     if filters.current is not None:
         query = query.where(col(Label.current).is_(filters.current))
+    if filters.suite is not None:
+        query = query.where(Label.suite == filters.suite)
+    if filters.size_class is not None:
+        query = query.where(Label.size_class == filters.size_class)
+    if filters.min_quality is not None:  # labels without a measured figure drop out
+        query = query.where(col(Label.quality) >= filters.min_quality)
     if cursor:
         value, last_id = _decode_cursor(cursor, sort.lstrip("-").endswith("_at"))
         if descending:
@@ -302,11 +366,11 @@ def model_view(
         .where(Label.model_id == model.id)
         .order_by(col(Label.received_at).desc(), col(Label.id).desc())
     ).all()
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
     history = []
     for label in labels:
         summary = label_summary(label, vendor.slug, model.name, base_url)
-        latest.setdefault((label.task, label.phase), summary)
+        latest.setdefault((label.suite, label.task, label.phase), summary)
         history.append(summary)
     return {
         "vendor": vendor.slug,
