@@ -3,110 +3,38 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
+from bench_runner.bench_view import Display, summary_lines, summary_table
 from bench_runner.cli import CliError, _private_key, console, out
-from bench_runner.measure import Progress, Protocol, ProtocolRunner
+from bench_runner.measure import Protocol, ProtocolRunner
 
 TASK_HELP = "text-classification, text-generation or image-classification"
 
 
-class _Display:
-    """Rich live progress: phase, trial i/N, live watts and (integrated) joules."""
+EPILOG = """Suite 2: Hugging Face models on real text, with a quality score (one example per task;
+the model must be on this machine: `hf download ID` first, or pass a local directory):
 
-    def __init__(self, quiet: bool) -> None:
-        from rich.progress import Progress as RichProgress
-        from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+text-generation (GSM8K, 200 questions, quality: exact match of the final number):
+carbonlabel bench --task text-generation --model hf:Qwen/Qwen2.5-0.5B-Instruct \\
+--model-id acme/qwen2.5-0.5b-instruct --key key.pem --registry https://registry.example
 
-        self.quiet = quiet
-        self.progress = RichProgress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-            disable=quiet,
-        )
-        self.task_id = self.progress.add_task("preflight", total=None)
-        self.energy_j = 0.0
-        self.last: tuple[str, int, float] | None = None
+text-classification (BANKING77, 1,000 queries, quality: accuracy for a BANKING77 fine-tune):
+carbonlabel bench --task text-classification --model hf:philschmid/BERT-Banking77 \\
+--model-id acme/bert-banking77 --key key.pem --registry https://registry.example
 
-    def __enter__(self) -> _Display:
-        self.progress.__enter__()
-        return self
+image-classification (generated images at the model's image size, no quality figure):
+carbonlabel bench --task image-classification --model hf:google/vit-base-patch16-224 \\
+--model-id acme/vit-base-patch16-224 --key key.pem --registry https://registry.example
 
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
-
-    def __call__(self, p: Progress) -> None:
-        key = (p.phase, p.trial)
-        if self.last is None or self.last[:2] != key:
-            self.energy_j = 0.0
-        elif p.power_w is not None:
-            self.energy_j += p.power_w * max(0.0, p.elapsed_s - self.last[2])
-        self.last = (p.phase, p.trial, p.elapsed_s)
-        if p.phase == "done":
-            self.progress.update(self.task_id, description="protocol done")
-            return
-        watts = f"{p.power_w:7.1f} W" if p.power_w is not None else "      ? W"
-        where = {
-            "idle": "idle baseline",
-            "warmup": f"warm-up ({p.units} iterations)",
-            "cooldown": f"cooldown before trial {p.trial}/{p.trials}",
-            "trial": f"trial {p.trial}/{p.trials} ({p.units} units)",
-            "done": "done",
-        }[p.phase]
-        self.progress.update(
-            self.task_id, description=f"{where:<34} {watts}  {self.energy_j:9.1f} J"
-        )
-
-
-def _per_component_summaries(label: dict[str, Any]) -> dict[str, Any]:
-    """Statistics per component over the trials, from the traces (display only)."""
-    from schemas.results import per_trial_component_wh
-    from schemas.stats import summarize
-
-    return {name: summarize(v) for name, v in per_trial_component_wh(label).items()}
-
-
-def _summary(label: dict[str, Any]) -> Table:
-    results = label["results"]
-    unit = "Wh / 1k inferences" if results["functional_unit"] == "1k-inferences" else "Wh / step"
-    energy = results["energy_per_unit_wh"]
-    table = Table(title=f"{label['model']['id']}@{label['model']['revision']}  ({unit})")
-    for column in ("component", "method", "mean", "95% CI", "CV"):
-        table.add_column(column)
-    stats = _per_component_summaries(label)
-    for component in results["components"]:
-        s = stats[component["name"]]
-        table.add_row(
-            component["name"],
-            component["method"],
-            f"{s.mean:.6g}",
-            f"[{s.ci95_low:.6g}, {s.ci95_high:.6g}]",
-            f"{s.cv:.1%}",
-        )
-    table.add_row(
-        "total (gross)",
-        "",
-        f"{energy['mean']:.6g}",
-        f"[{energy['ci95_low']:.6g}, {energy['ci95_high']:.6g}]",
-        f"{energy['cv']:.1%}",
-    )
-    carbon = label["carbon"]
-    table.caption = (
-        f"idle {results['idle_power_w']:.1f} W; "
-        f"dynamic {results['dynamic_energy_per_unit_wh']:.6g}; "
-        f"CO2e {carbon['co2e_per_unit_g']['mean']:.6g} g per unit "
-        f"({carbon['zone']}, {carbon['intensity_g_per_kwh']:.0f} g/kWh, PUE {carbon['pue']})"
-    )
-    return table
+Quick check: add --samples 16 --max-new-tokens 32 (recorded in the label; the registry stores
+such a label but does not grade it: non-standard workload)."""
 
 
 def bench(
@@ -115,9 +43,42 @@ def bench(
     key: Annotated[Path, typer.Option("--key", "-k", help="private key file to sign with")],
     phase: Annotated[str, typer.Option(help="inference or training")] = "inference",
     model: Annotated[
-        str, typer.Option(help="'reference' or package.module:factory (your model)")
+        str,
+        typer.Option(
+            help="'reference', package.module:factory (your model; suite 1), or "
+            "hf:PATH_OR_ID (a Hugging Face model directory or Hub id in the local cache; suite 2)"
+        ),
     ] = "reference",
-    revision: Annotated[str, typer.Option(help="model revision")] = "v1",
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            help="model revision; for hf: Hub ids the Hub revision to use from the cache "
+            "(default: the snapshot's commit, else 'main'); suite 1 default 'v1'"
+        ),
+    ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="hf: models: score and run N sampled items instead of the suite's sample "
+            "(quick check; recorded, and the registry does not grade non-standard workloads)",
+        ),
+    ] = None,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="hf: text-generation: cap on new tokens instead of the suite's 256 (quick "
+            "check; recorded, and the registry does not grade non-standard workloads)",
+        ),
+    ] = None,
+    quality_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="lm-evaluation-harness results.json: its figures go into the label as "
+            "declared quality (never as the measured figure)"
+        ),
+    ] = None,
     artifact: Annotated[
         Path | None, typer.Option(help="model file or directory to hash into the subject digest")
     ] = None,
@@ -174,7 +135,7 @@ def bench(
     from bench_runner.workloads.base import WorkloadError
     from bench_runner.workloads.plugin import build_workload
     from schemas.dsse import build_statement, sign_statement
-    from schemas.results import units_per_functional_unit
+    from schemas.suites import units_per_functional_unit_for
 
     audience = (submit or registry or "").rstrip("/")
     if not audience:
@@ -185,6 +146,7 @@ def bench(
     if not sep or not vendor or not model_name:
         raise CliError(f"--model-id must be vendor/name, got {model_id!r}")
     private_key = _private_key(key)
+    declared = _declared_quality(quality_from) if quality_from else []
     try:
         protocol = Protocol(
             idle_baseline_s=idle_s,
@@ -213,9 +175,17 @@ def bench(
             artifact=artifact,
             device=device,
             precision=precision,
+            revision=revision,
+            samples=samples,
+            max_new_tokens=max_new_tokens,
         )
     except WorkloadError as exc:
         raise CliError(str(exc)) from None
+    label_revision = _label_revision(revision, workload)
+    if declared and workload.suite == "1":
+        raise CliError("--quality-from is for hf: models (suite 2 labels carry quality)")
+    if not quiet:
+        console.print(_run_header(task, phase, model, workload), markup=False)
 
     try:
         from bench_runner.devices.discover import discover_meters
@@ -241,26 +211,29 @@ def bench(
     run_wall = datetime.now(UTC)
     run_mono = time.monotonic()
     try:
-        with _Display(quiet) as display:
+        with Display(quiet, console) as display:
             result = ProtocolRunner(found.meters, protocol, on_progress=display).run(workload)
     finally:
         found.close()
+    with Display(quiet, console, "quality") as display:
+        quality = workload.quality(display.scoring)
 
     inputs = LabelInputs(
         vendor=vendor,
         model_name=model_name,
-        revision=revision,
+        revision=label_revision,
         registry=audience,
         carbon=grid.to_label(),
         pue=pue_value,
         accelerator=found.accelerator,
         flags=flags,
         declared_total_steps=declared_total_steps,
+        declared_quality=declared,
     )
-    label = build_label(inputs, workload, found.meters, result)
+    label = build_label(inputs, workload, found.meters, result, quality=quality)
     if hourly_rows:
         intervals = trial_intervals_wh(label, run_wall, run_mono)
-        per_fu = units_per_functional_unit(phase)
+        per_fu = units_per_functional_unit_for(label)
         trial_traces = label["traces"]["trials"]
         try:
             # per trial, then the mean: the same statistic as the headline energy per unit
@@ -284,13 +257,55 @@ def bench(
     envelope_path = out_dir / f"{label['label_id']}.dsse.json"
     label_path.write_text(json.dumps(label, indent=2) + "\n")
     envelope_path.write_text(json.dumps(envelope) + "\n")
-    console.print(_summary(label))
+    console.print(summary_table(label))
+    for line in summary_lines(label):
+        console.print(line, markup=False)
     if label["measurement"]["flags"]:
         console.print(f"flags: {', '.join(label['measurement']['flags'])}")
     console.print(f"label: {label_path}")
     out.print(str(envelope_path))
     if submit:
         _submit(submit, token or "", envelope_path)
+
+
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def _label_revision(given: str | None, workload: Any) -> str:
+    """The label's model.revision: as given; for a suite-2 model without one, the Hub
+    snapshot's commit, else 'main'; suite 1: 'v1'."""
+    if given is None:
+        if workload.suite == "1":
+            return "v1"
+        source = getattr(workload, "source", None)
+        given = getattr(source, "hub_revision", None) or "main"
+    if not _REVISION.match(given):
+        raise CliError(
+            f"--revision {given!r} cannot name a label revision: letters, digits and . _ + - "
+            "only, at most 128"
+        )
+    return given
+
+
+def _run_header(task: str, phase: str, model: str, workload: Any) -> str:
+    """One line: what is measured, with which model, on which data."""
+    parts = [f"task {task} ({phase})", f"model {model}"]
+    facts = workload.model_facts
+    if facts:
+        parts[-1] += f" ({facts['parameter_count']:,} parameters, {facts['dtype']})"
+    summary = getattr(workload, "data_summary", None)
+    data = summary() if callable(summary) else workload.description["dataset_id"]
+    return "; ".join([*parts, f"data {data}"])
+
+
+def _declared_quality(path: Path) -> list[dict[str, Any]]:
+    """Declared quality figures from an lm-evaluation-harness results file."""
+    from bench_runner.lmeval import LmEvalError, parse_lm_eval_results
+
+    try:
+        return parse_lm_eval_results(path)
+    except LmEvalError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _submit(url: str, token: str, envelope_path: Path) -> None:

@@ -12,6 +12,7 @@ from bench_runner.devices.base import Meter
 from bench_runner.hardware import cpu_model_name, hardware_class, ram_bytes
 from bench_runner.measure import METHODOLOGY_VERSION, RunResult
 from bench_runner.workloads.base import Workload
+from schemas import suites
 from schemas.contract import load_methodology
 from schemas.results import fill_results
 
@@ -38,6 +39,8 @@ class LabelInputs:
     flags: list[str] = field(default_factory=list)
     declared_total_steps: int | None = None
     runner_version: str = "0.1.0"
+    #: quality figures declared from other tools (lm-evaluation-harness), suite 2
+    declared_quality: list[dict[str, Any]] = field(default_factory=list)
 
 
 def build_label(
@@ -48,7 +51,9 @@ def build_label(
     *,
     label_id: str | None = None,
     created_at: datetime | None = None,
+    quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The label of a run. Suite 2 workloads also need ``quality`` (``workload.quality()``)."""
     created = (created_at or datetime.now(UTC)).astimezone(UTC)
     acc = inputs.accelerator
     accelerator: dict[str, Any] = {
@@ -127,10 +132,35 @@ def build_label(
         label["results"]["steps_measured"] = sum(w.units for w in run.trials)
         if inputs.declared_total_steps:
             label["results"]["declared_total_steps"] = inputs.declared_total_steps
+    if workload.suite != suites.SUITE_1:
+        _suite_fields(label, workload, quality, inputs.declared_quality)
     fill_results(label)
     if label["results"]["energy_per_unit_wh"]["cv"] > p.cv_threshold and "high-cv" not in flags:
         flags.append("high-cv")
     return label
+
+
+def _suite_fields(
+    label: dict[str, Any],
+    workload: Workload,
+    quality: dict[str, Any] | None,
+    declared: list[dict[str, Any]],
+) -> None:
+    """Suite 2 and later: the suite's version and functional unit, the model's facts (parameters,
+    dtype, Hub id and commit, files) and the quality block."""
+    version = workload.suite
+    benchmark = label["benchmark"]
+    benchmark["suite"] = {"name": str(suites.suite_spec(version)["name"]), "version": version}
+    label["results"]["functional_unit"] = suites.functional_unit_name(
+        version, workload.task, workload.phase
+    )
+    label["model"].update(workload.model_facts or {})
+    if quality is None:
+        raise ValueError(f"a suite {version} label needs a quality block")
+    block = dict(quality)
+    if declared:
+        block["declared"] = list(declared)
+    label["quality"] = block
 
 
 def _cores() -> int:

@@ -69,6 +69,23 @@ class Window:
     components: list[TraceComponent]
     units: int = 0
     latencies_s: list[float] = field(default_factory=list)
+    #: tokens of the requests completed in the window, when the workload counts them
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def trace(self, index: int) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "index": index,
+            "units": self.units,
+            "t_start_s": self.t_start_s,
+            "t_end_s": self.t_end_s,
+            "components": self.components,
+        }
+        if self.input_tokens is not None:
+            out["input_tokens"] = self.input_tokens
+        if self.output_tokens is not None:
+            out["output_tokens"] = self.output_tokens
+        return out
 
 
 @dataclass
@@ -87,16 +104,7 @@ class RunResult:
                 "t_end_s": self.idle.t_end_s,
                 "components": self.idle.components,
             },
-            "trials": [
-                {
-                    "index": i,
-                    "units": w.units,
-                    "t_start_s": w.t_start_s,
-                    "t_end_s": w.t_end_s,
-                    "components": w.components,
-                }
-                for i, w in enumerate(self.trials)
-            ],
+            "trials": [w.trace(i) for i, w in enumerate(self.trials)],
         }
 
     def latency_percentiles_s(self) -> tuple[float, float]:
@@ -187,6 +195,8 @@ class ProtocolRunner:
             t_start = self._begin(key)
             units = 0
             latencies: list[float] = []
+            tokens_in: int | None = None
+            tokens_out: int | None = None
             last = t_start
             while True:
                 workload.step()
@@ -195,12 +205,19 @@ class ProtocolRunner:
                 latencies.append(now - last)
                 last = now
                 units += workload.units_per_step
+                counted = workload.step_tokens()
+                if counted is not None:
+                    tokens_in = (tokens_in or 0) + counted.input_tokens
+                    if counted.output_tokens is not None:
+                        tokens_out = (tokens_out or 0) + counted.output_tokens
                 self.on_progress(
                     Progress("trial", index + 1, p.trials, now - t_start, units, self._power_w())
                 )
                 if now - t_start >= p.min_window_s:
                     break
             t_end, components = self._end(key)
-            trials.append(Window(t_start, t_end, components, units, latencies))
+            trials.append(
+                Window(t_start, t_end, components, units, latencies, tokens_in, tokens_out)
+            )
         self.on_progress(Progress("done", p.trials, p.trials, self.clock() - started))
         return RunResult(p, idle, trials, iterations, warmup_s, self.clock() - started)

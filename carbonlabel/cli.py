@@ -27,7 +27,7 @@ app.add_typer(vendor_app, name="vendor")
 app.add_typer(key_app, name="key")
 
 app.command("serve")(registry_cli.serve)
-app.command("bench")(bench_cli.bench)
+app.command("bench", epilog=bench_cli.EPILOG)(bench_cli.bench)
 app.command("import-codecarbon")(interop_cli.import_codecarbon)
 app.command("export")(interop_cli.export)
 app.command("keygen")(runner_cli.keygen)

@@ -5,12 +5,23 @@ from __future__ import annotations
 import abc
 import hashlib
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
 class WorkloadError(RuntimeError):
     """A workload cannot be built or run (bad plugin path, unknown task, missing PyTorch...)."""
+
+
+@dataclass(frozen=True)
+class StepTokens:
+    """Tokens of the requests one step completed: prompt tokens without padding, and generated
+    tokens up to and including EOS (None when the step generates nothing)."""
+
+    input_tokens: int
+    output_tokens: int | None = None
 
 
 class Workload(abc.ABC):
@@ -32,6 +43,10 @@ class Workload(abc.ABC):
     device: str = "cpu"
     #: framework name -> version, for provenance
     frameworks: dict[str, str]
+    #: the benchmark suite version the workload belongs to ("1": reference models and plugins)
+    suite: str = "1"
+    #: suite 2: the label's model facts (parameter_count, dtype, hub_id, hub_revision, files)
+    model_facts: dict[str, Any] | None = None
 
     @abc.abstractmethod
     def step(self) -> None:
@@ -39,6 +54,17 @@ class Workload(abc.ABC):
 
     def synchronize(self) -> None:  # noqa: B027  (no-op unless a device queues work)
         """Wait until the device has finished all queued work."""
+
+    def step_tokens(self) -> StepTokens | None:
+        """The tokens of the last ``step()``, or None when the workload does not count tokens."""
+        return None
+
+    def quality(
+        self, on_progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any] | None:
+        """After the protocol: the label's ``quality`` block (None: the suite has none).
+        ``on_progress(done, total)`` reports the scoring."""
+        return None
 
 
 def hash_artifact(path: Path) -> str:

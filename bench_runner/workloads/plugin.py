@@ -45,8 +45,29 @@ def build_workload(
     artifact: Path | None = None,
     device: str | None = None,
     precision: str = "fp32",
+    revision: str | None = None,
+    samples: int | None = None,
+    max_new_tokens: int | None = None,
 ) -> Workload:
-    """The workload for ``task``/``phase``: the reference model unless ``model`` names a factory."""
+    """The workload for ``task``/``phase``: the reference model unless ``model`` names a factory
+    (suite 1) or ``hf:PATH_OR_ID`` a Hugging Face model (suite 2)."""
+    if model is not None and model.startswith("hf:"):
+        from bench_runner.workloads.hf import build_hf_workload
+
+        if artifact is not None:
+            raise WorkloadError("--artifact is for suite 1 models; an hf: model hashes its files")
+        return build_hf_workload(
+            task=task,
+            phase=phase,
+            spec=model.removeprefix("hf:"),
+            revision=revision,
+            device=device or visible_device(),
+            precision=precision,
+            samples=samples,
+            max_new_tokens=max_new_tokens,
+        )
+    if samples is not None or max_new_tokens is not None:
+        raise WorkloadError("--samples and --max-new-tokens are for hf: models (suite 2)")
     if task not in SPECS:
         raise WorkloadError(f"unknown task {task!r}; suite v1 has {', '.join(TASKS)}")
     if phase not in ("inference", "training"):
