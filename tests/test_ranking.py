@@ -33,6 +33,7 @@ FIELDS = [
     "measured_share",
     "best_grade",
     "worst_grade",
+    "median_quality",
 ]
 
 
@@ -118,6 +119,7 @@ def test_order_and_competition_ranks_with_ties(
         (4, "hooli"),  # competition ranking: 1, 2, 2, 4
     ]
     assert [v["score_wh"] for v in body["vendors"]] == [best, acme, acme, worst]
+    assert body["suite"] == "1"  # the only suite with labels
     assert body["task"] == TASK
     assert body["phase"] == "inference"
     assert body["hardware_class"] is None
@@ -401,4 +403,4 @@ def test_openapi_documents_json_csv_and_422(client: TestClient) -> None:
     parameters = {p["name"]: p for p in operation["parameters"]}
     assert parameters["task"]["required"]
     assert parameters["phase"]["required"]
-    assert {"hardware", "zone", "format"} <= set(parameters)
+    assert {"hardware", "zone", "format", "suite", "size_class", "min_quality"} <= set(parameters)

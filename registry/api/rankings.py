@@ -12,10 +12,22 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from registry.api.deps import SessionDep
-from registry.api.routes import problems
-from registry.errors import ProblemError
-from registry.services.ranking import FIELDS, SCORE_DESCRIPTION, VendorRank, rank_vendors
+from registry.api.routes import (
+    MinQualityQuery,
+    SizeClassQuery,
+    check_suite_filters,
+    invalid_query,
+    problems,
+)
+from registry.services.ranking import (
+    FIELDS,
+    SCORE_DESCRIPTION,
+    VendorRank,
+    default_suite,
+    rank_vendors,
+)
 from schemas.contract import load_methodology
+from schemas.suites import SUITE_1, suite_spec, suite_versions
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
@@ -36,23 +48,19 @@ class VendorRankOut(BaseModel):
     measured_share: float
     best_grade: str | None
     worst_grade: str | None
+    median_quality: float | None
 
 
 class VendorRanking(BaseModel):
+    suite: str
     task: str
     phase: Literal["inference", "training"]
     hardware_class: str | None
     zone: str | None
+    size_class: str | None
+    min_quality: float | None
     score: str
     vendors: list[VendorRankOut]
-
-
-def _invalid(parameter: str, message: str) -> ProblemError:
-    return ProblemError(
-        "validation-error",
-        "the request does not match the API's schema",
-        errors=[{"pointer": f"/query/{parameter}", "message": message}],
-    )
 
 
 def _quality(accept: str, media_type: str) -> tuple[float, int]:
@@ -138,20 +146,43 @@ def vendor_ranking(
         ),
     ] = None,
     zone: Annotated[str | None, Query(max_length=64, description="electricity zone")] = None,
+    suite: Annotated[
+        str | None,
+        Query(
+            max_length=8,
+            description="suite version (default: the newest with current measured labels for "
+            "the task and phase; the answer's `suite` says which)",
+            json_schema_extra={"enum": suite_versions()},
+        ),
+    ] = None,
+    size_class: SizeClassQuery = None,
+    min_quality: MinQualityQuery = None,
     output: Annotated[
         Literal["json", "csv"] | None,
         Query(alias="format", description="overrides the Accept header"),
     ] = None,
 ) -> Response:
     methodology = load_methodology()
-    tasks = methodology["tasks"]
+    check_suite_filters(suite, size_class)
+    tasks = suite_spec(suite or SUITE_1)["tasks"]
     if task not in tasks:
-        raise _invalid("task", f"unknown task; one of {sorted(tasks)}")
+        raise invalid_query("task", f"unknown task; one of {sorted(tasks)}")
     if phase not in tasks[task]["phases"]:
-        raise _invalid("phase", f"task {task!r} has no {phase} phase")
+        raise invalid_query("phase", f"task {task!r} has no {phase} phase")
     if hardware is not None and hardware not in methodology["hardware_classes"]:
-        raise _invalid("hardware", "unknown hardware class")
-    vendors = rank_vendors(session, task=task, phase=phase, hardware_class=hardware, zone=zone)
+        raise invalid_query("hardware", "unknown hardware class")
+    if suite is None:
+        suite = default_suite(session, task=task, phase=phase)
+    vendors = rank_vendors(
+        session,
+        task=task,
+        phase=phase,
+        hardware_class=hardware,
+        zone=zone,
+        suite=suite,
+        size_class=size_class,
+        min_quality=min_quality,
+    )
     headers = {
         "Access-Control-Allow-Origin": "*",
         "Vary": "Accept",
@@ -165,10 +196,13 @@ def vendor_ranking(
             to_csv(vendors), media_type=f"{CSV_MEDIA_TYPE}; charset=utf-8", headers=headers
         )
     body = {
+        "suite": suite,
         "task": task,
         "phase": phase,
         "hardware_class": hardware,
         "zone": zone,
+        "size_class": size_class,
+        "min_quality": min_quality,
         "score": SCORE_DESCRIPTION,
         "vendors": [asdict(v) for v in vendors],
     }

@@ -25,6 +25,7 @@ from registry.services import keys as key_service
 from registry.services import queries, translog
 from registry.services import vendors as vendor_service
 from registry.services.ingest import ingest
+from schemas.suites import suite_spec, suite_versions
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -56,6 +57,56 @@ VendorPath = Annotated[str, Path(max_length=64, description="vendor slug")]
 ModelPath = Annotated[str, Path(max_length=128, description="model name (without the vendor)")]
 LabelIdPath = Annotated[str, Path(max_length=36, description="label id (UUID)")]
 KeyIdPath = Annotated[str, Path(max_length=64, description="key id (hex SHA-256 of the key)")]
+
+
+def size_class_names() -> list[str]:
+    """Every model-size class a suite of the methodology defines."""
+    names = (c["name"] for v in suite_versions() for c in suite_spec(v).get("size_classes", []))
+    return list(dict.fromkeys(names))
+
+
+SuiteQuery = Annotated[
+    str | None,
+    Query(
+        max_length=8,
+        description="suite version of the methodology",
+        json_schema_extra={"enum": suite_versions()},
+    ),
+]
+SizeClassQuery = Annotated[
+    str | None,
+    Query(
+        max_length=24,
+        description="model-size class (suite 2 text generation)",
+        json_schema_extra={"enum": size_class_names()},
+    ),
+]
+MinQualityQuery = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=1,
+        description="only labels whose measured quality figure is at least this (0..1); labels "
+        "without a measured figure are left out",
+    ),
+]
+
+
+def invalid_query(parameter: str, message: str) -> ProblemError:
+    """A 422 validation-error problem pointing at a query parameter."""
+    return ProblemError(
+        "validation-error",
+        "the request does not match the API's schema",
+        errors=[{"pointer": f"/query/{parameter}", "message": message}],
+    )
+
+
+def check_suite_filters(suite: str | None, size_class: str | None) -> None:
+    """422 for a suite or size class the methodology does not define."""
+    if suite is not None and suite not in suite_versions():
+        raise invalid_query("suite", f"unknown suite; one of {suite_versions()}")
+    if size_class is not None and size_class not in size_class_names():
+        raise invalid_query("size_class", f"unknown size class; one of {size_class_names()}")
 
 
 class VendorCreate(BaseModel):
@@ -248,10 +299,14 @@ def list_labels(
     current: Annotated[
         bool | None, Query(description="only the newest label of each model (per group)")
     ] = None,
+    suite: SuiteQuery = None,
+    size_class: SizeClassQuery = None,
+    min_quality: MinQualityQuery = None,
     sort: SortChoice = "-received_at",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, Any]:
+    check_suite_filters(suite, size_class)
     filters = queries.LabelFilters(
         vendor=vendor,
         model=model,
@@ -260,6 +315,9 @@ def list_labels(
         hardware_class=hardware,
         zone=zone,
         current=current,
+        suite=suite,
+        size_class=size_class,
+        min_quality=min_quality,
     )
     page, next_cursor = queries.list_labels(
         session, filters=filters, sort=sort, limit=limit, cursor=cursor

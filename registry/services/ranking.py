@@ -1,9 +1,13 @@
-"""Vendor ranking for a task and phase (optionally one hardware class and one zone).
+"""Vendor ranking for a suite, task and phase (optionally one hardware class, one zone, one
+model-size class, and labels of at least a measured quality).
 
 Everything comes from the typed columns of ``labels``, read through ``ix_labels_vendor_ranking``
-(migration 0003); the JSON predicate is never read. Two queries: per-vendor counts and grades
-(GROUP BY in SQL), and the (vendor, model, figure) rows of current measured labels in vendor and
-model order, whose medians are taken here (portable to SQLite and PostgreSQL alike).
+(migrations 0003, 0006); the JSON predicate is never read. Two queries: per-vendor counts and
+grades (GROUP BY in SQL), and the (vendor, model, measured, figure, quality) rows of current labels
+in vendor and model order, whose medians are taken here (portable to SQLite and PostgreSQL alike).
+Labels of different suites are never ranked together: their workloads differ. Without a suite the
+ranking is of the newest suite that has current measured labels for the task and phase
+(``default_suite``).
 
 Score: for each vendor, the median over its models of the graded figure (the upper bound of the
 95% confidence interval of gross energy per functional unit, ``energy_ci95_high_wh``) of each
@@ -12,6 +16,10 @@ its task, phase and hardware class, so with a hardware class given every model c
 one label; without one, a model labelled on several hardware classes first gets the median of its
 labels, so that it still counts once. Lower is better. Vendors whose current labels in the group
 are all estimated have no score and are listed after the ranked ones.
+
+Median quality: the same per-model-then-per-vendor median of the measured quality figures
+(``quality``: the registry's recomputation of the per-item outcomes; declared figures never count)
+of the vendor's current labels in the group that have one.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from registry.models import Label, Vendor
+from schemas.suites import suite_versions
 
 SCORE_DESCRIPTION = (
     "median, over the vendor's models with a current measured label in the group, of the upper "
@@ -49,6 +58,7 @@ FIELDS = (
     "measured_share",
     "best_grade",
     "worst_grade",
+    "median_quality",
 )
 
 
@@ -67,34 +77,87 @@ class VendorRank:
     measured_share: float  # measured / labels (0..1)
     best_grade: str | None
     worst_grade: str | None
+    # median over the vendor's models of their current labels' measured quality (0..1); None
+    # when none of them has a measured figure
+    median_quality: float | None
 
 
-def _group(task: str, phase: str, hardware_class: str | None, zone: str | None) -> list[Any]:
-    """The WHERE clause of a group: columns of ``ix_labels_vendor_ranking``."""
-    where: list[Any] = [col(Label.task) == task, col(Label.phase) == phase]
-    if hardware_class is not None:
-        where.append(col(Label.hardware_class) == hardware_class)
-    where.append(col(Label.current).is_(True))
-    if zone is not None:
-        where.append(col(Label.zone) == zone)
-    return where
+@dataclass(frozen=True)
+class _Group:
+    task: str
+    phase: str
+    suite: str
+    hardware_class: str | None = None
+    zone: str | None = None
+    size_class: str | None = None
+    min_quality: float | None = None
 
-
-def _scores(session: Session, where: list[Any]) -> dict[int, float]:
-    """Each vendor's score: the median over its models of each model's figure."""
-    rows = session.exec(
-        select(Label.vendor_id, Label.model_id, Label.energy_ci95_high_wh)
-        .where(*where, col(Label.measured).is_(True))
-        .order_by(col(Label.vendor_id), col(Label.model_id))
-    ).all()
-    scores: dict[int, float] = {}
-    for vendor_id, vendor_rows in groupby(rows, key=lambda r: r[0]):
-        per_model = [
-            statistics.median(float(r[2]) for r in model_rows)
-            for _, model_rows in groupby(vendor_rows, key=lambda r: r[1])
+    def where(self) -> list[Any]:
+        """The WHERE clause: columns of ``ix_labels_vendor_ranking``."""
+        where: list[Any] = [
+            col(Label.task) == self.task,
+            col(Label.phase) == self.phase,
+            col(Label.suite) == self.suite,
+            col(Label.current).is_(True),
         ]
-        scores[vendor_id] = float(statistics.median(per_model))
-    return scores
+        if self.hardware_class is not None:
+            where.append(col(Label.hardware_class) == self.hardware_class)
+        if self.zone is not None:
+            where.append(col(Label.zone) == self.zone)
+        if self.size_class is not None:
+            where.append(col(Label.size_class) == self.size_class)
+        if self.min_quality is not None:  # labels without a measured figure drop out
+            where.append(col(Label.quality) >= self.min_quality)
+        return where
+
+
+def default_suite(session: Session, *, task: str, phase: str) -> str:
+    """The suite a ranking of this task and phase shows when none is asked for: the newest with
+    a current measured label (else the newest with a current label, else the newest suite)."""
+    newest_first = list(reversed(suite_versions()))
+    for extra in ([col(Label.measured).is_(True)], []):
+        for version in newest_first:
+            where = _Group(task, phase, version).where()
+            if session.exec(select(Label.id).where(*where, *extra).limit(1)).first():
+                return version
+    return newest_first[0]
+
+
+def _median_per_model(rows: list[Any], value: int) -> float | None:
+    """The median over models (``rows`` in model order) of each model's median of ``row[value]``."""
+    per_model = [
+        statistics.median(float(r[value]) for r in model_rows)
+        for _, model_rows in groupby(rows, key=lambda r: r[1])
+    ]
+    return float(statistics.median(per_model)) if per_model else None
+
+
+def _medians(
+    session: Session, where: list[Any]
+) -> tuple[dict[int, float | None], dict[int, float | None]]:
+    """Each vendor's score and median quality: medians over its models of each model's figure."""
+    rows = (
+        session.connection()
+        .execute(
+            sa_select(
+                col(Label.vendor_id),
+                col(Label.model_id),
+                col(Label.measured),
+                col(Label.energy_ci95_high_wh),
+                col(Label.quality),
+            )
+            .where(*where)
+            .order_by(col(Label.vendor_id), col(Label.model_id))
+        )
+        .all()
+    )
+    scores: dict[int, float | None] = {}
+    qualities: dict[int, float | None] = {}
+    for vendor_id, group in groupby(rows, key=lambda r: r[0]):
+        vendor_rows = list(group)
+        scores[vendor_id] = _median_per_model([r for r in vendor_rows if r[2]], 3)
+        qualities[vendor_id] = _median_per_model([r for r in vendor_rows if r[4] is not None], 4)
+    return scores, qualities
 
 
 def rank_vendors(
@@ -104,13 +167,19 @@ def rank_vendors(
     phase: str,
     hardware_class: str | None = None,
     zone: str | None = None,
+    suite: str | None = None,
+    size_class: str | None = None,
+    min_quality: float | None = None,
 ) -> list[VendorRank]:
-    """Vendors with a current label in the group, best (lowest score) first.
+    """Vendors with a current label in the group, best (lowest score) first (``suite`` None:
+    ``default_suite``).
 
     Ranks are competition-style (1, 1, 3); vendors without a score follow the ranked ones, all at
     the rank after the last ranked vendor, in slug order.
     """
-    where = _group(task, phase, hardware_class, zone)
+    if suite is None:
+        suite = default_suite(session, task=task, phase=phase)
+    where = _Group(task, phase, suite, hardware_class, zone, size_class, min_quality).where()
     measured_count = func.sum(case((col(Label.measured).is_(True), 1), else_=0))
     # Aggregated over the labels alone (from ix_labels_vendor_ranking), then joined to vendors.
     per_vendor = (
@@ -142,7 +211,7 @@ def rank_vendors(
         )
         .all()
     )
-    scores = _scores(session, where) if aggregates else {}
+    scores, qualities = _medians(session, where) if aggregates else ({}, {})
 
     def order(row: Any) -> tuple[bool, float, str]:
         score = scores.get(row[0])
@@ -172,6 +241,7 @@ def rank_vendors(
                 measured_share=measured / labels if labels else 0.0,
                 best_grade=best,
                 worst_grade=worst,
+                median_quality=qualities.get(vendor_id),
             )
         )
     return ranked
