@@ -146,6 +146,8 @@ def bench(
     if not sep or not vendor or not model_name:
         raise CliError(f"--model-id must be vendor/name, got {model_id!r}")
     private_key = _private_key(key)
+    if quality_from and not model.startswith("hf:"):
+        raise CliError("--quality-from is for hf: models (suite 2 labels carry quality)")
     declared = _declared_quality(quality_from) if quality_from else []
     try:
         protocol = Protocol(
@@ -182,8 +184,6 @@ def bench(
     except WorkloadError as exc:
         raise CliError(str(exc)) from None
     label_revision = _label_revision(revision, workload)
-    if declared and workload.suite == "1":
-        raise CliError("--quality-from is for hf: models (suite 2 labels carry quality)")
     if not quiet:
         console.print(_run_header(task, phase, model, workload), markup=False)
 
@@ -215,8 +215,11 @@ def bench(
             result = ProtocolRunner(found.meters, protocol, on_progress=display).run(workload)
     finally:
         found.close()
-    with Display(quiet, console, "quality") as display:
-        quality = workload.quality(display.scoring)
+    quality = None
+    if workload.suite != "1":
+        with Display(quiet, console, "quality") as display:
+            quality = workload.quality(display.scoring)
+            display.quality_done(quality)
 
     inputs = LabelInputs(
         vendor=vendor,

@@ -67,6 +67,13 @@ class Display:
     def scoring(self, done: int, total: int) -> None:
         self.progress.update(self.task_id, description=f"quality: scoring {done}/{total} items")
 
+    def quality_done(self, block: dict[str, Any] | None) -> None:
+        if block and "measured" in block:
+            items = block["measured"]["items"]
+            self.progress.update(self.task_id, description=f"quality: scored {items}/{items} items")
+        else:
+            self.progress.update(self.task_id, description="quality: none measured (see below)")
+
 
 def _interval(stats: dict[str, Any]) -> str:
     return f"{stats['mean']:.6g} [{stats['ci95_low']:.6g}, {stats['ci95_high']:.6g}] (95% CI)"
