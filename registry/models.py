@@ -140,6 +140,7 @@ class Label(SQLModel, table=True):
             "suite",
             "hardware_class",
             "size_class",
+            "standard_workload",
             "current",
             "energy_ci95_high_wh",
         ),
@@ -182,6 +183,7 @@ class Label(SQLModel, table=True):
             "zone",
             "size_class",
             "quality",
+            "standard_workload",
         ),
     )
 
@@ -230,6 +232,11 @@ class Label(SQLModel, table=True):
     quality_metric: str | None = Field(default=None, max_length=32)
     energy_per_output_token_j: float | None = None
     """Mean gross energy per generated token (J), for text generation."""
+    standard_workload: bool = Field(
+        default=True, sa_column_kwargs={"server_default": text("true"), "nullable": False}
+    )
+    """False for a shrunk suite-2 run (fewer samples, a lower cap): stored and shown, but neither
+    graded nor compared with its peers (percentiles, rankings)."""
 
 
 class LogEntry(SQLModel, table=True):

@@ -470,3 +470,22 @@ def test_ranking_filters_and_median_quality(
     assert rows[0].keys() >= {"median_quality", "score_wh"}
     csv_quality = {row["vendor"]: float(row["median_quality"]) for row in rows}
     assert csv_quality == {"acme": acme_q[1], "globex": globex["quality"]["value"]}
+
+
+def test_non_standard_workload_is_never_a_peer_nor_ranked(
+    client: TestClient, publisher: Publisher, other_publisher: Publisher, db: Engine
+) -> None:
+    full = submit(client, publisher, suite2(publisher, model="full", power_w=900))
+    quick = shrunk(other_publisher, samples=20, max_new_tokens=16)
+    quick_view = submit(client, other_publisher, quick)
+    assert quick_view["energy_ci95_high_wh"] < full["energy_ci95_high_wh"]
+    assert quick_view["current"] is True  # still the model's label to show
+    with db.connect() as conn:
+        flags = dict(conn.execute(text("SELECT id, standard_workload FROM labels")).all())
+    assert flags == {full["label_id"]: True, quick_view["label_id"]: False}
+    # the cheaper quick run is nobody's peer: the full run stays alone in its group
+    assert detail(client, full["label_id"])["grade"]["percentile"] is None
+    body = ranking(client, suite="2")
+    assert [(v["vendor"], v["score_wh"]) for v in body["vendors"]] == [
+        ("acme", full["energy_ci95_high_wh"])
+    ]

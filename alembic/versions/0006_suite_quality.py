@@ -82,6 +82,7 @@ NEW_INDEXES: dict[str, list[str]] = {
         "suite",
         "hardware_class",
         "size_class",
+        "standard_workload",
         "current",
         "energy_ci95_high_wh",
     ],
@@ -100,6 +101,7 @@ NEW_INDEXES: dict[str, list[str]] = {
         "zone",
         "size_class",
         "quality",
+        "standard_workload",
     ],
 }
 
@@ -132,6 +134,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("quality", sa.Float(), nullable=True))
         batch.add_column(sa.Column("quality_metric", sa.String(length=32), nullable=True))
         batch.add_column(sa.Column("energy_per_output_token_j", sa.Float(), nullable=True))
+        batch.add_column(
+            sa.Column("standard_workload", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
     _drop_indexes(OLD_INDEXES)
     _backfill()
     _create_indexes(NEW_INDEXES, NEW_GROUP)
@@ -179,7 +184,8 @@ def _backfill() -> None:
     update = sa.text(
         "UPDATE labels SET suite = :suite, size_class = :size_class, quality = :quality,"
         " quality_metric = :quality_metric,"
-        " energy_per_output_token_j = :energy_per_output_token_j WHERE id = :id"
+        " energy_per_output_token_j = :energy_per_output_token_j,"
+        " standard_workload = :standard_workload WHERE id = :id"
     )
     regrade = sa.text(
         "UPDATE labels SET grade = :grade, graded_under = :graded_under WHERE id = :id"
@@ -236,6 +242,7 @@ def downgrade() -> None:
     if bind.execute(sa.text("SELECT 1 FROM labels WHERE suite <> '1' LIMIT 1")).first():
         _recompute_current(OLD_GROUP)
     with op.batch_alter_table("labels") as batch:
+        batch.drop_column("standard_workload")
         batch.drop_column("energy_per_output_token_j")
         batch.drop_column("quality_metric")
         batch.drop_column("quality")

@@ -24,7 +24,7 @@ from sqlmodel import Session
 from registry.errors import ProblemError
 from registry.models import KeyStatus, Label, Model, PublicKey, Standing, Vendor, utcnow
 from registry.services import queries, translog
-from registry.services.workloads import grade_of, standard_workload, suite_columns
+from registry.services.workloads import grade_of, suite_columns
 from schemas import check_results, validate_statement
 from schemas.contract import semantic_issues
 from schemas.dsse import (
@@ -157,6 +157,7 @@ def _refresh_and_rank(labels: Any, refresh: Any) -> Any:
         labels.c.size_class,
         labels.c.current,
         labels.c.measured,
+        labels.c.standard_workload,
         labels.c.energy_ci95_high_wh,
     ).cte("changed")
     own_id: Any = bindparam("p_id")
@@ -378,7 +379,7 @@ def _store(
     measured = "estimate" not in methods
     suite = suite_columns(label)
     # a non-standard workload (a shrunk suite-2 run) is neither graded nor compared with peers
-    compared = measured and standard_workload(label)
+    compared = measured and suite["standard_workload"]
     grade, graded_under = grade_of(
         label, measured=measured, suite=suite["suite"], size_class=suite["size_class"]
     )

@@ -19,8 +19,7 @@ from sqlmodel import Session, col, select
 from registry.errors import ProblemError
 from registry.models import Label, Model, PublicKey, Standing, Vendor
 from registry.services.audit import attestations_view
-from registry.services.workloads import NON_STANDARD_WORKLOAD, standard_workload
-from schemas.suites import SUITE_1
+from registry.services.workloads import NON_STANDARD_WORKLOAD
 
 SORTS: dict[str, Any] = {
     "received_at": Label.received_at,
@@ -148,6 +147,7 @@ def peers_of(
         columns.suite == suite,
         columns.hardware_class == hardware_class,
         columns.size_class == size_class,
+        columns.standard_workload.is_(True),
         columns.current.is_(True),
         columns.measured.is_(True),
         columns.id != label_id,
@@ -233,7 +233,7 @@ def grade_view(session: Session, label: Label, percentile: Any = _QUERY) -> dict
     reason = None
     if not label.measured:  # estimates are neither graded nor ranked
         status, percentile = "estimated", None
-    elif label.suite != SUITE_1 and not standard_workload(label.predicate):
+    elif not label.standard_workload:
         # a shrunk run (fewer samples, a lower cap): not comparable with its peers
         status, percentile, reason = "ungraded", None, NON_STANDARD_WORKLOAD
     else:

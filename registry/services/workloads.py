@@ -58,6 +58,7 @@ def suite_columns(label: Mapping[str, Any]) -> dict[str, Any]:
         "quality": float(measured["value"]) if "value" in measured else None,
         "quality_metric": measured.get("metric"),
         "energy_per_output_token_j": (float(per_token["mean"]) if "mean" in per_token else None),
+        "standard_workload": standard_workload(label),
     }
 
 
