@@ -103,6 +103,8 @@ class HfWorkload(Workload):
         self.model_call_s = 0.0  # seconds inside model calls (a benchmark may reset it)
         self.post_protocol_batches = 0  # batches run after the protocol, for scoring only
         self._last: StepTokens | None = None
+        #: text classification: why there is no quality figure (None: the labels are the intents)
+        self.unavailable: str | None = None
         self._cursor = 0
         files = file_manifest(source.path)
         self.artifact_sha256 = suites.files_digest(files)
@@ -324,24 +326,29 @@ class HfWorkload(Workload):
         self._run(batch)
 
     def _run(self, batch: _Batch) -> None:
+        if self.phase == "training":
+            self._timed(self._train, batch)
+            self._last = StepTokens(batch.input_tokens) if self.tokenizer else None
+        elif self.generating:
+            out = self._timed(self._generate, batch)
+            self._last = StepTokens(batch.input_tokens, self._keep_generated(batch, out))
+        else:
+            logits = self._timed(self._forward, batch)
+            self._keep_predicted(batch, logits)
+            self._last = StepTokens(batch.input_tokens) if self.tokenizer else None
+
+    def _timed(self, call: Callable[[_Batch], Any], batch: _Batch) -> Any:
+        """Run one model call, adding its seconds (to the device's end) to ``model_call_s``."""
         started = time.perf_counter()
         try:
-            if self.phase == "training":
-                self._train(batch)
-                self._last = StepTokens(batch.input_tokens) if self.tokenizer else None
-            elif self.generating:
-                self._last = StepTokens(batch.input_tokens, self._generate(batch))
-            else:
-                self._classify(batch)
-                self._last = StepTokens(batch.input_tokens) if self.tokenizer else None
+            return call(batch)
         finally:
             self.synchronize()
             self.model_call_s += time.perf_counter() - started
 
-    def _generate(self, batch: _Batch) -> int:
-        torch = self.torch
-        with torch.inference_mode():
-            out = self.model.generate(
+    def _generate(self, batch: _Batch) -> Any:
+        with self.torch.inference_mode():
+            return self.model.generate(
                 **batch.inputs,
                 do_sample=False,
                 use_cache=True,
@@ -349,9 +356,11 @@ class HfWorkload(Workload):
                 pad_token_id=self.pad_id,
                 eos_token_id=self.eos_ids,
             )
+
+    def _keep_generated(self, batch: _Batch, out: Any) -> int:
+        """Count the step's output tokens; keep the first output of each item not seen yet."""
         generated = out[:, batch.inputs["input_ids"].shape[1] :]
-        lengths = output_lengths(torch, generated, self.eos_ids)
-        counts = lengths.tolist()
+        counts = output_lengths(self.torch, generated, self.eos_ids).tolist()
         if any(self.outputs[r] is None for r in batch.rows):
             rows = generated.cpu().tolist()
             for i, r in enumerate(batch.rows):
@@ -359,12 +368,14 @@ class HfWorkload(Workload):
                     self.outputs[r] = rows[i][: counts[i]]
         return int(sum(counts))
 
-    def _classify(self, batch: _Batch) -> None:
+    def _forward(self, batch: _Batch) -> Any:
         with self.torch.inference_mode():
-            logits = self.model(**batch.inputs).logits
-        if self.task == "image-classification":
-            return  # no reference labels: nothing to keep
-        if self.unavailable is None and any(self.outputs[r] is None for r in batch.rows):
+            return self.model(**batch.inputs).logits
+
+    def _keep_predicted(self, batch: _Batch, logits: Any) -> None:
+        if self.task == "image-classification" or self.unavailable is not None:
+            return  # nothing to score: nothing to keep
+        if any(self.outputs[r] is None for r in batch.rows):
             predicted = logits.argmax(dim=-1).cpu().tolist()
             for i, r in enumerate(batch.rows):
                 if self.outputs[r] is None:
