@@ -1,5 +1,10 @@
 """Demo data: a few vendors, models and signed labels, put through the real ingest path.
 
+Suite 1 labels (``DEMO_CATALOGUE``) and suite 2 labels (``DEMO_SUITE_2``: Hugging Face models
+with a measured quality score, text generation in all three model-size classes, so that the
+quality column, the per-token figures and the compare page's energy-against-quality chart have
+something to show).
+
 The demo keys are derived from fixed seeds, so the data is the same on every machine; they are
 for the demo database only and must never sign a real label.
 """
@@ -10,6 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
@@ -65,8 +71,52 @@ DEMO_CATALOGUE: dict[str, tuple[str, list[Row]]] = {
     ),
 }
 
+# Suite 2: vendor -> rows of (model, task, phase, hardware class, zone, grid g/kWh, power W,
+# requests or inferences per ~10.5 s trial, parameters, quality about (None: unavailable)).
+# Text generation in Wh per 1,000 requests ~ power x 2.92 / units, graded in its size class; the
+# qualities make a Pareto frontier of five models with two below it.
+Row2 = tuple[str, str, str, str, str, float, float, int, int, float | None]
+B = 1_000_000_000
+DEMO_SUITE_2: dict[str, list[Row2]] = {
+    "northwind-ai": [
+        ("nw-chat-1b", TG, "inference", H100, "FR", 56, 300, 40, int(1.2 * B), 0.18),
+        ("nw-chat-8b", TG, "inference", H100, "FR", 56, 450, 28, 8 * B, 0.62),
+        ("nw-bert-banking77", TC, "inference", H100, "FR", 56, 200, 1500, 110_000_000, 0.91),
+        ("nw-vit-base", IC, "inference", A100, "SE", 41, 250, 810, 86_000_000, None),
+    ],
+    "contoso-labs": [
+        ("cl-chat-3b", TG, "inference", H100, "US-CAL", 198, 420, 20, 3 * B, 0.33),
+        ("cl-llm-32b", TG, "inference", H100, "US-CAL", 198, 700, 12, 32 * B, 0.82),
+        ("cl-distil-classifier", TC, "inference", H100, "US-CAL", 198, 150, 2000, 66_000_000, None),
+    ],
+    "fabrikam": [
+        ("fab-mini-2b", TG, "inference", H100, "PL", 662, 350, 12, 2 * B, 0.21),
+        ("fab-instruct-14b", TG, "inference", H100, "PL", 662, 600, 22, 14 * B, 0.78),
+        ("fab-llm-70b", TG, "inference", H100, "PL", 662, 2800, 12, 70 * B, 0.94),
+        ("fab-tiny-bert", TC, "inference", L4, "IN", 713, 65, 300, 14_000_000, 0.84),
+    ],
+}
+# A figure the vendor declared beside the measured one (from an lm-evaluation-harness results
+# file): shown flagged "declared", never as the measured figure.
+DEMO_DECLARED = {
+    ("northwind-ai", "nw-chat-8b"): [
+        {
+            "metric": "exact_match",
+            "value": 0.655,
+            "source": "lm-evaluation-harness",
+            "task": "gsm8k",
+            "filter": "strict-match",
+            "n_samples": 1319,
+            "file_sha256": hashlib.sha256(b"carbonlabel-demo:nw-chat-8b:results.json").hexdigest(),
+            "harness_version": "0.4.13",
+        }
+    ]
+}
 
 DEMO_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+REVISIONS = ((60, ("v1", 1.0)), (10, ("v2", 0.85)))
+"""Every demo model has two labels: v1 60 days before ``DEMO_NOW``, v2 10 days before, with 15%
+less power."""
 
 
 @dataclass
@@ -113,8 +163,13 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
                 registry=public_url,
             )
             session.commit()
-            for model, task, phase, hw, zone, intensity, power_w, units in rows:
-                for age_days, (revision, scale) in ((60, ("v1", 1.0)), (10, ("v2", 0.85))):
+            suite_2 = [
+                (*row[:8], {"suite": "2", "parameter_count": row[8], "quality": row[9], "seed": 2})
+                for row in DEMO_SUITE_2.get(slug, [])
+            ]
+            suite_1: list[tuple[Any, ...]] = [(*row, {}) for row in rows]
+            for model, task, phase, hw, zone, intensity, power_w, units, extra in suite_1 + suite_2:
+                for age_days, (revision, scale) in REVISIONS:
                     label = make_label(
                         vendor=slug,
                         model=model,
@@ -128,7 +183,9 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
                         power_w=power_w * scale,
                         units_per_trial=units,
                         created_at=DEMO_NOW - timedelta(days=age_days, hours=len(created)),
+                        **extra,
                     )
+                    _declare(label, DEMO_DECLARED.get((slug, model)))
                     envelope = sign_statement(build_statement(label), private)
                     body = json.dumps(envelope).encode()
                     ingest(session, vendor=vendor, body=body, audience=public_url)
@@ -136,6 +193,13 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
             created.append(DemoVendor(slug, token, keyid))
         _audit(session, public_url)
     return created
+
+
+def _declare(label: dict[str, Any], declared: list[dict[str, Any]] | None) -> None:
+    """Add declared quality figures to a suite-2 label (nothing to recompute: the registry
+    neither measures nor checks them)."""
+    if declared and "quality" in label:
+        label["quality"]["declared"] = [dict(d) for d in declared]
 
 
 DEMO_AUDITOR = "greenbench-audit"
@@ -171,6 +235,7 @@ def _audit(session: Session, public_url: str) -> None:
                 Model.name == model_name,
                 Label.task == task,
                 Label.phase == phase,
+                Label.suite == "1",
                 col(Label.current).is_(True),
             )
         ).one()

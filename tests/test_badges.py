@@ -631,7 +631,7 @@ def test_openapi_documents_the_badge_routes(client: TestClient) -> None:
     ):
         assert "get" in paths[path]
     params = {p["name"] for p in paths["/badge/{vendor}/{model}.svg"]["get"]["parameters"]}
-    assert params == {"vendor", "model", "task", "phase", "metric"}
+    assert params == {"vendor", "model", "task", "phase", "metric", "suite", "quality"}
 
 
 def _hostile_vendor(client: TestClient, slug: str, display_name: str) -> Publisher:

@@ -1,4 +1,5 @@
-"""The demo seed: real signed labels through the ingest path, grades A to E, tokens on rerun."""
+"""The demo seed: real signed labels through the ingest path, grades A to E, suite-2 labels with
+quality in every model-size class, tokens on rerun."""
 
 from __future__ import annotations
 
@@ -20,7 +21,31 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
         grades = set(conn.execute(text("SELECT DISTINCT grade FROM labels")).scalars())
         labels = conn.execute(text("SELECT count(*) FROM labels")).scalar_one()
     assert grades == {"A", "B", "C", "D", "E"}
-    assert labels == 20
+    assert labels == 42  # 10 suite-1 and 11 suite-2 models, two revisions each
+    with engine.connect() as conn:
+        suite_2 = conn.execute(
+            text(
+                "SELECT task, size_class, quality, quality_metric, energy_per_output_token_j"
+                " FROM labels WHERE suite = '2' AND current"
+            )
+        ).all()
+        suite_1_quality = conn.execute(
+            text("SELECT count(*) FROM labels WHERE suite = '1' AND quality IS NOT NULL")
+        ).scalar_one()
+        declared = conn.execute(
+            text("SELECT count(*) FROM labels WHERE suite = '2' AND predicate LIKE :pattern"),
+            {"pattern": '%"declared"%'},
+        ).scalar_one()
+    assert len(suite_2) == 11
+    generation = [r for r in suite_2 if r.task == "text-generation"]
+    assert {r.size_class for r in generation} == {"up-to-20b", "up-to-66b", "over-66b"}
+    assert all(r.quality_metric == "gsm8k-exact-match" and 0 < r.quality < 1 for r in generation)
+    assert all(r.energy_per_output_token_j > 0 for r in generation)
+    classification = [r for r in suite_2 if r.task == "text-classification"]
+    assert sorted(r.quality is None for r in classification) == [False, False, True]
+    assert [r.quality for r in suite_2 if r.task == "image-classification"] == [None]
+    assert suite_1_quality == 0
+    assert declared == 2  # nw-chat-8b v1 and v2
     with engine.connect() as conn:
         tiers = {
             row.tier: row.n
@@ -28,9 +53,9 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
         }
         agreements = sorted(conn.execute(text("SELECT agrees FROM attestations")).scalars())
         kinds = list(conn.execute(text("SELECT kind FROM log_entries ORDER BY idx")).scalars())
-    assert tiers == {"verified": 2, "self-reported": 18}
+    assert tiers == {"verified": 2, "self-reported": 40}
     assert [bool(a) for a in agreements] == [False, True, True]
-    assert kinds.count("label") == 20
+    assert kinds.count("label") == 42
     assert kinds.count("key-add") == 3
     assert kinds[-4:] == ["auditor-add", "audit", "audit", "audit"]
     again = seed(engine, "http://127.0.0.1:8000")
@@ -43,5 +68,5 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
         assert vendor is not None
         assert vendor.slug == again[0].slug
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM labels")).scalar_one() == 20
+        assert conn.execute(text("SELECT count(*) FROM labels")).scalar_one() == 42
     engine.dispose()

@@ -252,7 +252,10 @@ def test_model_page(client: TestClient, publisher: Publisher, catalogue: dict[st
     page = response.text
     (current,) = current_labels(client, model="acme/bert", phase="inference")
     # the label card and badges of the badge routes
-    assert '<img src="/label/acme/bert.svg?task=text-classification&amp;phase=inference"' in page
+    assert (
+        '<img src="/label/acme/bert.svg?task=text-classification&amp;phase=inference&amp;suite=1"'
+        in page
+    )
     assert 'src="/badge/acme/bert.svg"' in page
     assert f'href="/badge/label/{current["label_id"]}.svg"' in page
     # one section per current label (inference and training)
@@ -351,7 +354,9 @@ def test_vendor_page(client: TestClient, publisher: Publisher, catalogue: dict[s
     assert 'src="/badge/acme/bert.svg"' in page
     assert f">{catalogue['tiny']['grade']['grade']}</span>" in page
     assert 'href="/v1/vendors/acme"' in page
-    assert "/compare?task=text-classification&amp;phase=inference&amp;vendors=acme" in page
+    assert (
+        "/compare?task=text-classification&amp;phase=inference&amp;suite=1&amp;vendors=acme" in page
+    )
 
 
 # --------------------------------------------------------------------------- compare

@@ -6,13 +6,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, func, or_, select
 from sqlmodel import Session, col
 
 from registry import badges
 from registry.models import Label, Model, PublicKey, Standing, Tier, Vendor
 from registry.services.audit import verifying_auditors
 from registry.services.queries import peer_percentile
+from registry.services.workloads import NON_STANDARD_WORKLOAD
+from schemas.suites import size_class_label
 
 # What can name a stored vendor, model, task or label: anything else is "not labelled" without
 # asking the database (NUL and friends never reach it).
@@ -42,20 +44,26 @@ _BADGE_COLUMNS = (
     col(Label.functional_unit),
     col(Label.standing),
     col(Label.tier),
+    col(Label.suite),
+    col(Label.quality),
+    col(Label.quality_metric),
 )
 
-# The label a model's badge and card show: its most recently received current label, or, when it
-# has none (in the group asked for), its most recently received label that lost its standing, so
-# that the badge warns instead of saying "not labelled".
+# The label a model's badge and card show: of the newest suite the model has a label for (suite
+# versions are digit strings: the longer, then the greater, is the newer), its most recently
+# received current label, or, when it has none (in the group asked for), its most recently
+# received label that lost its standing, so that the badge warns instead of saying "not labelled".
 _SHOWN_ORDER = (
     col(Label.current).desc(),
+    func.length(col(Label.suite)).desc(),
+    col(Label.suite).desc(),
     col(Label.received_at).desc(),
     col(Label.id).desc(),
 )
 
 
 def _current_label_filter(
-    vendor: str, model: str, task: str | None, phase: str | None
+    vendor: str, model: str, task: str | None, phase: str | None, suite: str | None = None
 ) -> list[Any]:
     where = [
         col(Vendor.slug) == vendor,
@@ -66,6 +74,8 @@ def _current_label_filter(
         where.append(col(Label.task) == task)
     if phase is not None:
         where.append(col(Label.phase) == phase)
+    if suite is not None:
+        where.append(col(Label.suite) == suite)
     return where
 
 
@@ -84,22 +94,31 @@ def _facts(row: Any) -> badges.BadgeFacts:
         functional_unit=row[4],
         standing=_standing(row[5]),
         tier=_tier(row[6]),
+        suite=row[7],
+        quality=row[8],
+        quality_metric=row[9],
     )
 
 
 def model_badge_facts(
-    engine: Engine, vendor: str, model: str, task: str | None, phase: str | None
+    engine: Engine,
+    vendor: str,
+    model: str,
+    task: str | None,
+    phase: str | None,
+    suite: str | None = None,
 ) -> badges.BadgeFacts | None:
-    """The badge figures of a model's most recently received current label (with that task and
-    phase when given): one query on the unique vendor slug, the unique (vendor, name) of models
-    and ``ix_labels_model_received``; None when there is none."""
+    """The badge figures of a model's most recently received current label of the newest suite
+    it has one for (with that task, phase and suite when given): one query on the unique vendor
+    slug, the unique (vendor, name) of models and ``ix_labels_model_received``; None when there
+    is none."""
     if not _valid_model_key(vendor, model, task):
         return None
     statement = (
         select(*_BADGE_COLUMNS)
         .join(Model, col(Model.id) == Label.model_id)
         .join(Vendor, col(Vendor.id) == Model.vendor_id)
-        .where(*_current_label_filter(vendor, model, task, phase))
+        .where(*_current_label_filter(vendor, model, task, phase, suite))
         .order_by(*_SHOWN_ORDER)
         .limit(1)
     )
@@ -124,6 +143,7 @@ def model_card_facts(
     task: str | None,
     phase: str | None,
     base_url: str,
+    suite: str | None = None,
 ) -> badges.CardFacts | None:
     if not _valid_model_key(vendor, model, task):
         return None
@@ -138,7 +158,7 @@ def model_card_facts(
         .join(Model, col(Model.id) == Label.model_id)
         .join(Vendor, col(Vendor.id) == Model.vendor_id)
         .outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
-        .where(*_current_label_filter(vendor, model, task, phase))
+        .where(*_current_label_filter(vendor, model, task, phase, suite))
         .order_by(*_SHOWN_ORDER)
         .limit(1)
     )
@@ -147,7 +167,9 @@ def model_card_facts(
         if row is None:
             return None
         label, slug, display_name, name, key_status = row
-        percentile = peer_percentile(session, label) if label.measured else None
+        percentile = (
+            peer_percentile(session, label) if label.measured and label.standard_workload else None
+        )
         verified_by = (
             verifying_auditors(session, [label.id]).get(label.id, [])
             if label.tier == Tier.verified
@@ -192,6 +214,9 @@ def card_facts(
 ) -> badges.CardFacts:
     """The card's facts: typed columns first, the rest from the stored (validated) label."""
     doc = label.predicate
+    quality = _dig(doc, "quality")
+    items = _dig(quality, "measured", "items")
+    reason = _dig(quality, "unavailable_reason")
     components = _dig(doc, "measurement", "components") or []
     count = _dig(doc, "hardware", "accelerator", "count")
     accelerator = _dig(doc, "hardware", "accelerator", "model_name")
@@ -231,6 +256,20 @@ def card_facts(
         url=url,
         tier=_tier(label.tier),
         verified_by=verified_by,
+        suite=label.suite,
+        size_class_label=size_class_label(label.suite, label.size_class)
+        if label.size_class
+        else "",
+        ungraded_reason=(
+            NON_STANDARD_WORKLOAD if label.measured and not label.standard_workload else None
+        ),
+        quality_status=badges.quality_status(label.suite, label.quality),
+        quality_metric=label.quality_metric,
+        quality_value=label.quality,
+        quality_items=items if isinstance(items, int) and label.quality is not None else None,
+        quality_reason=reason if isinstance(reason, str) else None,
+        declared=badges.declared_figures(quality if isinstance(quality, dict) else None),
+        energy_per_output_token_j=label.energy_per_output_token_j,
     )
 
 

@@ -44,6 +44,7 @@ from registry.api.badge_facts import (
 )
 from registry.api.routes import problems
 from registry.errors import ProblemError
+from schemas.suites import suite_versions
 
 router = APIRouter(tags=["badges"])
 
@@ -92,9 +93,14 @@ class Options:
     task: str | None
     phase: str | None
     metric: badges.Metric
+    suite: str | None = None
+    """None: the newest suite the model has a label for."""
+    quality: bool = False
+    """``?quality=true``: the message ends with the measured quality figure."""
 
 
 DEFAULT_OPTIONS = Options(None, None, "grade")
+BOOLEANS = {"true": True, "false": False}
 _PARSED: dict[bytes, Options] = {}
 """Valid query strings already parsed (a pure function of the bytes; a few hundred at most)."""
 _PARSED_MAX = 256
@@ -121,6 +127,8 @@ def _parse_options(request: Request) -> Options:
     task = query.get("task") or None
     phase = query.get("phase") or None
     metric = query.get("metric") or "grade"
+    suite = query.get("suite") or None
+    quality = query.get("quality") or "false"
     errors = []
     if task is not None and len(task) > MAX_TASK_CHARS:
         errors.append({"pointer": "/query/task", "message": f"at most {MAX_TASK_CHARS} characters"})
@@ -130,11 +138,17 @@ def _parse_options(request: Request) -> Options:
         errors.append(
             {"pointer": "/query/metric", "message": f"one of {', '.join(badges.METRICS)}"}
         )
+    if suite is not None and suite not in suite_versions():
+        errors.append(
+            {"pointer": "/query/suite", "message": f"one of {', '.join(suite_versions())}"}
+        )
+    if quality not in BOOLEANS:
+        errors.append({"pointer": "/query/quality", "message": "true or false"})
     if errors:
         raise ProblemError(
             "validation-error", "the request does not match the API's schema", errors=errors
         )
-    return Options(task, phase, metric)  # type: ignore[arg-type]
+    return Options(task, phase, metric, suite, BOOLEANS[quality])  # type: ignore[arg-type]
 
 
 def _check_names(vendor: str, model: str) -> None:
@@ -196,10 +210,31 @@ QUERY_PARAMETERS: list[dict[str, Any]] = [
         "description": "grade (grade and energy), energy, or co2e",
         "schema": {"type": "string", "enum": list(badges.METRICS), "default": "grade"},
     },
+    {
+        "name": "suite",
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "description": "suite version of the label shown (default: the newest suite the model "
+        "has a label for)",
+        "schema": {"type": "string", "enum": suite_versions()},
+    },
+    {
+        "name": "quality",
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "description": "true: the message ends with the label's measured quality figure and its "
+        "metric (` · 41.5% GSM8K`), or `quality not reported` (suite 1) / `quality unavailable` "
+        "(a suite-2 label that says why it has none); declared figures are never shown. false "
+        "(default): the message is unchanged",
+        "schema": {"type": "string", "enum": list(BOOLEANS), "default": "false"},
+    },
 ]
+_PARAMETER = {p["name"]: p for p in QUERY_PARAMETERS}
 MODEL_BADGE_PARAMETERS = MODEL_PATH_PARAMETERS + QUERY_PARAMETERS
-CARD_PARAMETERS = MODEL_PATH_PARAMETERS + QUERY_PARAMETERS[:2]
-LABEL_BADGE_PARAMETERS = [*LABEL_PATH_PARAMETERS, QUERY_PARAMETERS[2]]
+CARD_PARAMETERS = MODEL_PATH_PARAMETERS + [_PARAMETER[n] for n in ("task", "phase", "suite")]
+LABEL_BADGE_PARAMETERS = [*LABEL_PATH_PARAMETERS, _PARAMETER["metric"], _PARAMETER["quality"]]
 
 
 def _svg_responses(immutable: bool = False) -> dict[int | str, dict[str, Any]]:
@@ -223,15 +258,17 @@ async def _model_badge(request: Request, vendor: str, model: str, fmt: str) -> R
     _check_names(vendor, model)
     options = _options(request)
     cache = cache_of(request)
-    key = (fmt, vendor, model, options.task, options.phase, options.metric)
+    key = (fmt, vendor, model, options)
     now: float | None = cache.clock()
     entry = cache.get(key, now)
     if entry is None:
         engine = request.app.state.engine
 
         def render() -> Rendered:
-            facts = model_badge_facts(engine, vendor, model, options.task, options.phase)
-            text = badges.badge_text(facts, options.metric)
+            facts = model_badge_facts(
+                engine, vendor, model, options.task, options.phase, options.suite
+            )
+            text = badges.badge_text(facts, options.metric, quality=options.quality)
             if fmt == "json":
                 body = orjson.dumps(badges.endpoint_json(text, cache_seconds=MAX_AGE_S))
                 return rendered(body, media_type=JSON_MEDIA_TYPE, immutable=False)
@@ -245,7 +282,7 @@ async def _model_badge(request: Request, vendor: str, model: str, fmt: str) -> R
 async def _pinned_badge(request: Request, label_id: str) -> Response:
     options = _options(request)
     cache = cache_of(request)
-    key = ("label", label_id.lower(), options.metric)
+    key = ("label", label_id.lower(), options.metric, options.quality)
     now: float | None = cache.clock()
     entry = cache.get(key, now)
     if entry is None:
@@ -256,7 +293,7 @@ async def _pinned_badge(request: Request, label_id: str) -> Response:
             if facts is None:
                 text = badges.BadgeText(badges.BADGE_LABEL, "label not found", "lightgrey")
             else:
-                text = badges.badge_text(facts, options.metric)
+                text = badges.badge_text(facts, options.metric, quality=options.quality)
             # Immutable once nothing about the badge can change but a later key compromise:
             # a self-reported label may still be verified.
             immutable = facts is not None and facts.standing == "ok" and facts.tier == "verified"
@@ -329,14 +366,16 @@ async def model_card(request: Request) -> Response:
     _check_names(vendor, model)
     options = _options(request)
     cache = cache_of(request)
-    key = ("card", vendor, model, options.task, options.phase)
+    key = ("card", vendor, model, options.task, options.phase, options.suite)
     entry = cache.get(key)  # the card is asked for rarely: no need to save a clock read
     if entry is None:
         engine = request.app.state.engine
         base_url = request.app.state.settings.public_url
 
         def render() -> Rendered:
-            facts = model_card_facts(engine, vendor, model, options.task, options.phase, base_url)
+            facts = model_card_facts(
+                engine, vendor, model, options.task, options.phase, base_url, options.suite
+            )
             svg = (
                 badges.render_unlabelled_card(vendor, model)
                 if facts is None

@@ -4,9 +4,9 @@ The flat badge (``flat``) reproduces the layout and text metrics of shields.io's
 (the "flat" style): text widths (``text``) come from the same per-character table of 11 px
 Verdana that badge-maker measures with (anafanafo's, shipped as
 ``registry/data/verdana_11px.json``), summed the same way, truncated to whole pixels and rounded
-up to an odd number. ``message`` decides what a label's badge says; ``card`` draws the full label
-card; ``svg`` writes the elements and holds the colours both use. ``tests/test_badges.py``
-compares widths and whole SVGs with badge-maker.
+up to an odd number. ``message`` decides what a label's badge says; ``quality`` how a quality
+figure reads; ``card`` draws the full label card; ``svg`` writes the elements and holds the
+colours both use. ``tests/test_badges.py`` compares widths and whole SVGs with badge-maker.
 
 Every text that reaches an SVG goes through :func:`clean_text` (control characters, lone
 surrogates, non-characters and bidirectional controls removed, whitespace collapsed) and then is
@@ -32,9 +32,23 @@ from registry.badges.message import (
     badge_text,
     endpoint_json,
     format_figure,
+    quality_suffix,
     render_badge,
     unit_suffix,
     unit_words,
+)
+from registry.badges.quality import (
+    METRIC_NAMES,
+    NOT_REPORTED,
+    DeclaredFigure,
+    QualityStatus,
+    declared_figures,
+    format_declared_value,
+    format_share,
+    metric_name,
+    metric_short,
+    quality_status,
+    short_reason,
 )
 from registry.badges.svg import (
     FONT_FAMILY,
@@ -75,9 +89,11 @@ __all__ = [
     "MAX_INPUT_CHARS",
     "MAX_TEXT_WIDTH_PX",
     "METRICS",
+    "METRIC_NAMES",
     "MIDDLE_DOT",
     "NAMED_COLORS",
     "NEUTRAL_COLOR",
+    "NOT_REPORTED",
     "TIERS",
     "TIMES",
     "VERIFIED_TEXT",
@@ -85,23 +101,33 @@ __all__ = [
     "BadgeFacts",
     "BadgeText",
     "CardFacts",
+    "DeclaredFigure",
     "FlatLayout",
     "Metric",
+    "QualityStatus",
     "Standing",
     "Tier",
     "badge_text",
     "brightness",
     "char_width",
     "clean_text",
+    "declared_figures",
     "endpoint_json",
     "fit_text",
     "flat_layout",
+    "format_declared_value",
     "format_figure",
+    "format_share",
+    "metric_name",
+    "metric_short",
     "preferred_width",
+    "quality_status",
+    "quality_suffix",
     "render_badge",
     "render_card",
     "render_flat",
     "render_unlabelled_card",
+    "short_reason",
     "svg_color",
     "text_width",
     "unit_suffix",

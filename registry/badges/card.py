@@ -8,6 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from registry.badges.message import Standing, Tier, format_figure, unit_words
+from registry.badges.quality import (
+    NOT_REPORTED,
+    UNAVAILABLE,
+    DeclaredFigure,
+    QualityStatus,
+    format_share,
+    metric_name,
+    short_reason,
+)
 from registry.badges.svg import (
     FONT_FAMILY,
     GRADE_COLORS,
@@ -66,6 +75,21 @@ class CardFacts:
     tier: Tier = "self-reported"
     verified_by: Sequence[str] = field(default_factory=tuple)
     """Display names of the auditors whose reproduced figures agree with the label's."""
+    suite: str = "1"
+    size_class_label: str = ""
+    """The model-size class the label is graded in (``≤ 20B parameters``); "" where none."""
+    ungraded_reason: str | None = None
+    """``non-standard-workload``: a shortened suite-2 run, stored but not graded."""
+    quality_status: QualityStatus = "not-reported"
+    quality_metric: str | None = None
+    quality_value: float | None = None
+    """The MEASURED figure (0..1): the registry's recomputation of the per-item outcomes."""
+    quality_items: int | None = None
+    quality_reason: str | None = None
+    """Why a suite-2 label has no figure (``quality.unavailable_reason``)."""
+    declared: Sequence[DeclaredFigure] = field(default_factory=tuple)
+    """Figures the vendor declared: shown flagged, never as the measured one."""
+    energy_per_output_token_j: float | None = None
 
 
 CARD_WIDTH = 360
@@ -176,11 +200,17 @@ def render_card(facts: CardFacts) -> str:
         lines = ["energy estimated, not measured:", "no grade"]
     elif facts.grade is None or facts.grade not in GRADE_COLORS:
         letter, color, headline = EN_DASH, NAMED_COLORS[NEUTRAL_COLOR], "Not graded"
-        lines = ["no grade band for this task and hardware"]
+        lines = (
+            ["a shortened run (non-standard workload):", "stored and shown, not graded"]
+            if facts.ungraded_reason == "non-standard-workload"
+            else ["no grade band for this task and hardware"]
+        )
     else:
         letter = facts.grade
         color = NAMED_COLORS[GRADE_COLORS[facts.grade]]
         headline = f"Grade {facts.grade}"
+        if facts.size_class_label:  # graded within its model-size class
+            headline += f" {MIDDLE_DOT} {facts.size_class_label}"
         lines = [
             _percentile_text(facts.percentile),
             "on the upper bound of the 95% CI",
@@ -195,7 +225,8 @@ def render_card(facts: CardFacts) -> str:
     card.text(_PAD + 30, letter, size=40, bold=True, anchor="middle", fill="#fff", y=top + 45)
     text_x = _PAD + 74
     room = CARD_WIDTH - _PAD - text_x
-    card.text(text_x, headline, size=15, bold=True, max_px=room, y=top + 16)
+    headline_size = 13 if facts.size_class_label and facts.grade in GRADE_COLORS else 15
+    card.text(text_x, headline, size=headline_size, bold=True, max_px=room, y=top + 16)
     for i, line in enumerate(lines):
         card.text(text_x, line, size=11, max_px=room, y=top + 33 + 14 * i)
     card.y = top + 70
@@ -212,8 +243,14 @@ def render_card(facts: CardFacts) -> str:
         else f"{LESS_EQUAL} {format_figure(facts.energy_ci95_high_wh)} Wh"
     )
     card.row("95% confidence interval", interval, size=11)
+    if facts.energy_per_output_token_j is not None:
+        card.y += 16
+        per_token = f"{format_figure(facts.energy_per_output_token_j)} J/token"
+        card.row("per output token", per_token, size=11)
     card.y += 8
     card.rule(1)
+
+    _quality_section(card, facts)
 
     # Carbon
     card.y += 18
@@ -250,7 +287,7 @@ def render_card(facts: CardFacts) -> str:
     card.rule(1)
 
     card.y += 18
-    versions = f"v{facts.methodology_version or '?'}"
+    versions = f"suite {facts.suite} {MIDDLE_DOT} v{facts.methodology_version or '?'}"
     if facts.graded_under:
         versions += f" {MIDDLE_DOT} grading v{facts.graded_under}"
     card.row("Methodology", versions)
@@ -289,9 +326,41 @@ def render_card(facts: CardFacts) -> str:
         )
         + f"; {format_figure(facts.energy_mean_wh)} Wh and "
         f"{format_figure(facts.co2e_mean_g)} g CO2e per {per}; "
+        + f"quality {_quality_words(facts)}; "
         + ("verified" if facts.tier == "verified" else "self-reported")
     )
     return _card_svg(aria, height, card.parts)
+
+
+def _quality_words(facts: CardFacts) -> str:
+    if facts.quality_status == "measured":
+        return f"{metric_name(facts.quality_metric)} {format_share(facts.quality_value)}"
+    return NOT_REPORTED if facts.quality_status == "not-reported" else UNAVAILABLE
+
+
+def _quality_section(card: _Card, facts: CardFacts) -> None:
+    """The measured quality figure with its metric and items, or why there is none, then the
+    declared figures, each flagged "declared"."""
+    card.y += 18
+    if facts.quality_status == "measured":
+        card.row(metric_name(facts.quality_metric), format_share(facts.quality_value), bold=True)
+        card.y += 16
+        items = f" on {facts.quality_items} items" if facts.quality_items else ""
+        card.text(_PAD, f"quality measured in the same run{items}", size=11, fill=_MUTED)
+    elif facts.quality_status == "unavailable":
+        card.row("Quality", UNAVAILABLE, bold=True)
+        card.y += 16
+        card.text(_PAD, short_reason(facts.quality_reason), size=11, fill=_MUTED)
+    else:
+        card.row("Quality", NOT_REPORTED, bold=True)
+    for figure in facts.declared[:2]:
+        card.y += 16
+        card.text(_PAD, f"declared: {figure.text}", size=11, fill=_MUTED)
+    if len(facts.declared) > 2:
+        card.y += 16
+        card.text(_PAD, f"and {len(facts.declared) - 2} more declared", size=11, fill=_MUTED)
+    card.y += 8
+    card.rule(1)
 
 
 def _tier_text(facts: CardFacts) -> str:

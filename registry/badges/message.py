@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from registry.badges.flat import render_flat
+from registry.badges.quality import format_share, metric_short, quality_status
 from registry.badges.svg import GRADE_COLORS, NEUTRAL_COLOR, WARNING_COLOR
 from registry.badges.text import CHECK_MARK, CO2E, MIDDLE_DOT, clean_text
 
@@ -37,6 +38,10 @@ class BadgeFacts:
     signing key's reported ``compromised_since``."""
     tier: Tier = "self-reported"
     """``verified`` once an auditor's reproduced figures agree with the label's."""
+    suite: str = "1"
+    quality: float | None = None
+    """The measured quality figure (0..1), None when the label has none."""
+    quality_metric: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,18 +72,39 @@ def format_figure(value: float) -> str:
 
 
 def unit_suffix(functional_unit: str) -> str:
-    """``1k-inferences`` -> ``1k``; ``step`` -> ``step``; anything else as it is."""
-    return {"1k-inferences": "1k", "step": "step"}.get(functional_unit, functional_unit)
-
-
-def unit_words(functional_unit: str) -> str:
-    return {"1k-inferences": "1k inferences", "step": "training step"}.get(
+    """``1k-inferences`` -> ``1k``; ``1k-requests`` -> ``1k requests``; ``step`` -> ``step``;
+    anything else as it is."""
+    return {"1k-inferences": "1k", "1k-requests": "1k requests", "step": "step"}.get(
         functional_unit, functional_unit
     )
 
 
-def badge_text(facts: BadgeFacts | None, metric: Metric = "grade") -> BadgeText:
-    """Label, message and colour of the badge of one label (None: the model has no label)."""
+def unit_words(functional_unit: str) -> str:
+    return {
+        "1k-inferences": "1k inferences",
+        "1k-requests": "1k requests",
+        "step": "training step",
+    }.get(functional_unit, functional_unit)
+
+
+def quality_suffix(facts: BadgeFacts) -> str:
+    """What ``?quality=true`` appends: `` · 41.5% GSM8K``, `` · quality not reported`` (suite 1)
+    or `` · quality unavailable`` (a suite-2 label that says why it has no figure)."""
+    status = quality_status(facts.suite, facts.quality)
+    if status == "measured":
+        shown = f"{format_share(facts.quality)} {metric_short(facts.quality_metric)}"
+    elif status == "not-reported":
+        shown = "quality not reported"
+    else:
+        shown = "quality unavailable"
+    return f" {MIDDLE_DOT} {shown}"
+
+
+def badge_text(
+    facts: BadgeFacts | None, metric: Metric = "grade", *, quality: bool = False
+) -> BadgeText:
+    """Label, message and colour of the badge of one label (None: the model has no label);
+    ``quality``: append the measured quality figure (or why there is none)."""
     if facts is None:
         return BadgeText(BADGE_LABEL, "not labelled", NEUTRAL_COLOR)
     if facts.standing == "compromised":
@@ -89,6 +115,8 @@ def badge_text(facts: BadgeFacts | None, metric: Metric = "grade") -> BadgeText:
         f"{format_figure(facts.co2e_per_unit_g)} g {CO2E}/{per}" if metric == "co2e" else energy
     )
     suffix = f" {MIDDLE_DOT} {VERIFIED_TEXT}" if facts.tier == "verified" else ""
+    if quality:
+        suffix = quality_suffix(facts) + suffix
     if not facts.measured:
         return BadgeText(BADGE_LABEL, f"estimated {MIDDLE_DOT} {figure}{suffix}", NEUTRAL_COLOR)
     if facts.grade is None or facts.grade not in GRADE_COLORS:

@@ -272,3 +272,195 @@ def timeline_chart(predicate: Mapping[str, Any]) -> TimelineChart | None:
         y_ticks=[Tick(value=v, pos=y_of(v), text=format_tick(v)) for v in y_ticks_values],
         idle_power_w=sum(idle_power.values()) if idle_power else None,
     )
+
+
+# ------------------------------------------------------------------------ energy against quality
+
+
+def pareto_frontier(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices (in input order) of the points on the Pareto frontier of (energy, quality): those
+    that no other point dominates, a point dominating another when it uses no more energy, scores
+    no lower, and is strictly better on one of the two. Identical points are all on it.
+
+    One sweep in energy order: within a group of equal energy only the best quality can be on
+    the frontier, and only when it beats every point of less energy."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    frontier: list[int] = []
+    best = -math.inf
+    start = 0
+    while start < len(order):
+        energy = points[order[start]][0]
+        end = start
+        while end < len(order) and points[order[end]][0] == energy:
+            end += 1
+        top = points[order[start]][1]
+        if top > best:
+            frontier.extend(i for i in order[start:end] if points[i][1] == top)
+            best = top
+        start = end
+    return sorted(frontier)
+
+
+@dataclass(frozen=True)
+class ParetoInput:
+    """One model's current label: its energy per functional unit and measured quality."""
+
+    label_id: str
+    vendor: str
+    model: str
+    energy_wh: float
+    quality: float
+    hardware_class: str = ""
+    size_class_label: str = ""
+    url: str = ""
+
+
+@dataclass
+class ParetoPoint:
+    item: ParetoInput
+    x: float
+    y: float
+    frontier: bool
+    text: str
+    text_x: float
+    text_y: float
+    anchor: str
+
+
+@dataclass
+class ParetoChart:
+    """Energy per functional unit (x; log scale when the range is wide) against measured quality
+    (y, 0-100%) of a group's models, with the frontier as a staircase: the best quality to be had
+    for at most a given energy."""
+
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    points: list[ParetoPoint]
+    frontier: list[ParetoPoint]
+    """The frontier's points, least energy first."""
+    staircase: str
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    log_scale: bool
+    unit: str
+
+
+LOG_SCALE_RATIO = 10.0
+"""A wider range of energies than this (highest / lowest) is drawn on a log scale."""
+MAX_POINT_LABELS = 24
+"""More points than this: only the frontier's are named on the chart (the tables name all)."""
+
+
+def _log_ticks(low: float, high: float) -> tuple[float, float, list[float]]:
+    """Domain (whole decades around ``low``..``high``) and ticks at 1, 2 and 5 per decade (only
+    decades when the domain spans more than three)."""
+    lo = math.floor(math.log10(low))
+    hi = max(math.ceil(math.log10(high)), lo + 1)
+    steps = (1.0,) if hi - lo > 3 else (1.0, 2.0, 5.0)
+    ticks = [m * 10.0**e for e in range(lo, hi + 1) for m in steps if m * 10.0**e <= 10.0**hi]
+    return 10.0**lo, 10.0**hi, ticks
+
+
+def _place_labels(
+    points: list[ParetoPoint], plot_left: float, plot_right: float, line: float = 13.0
+) -> None:
+    """Name each point beside it, moving a name down a line at a time (at most four) while it
+    would overlap one already placed. The frontier's staircase leaves each of its points to the
+    right and reaches it from below, so a frontier point is named on its left (above it when
+    there is no room there); any other point on its right (left near the right edge)."""
+    placed: list[tuple[float, float, float]] = []  # (x0, x1, baseline y)
+    for point in sorted(points, key=lambda p: (p.y, p.x)):
+        width = len(point.text) * 6.3
+        y = point.y + 4
+        if point.frontier and point.x - 9 - width >= plot_left:
+            point.anchor, point.text_x = "end", point.x - 9
+        elif point.frontier:
+            point.anchor, point.text_x, y = "start", point.x + 4, point.y - 10
+        elif point.x + 8 + width <= plot_right:
+            point.anchor, point.text_x = "start", point.x + 8
+        else:
+            point.anchor, point.text_x = "end", point.x - 8
+        x0 = point.text_x - width if point.anchor == "end" else point.text_x
+        for _ in range(4):
+            if not any(
+                abs(y - py) < line and x0 < px1 and px0 < x0 + width for px0, px1, py in placed
+            ):
+                break
+            y += line
+        point.text_y = y
+        placed.append((x0, x0 + width, y))
+
+
+def pareto_chart(items: Sequence[ParetoInput], unit: str) -> ParetoChart | None:
+    """The chart of a group's models (None when there is none to draw)."""
+    if not items:
+        return None
+    width, height, left, right, top, bottom = 720, 380, 64, 24, 20, 52
+    plot_w, plot_h = width - left - right, height - top - bottom
+    energies = [i.energy_wh for i in items]
+    low, high = min(energies), max(energies)
+    log_scale = low > 0 and high / low > LOG_SCALE_RATIO
+    if log_scale:
+        x_min, x_max, x_values = _log_ticks(low, high)
+
+        def x_of(value: float) -> float:
+            span = math.log10(x_max) - math.log10(x_min)
+            return left + plot_w * (math.log10(value) - math.log10(x_min)) / span
+    else:
+        x_values = nice_ticks(high * 1.1 if high > 0 else 1.0)
+        x_max = x_values[-1]
+
+        def x_of(value: float) -> float:
+            return left + plot_w * value / x_max
+
+    def y_of(share: float) -> float:
+        return top + plot_h * (1 - min(max(share, 0.0), 1.0))
+
+    on_front = set(pareto_frontier([(i.energy_wh, i.quality) for i in items]))
+    points = [
+        ParetoPoint(
+            item=item,
+            x=x_of(item.energy_wh),
+            y=y_of(item.quality),
+            frontier=index in on_front,
+            text=item.model if len(item.model) <= 22 else item.model[:21] + "…",
+            text_x=0.0,
+            text_y=0.0,
+            anchor="start",
+        )
+        for index, item in enumerate(items)
+    ]
+    named = points if len(points) <= MAX_POINT_LABELS else [p for p in points if p.frontier]
+    _place_labels(named, left, width - right)
+    for point in points:
+        if point not in named:
+            point.text = ""
+    frontier = sorted(
+        (p for p in points if p.frontier), key=lambda p: (p.item.energy_wh, p.item.quality)
+    )
+    steps: list[str] = []
+    for index, point in enumerate(frontier):
+        if index:
+            steps.append(f"{point.x:.1f},{frontier[index - 1].y:.1f}")
+        steps.append(f"{point.x:.1f},{point.y:.1f}")
+    return ParetoChart(
+        width=width,
+        height=height,
+        left=left,
+        right=right,
+        top=top,
+        bottom=bottom,
+        points=points,
+        frontier=frontier,
+        staircase=" ".join(steps),
+        x_ticks=[Tick(value=v, pos=x_of(v), text=format_tick(v)) for v in x_values],
+        y_ticks=[
+            Tick(value=v, pos=y_of(v), text=f"{v * 100:.0f}%") for v in (0, 0.25, 0.5, 0.75, 1)
+        ],
+        log_scale=log_scale,
+        unit=unit,
+    )

@@ -21,6 +21,7 @@ import markupsafe
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from schemas import suites
 from schemas.contract import load_methodology
 
 router = APIRouter(include_in_schema=False)
@@ -64,6 +65,21 @@ def format_date(value: datetime | str | None) -> str:
     return value.date().isoformat()
 
 
+def format_count(value: float | None) -> str:
+    """A whole number with thousands separated (``21,728``)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{round(value):,}"
+
+
+def format_parameters(count: int) -> str:
+    """``8000000000`` -> ``8B``; ``1200000000`` -> ``1.2B``; ``110000000`` -> ``110M``."""
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if count >= size:
+            return f"{count / size:.3g}{suffix}"
+    return str(count)
+
+
 def format_percent(value: float | None) -> str:
     if value is None:
         return "—"
@@ -94,6 +110,8 @@ def _environment() -> jinja2.Environment:
     env.filters["num"] = format_number
     env.filters["date"] = format_date
     env.filters["pct"] = format_percent
+    env.filters["count"] = format_count
+    env.filters["params"] = format_parameters
     env.filters["path"] = lambda value: quote(str(value), safe="")
     return env
 
@@ -140,8 +158,55 @@ def vendor_path(vendor: str) -> str:
 
 
 def unit_name(phase: str) -> str:
+    """Suite 1's unit of energy for a phase (see ``unit_name_for`` for any functional unit)."""
     return "Wh per 1,000 inferences" if phase == "inference" else "Wh per training step"
 
 
 def unit_short(phase: str) -> str:
     return "Wh/1k" if phase == "inference" else "Wh/step"
+
+
+_UNIT_NAMES = {
+    "1k-inferences": "Wh per 1,000 inferences",
+    "1k-requests": "Wh per 1,000 requests",
+    "step": "Wh per training step",
+}
+_UNIT_SHORT = {"1k-inferences": "Wh/1k", "1k-requests": "Wh / 1k requests", "step": "Wh/step"}
+
+
+def unit_name_for(functional_unit: str) -> str:
+    """``1k-requests`` -> ``Wh per 1,000 requests``; an unknown unit as ``Wh per <unit>``."""
+    return _UNIT_NAMES.get(functional_unit, f"Wh per {functional_unit}")
+
+
+def unit_short_for(functional_unit: str) -> str:
+    return _UNIT_SHORT.get(functional_unit, f"Wh/{functional_unit}")
+
+
+def functional_unit_of(suite: str, task: str, phase: str) -> str:
+    """The functional unit of a suite's task and phase (``1k-requests`` for suite-2 text
+    generation inference)."""
+    try:
+        return suites.functional_unit_name(suite, task, phase)
+    except (suites.UnknownSuiteError, KeyError):
+        return "1k-inferences" if phase == "inference" else "step"
+
+
+def size_class_options(suite: str, task: str) -> list[tuple[str, str]]:
+    """(name, display name) of the size classes a suite grades this task in; none for others."""
+    try:
+        if not suites.uses_size_classes(suite, task):
+            return []
+    except suites.UnknownSuiteError:
+        return []
+    return [(str(c["name"]), str(c["label"])) for c in suites.suite_spec(suite)["size_classes"]]
+
+
+def quality_metric_of(suite: str, task: str) -> str | None:
+    """The metric a suite measures a task's quality with; None where it measures none (suite 1,
+    image classification)."""
+    if suite == suites.SUITE_1:
+        return None
+    spec = suites.suite_spec(suite)["tasks"].get(task) or {}
+    quality = spec.get("quality")
+    return str(quality["metric"]) if isinstance(quality, dict) else None

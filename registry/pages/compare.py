@@ -13,25 +13,34 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from registry.api.deps import SessionDep
+from registry.badges.quality import metric_name
 from registry.errors import ProblemError
+from registry.pages.charts import ParetoChart, ParetoInput, pareto_chart
 from registry.pages.common import (
+    functional_unit_of,
+    model_path,
     not_found,
+    quality_metric_of,
     query_string,
     render,
     router,
-    unit_name,
-    unit_short,
+    size_class_options,
+    unit_name_for,
+    unit_short_for,
     vendor_path,
 )
+from registry.pages.leaderboard import LEADERBOARD_MAX_LABELS
 from registry.pages.rows import (
     VENDOR_PAGE_LABELS,
     LabelRow,
     all_labels,
+    label_row,
     row_sort_key,
     with_percentile,
 )
 from registry.services import queries
 from schemas.contract import load_methodology
+from schemas.suites import SUITE_1, suite_spec, suite_versions
 
 if TYPE_CHECKING:
     from registry.services.ranking import VendorRank
@@ -55,6 +64,22 @@ class CompareGroup:
     zone: str | None
     ranking: list[VendorRank]
     selected: list[str]
+    suite: str = SUITE_1
+    requested_suite: str | None = None
+    size_class: str | None = None
+
+    @property
+    def filters(self) -> dict[str, Any]:
+        """The group's query parameters (the suite only when asked for: the default is the same
+        for the pages and the API)."""
+        return {
+            "task": self.task,
+            "phase": self.phase,
+            "suite": self.requested_suite,
+            "size_class": self.size_class,
+            "hardware": self.hardware,
+            "zone": self.zone,
+        }
 
 
 @dataclass
@@ -72,20 +97,36 @@ def _compare_group(
     hardware: str | None,
     zone: str | None,
     vendors: list[str],
+    suite: str | None = None,
+    size_class: str | None = None,
 ) -> CompareGroup | str:
-    """The ranking of a group and the selected vendors, or the reason it cannot be shown."""
-    from registry.services.ranking import rank_vendors
+    """The ranking of a group and the selected vendors, or the reason it cannot be shown.
+    Without a suite: the newest with current measured labels for the task and phase."""
+    from registry.services.ranking import default_suite, rank_vendors
 
-    methodology = load_methodology()
-    task = task or next(iter(methodology["tasks"]))
-    if task not in methodology["tasks"]:
-        return f"There is no task {task!r} in methodology v1."
-    phases = methodology["tasks"][task]["phases"]
+    requested = suite or None
+    if requested is not None and requested not in suite_versions():
+        return f"There is no suite {requested!r}."
+    tasks = suite_spec(requested or SUITE_1)["tasks"]
+    task = task or next(iter(load_methodology()["tasks"]))
+    if task not in tasks:
+        return f"There is no task {task!r} in this suite."
+    phases = tasks[task]["phases"]
     phase = phase or phases[0]
     if phase not in phases:
         return f"Task {task!r} has no phase {phase!r}."
+    chosen = requested or default_suite(session, task=task, phase=phase)
+    size_class = size_class or None
+    if size_class is not None and size_class not in dict(size_class_options(chosen, task)):
+        return f"Suite {chosen} has no size class {size_class!r} for {task}."
     ranking = rank_vendors(
-        session, task=task, phase=phase, hardware_class=hardware or None, zone=zone or None
+        session,
+        task=task,
+        phase=phase,
+        hardware_class=hardware or None,
+        zone=zone or None,
+        suite=chosen,
+        size_class=size_class,
     )
     return CompareGroup(
         task=task,
@@ -94,7 +135,67 @@ def _compare_group(
         zone=zone or None,
         ranking=ranking,
         selected=_split_vendors(vendors),
+        suite=chosen,
+        requested_suite=requested,
+        size_class=size_class,
     )
+
+
+@dataclass
+class QualityView:
+    """Energy against measured quality of a group's current measured labels (suite 2)."""
+
+    metric: str | None
+    """The metric the suite measures the task with; None: the task has no quality figure."""
+    chart: ParetoChart | None
+    without_quality: list[LabelRow]
+    """Current measured labels of the group that have no quality figure (not on the chart)."""
+
+    @property
+    def metric_name(self) -> str:
+        return metric_name(self.metric)
+
+
+def _quality_view(session: Session, group: CompareGroup, unit: str) -> QualityView:
+    metric = quality_metric_of(group.suite, group.task)
+    if metric is None:
+        return QualityView(metric=None, chart=None, without_quality=[])
+    labels = all_labels(
+        session,
+        queries.LabelFilters(
+            task=group.task,
+            phase=group.phase,
+            suite=group.suite,
+            size_class=group.size_class,
+            hardware_class=group.hardware,
+            zone=group.zone,
+            current=True,
+        ),
+        cap=LEADERBOARD_MAX_LABELS,
+    )
+    # measured labels of the suite's workload: a shortened run is not compared (its peers, its
+    # percentile and the ranking leave it out too)
+    measured = [r for r in labels if r[0].measured]
+    items = [
+        ParetoInput(
+            label_id=label.id,
+            vendor=vendor,
+            model=model,
+            energy_wh=label.energy_per_unit_wh,
+            quality=label.quality,
+            hardware_class=label.hardware_class,
+            size_class_label=label_row(label, vendor, model).size_class_label,
+            url=model_path(vendor, model),
+        )
+        for label, vendor, model in measured
+        if label.quality is not None and label.standard_workload
+    ]
+    items.sort(key=lambda i: (i.energy_wh, -i.quality, i.vendor, i.model))
+    missing = [
+        label_row(*r) for r in measured if r[0].quality is None or not r[0].standard_workload
+    ]
+    missing.sort(key=row_sort_key("model"))
+    return QualityView(metric=metric, chart=pareto_chart(items, unit), without_quality=missing)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -113,9 +214,12 @@ def compare_page(
     hardware: str | None = None,
     zone: str | None = None,
     vendors: Annotated[list[str], Query()] = [],  # noqa: B006  (FastAPI copies defaults)
+    suite: str | None = None,
+    size_class: str | None = None,
 ) -> HTMLResponse:
-    """Two or more vendors side by side in one peer group, with exports."""
-    group = _compare_group(session, task, phase, hardware, zone, vendors)
+    """Two or more vendors side by side in one peer group, with exports, and (suite 2) every
+    model's energy against its measured quality, with the Pareto frontier."""
+    group = _compare_group(session, task, phase, hardware, zone, vendors, suite, size_class)
     if isinstance(group, str):
         return not_found(request, group)
     by_slug = {r.vendor: r for r in group.ranking}
@@ -135,6 +239,8 @@ def compare_page(
                             phase=group.phase,
                             hardware_class=group.hardware,
                             zone=group.zone,
+                            suite=group.suite,
+                            size_class=group.size_class,
                         ),
                         cap=VENDOR_PAGE_LABELS,
                     )
@@ -148,14 +254,24 @@ def compare_page(
         columns.append(CompareColumn(slug=slug, rank=rank, labels=labels, url=vendor_path(slug)))
     # Best first; a chosen vendor without a label in the group goes last.
     columns.sort(key=lambda c: (c.rank is None, c.rank.rank if c.rank else 0))
-    filters = {
-        "task": group.task,
-        "phase": group.phase,
-        "hardware": group.hardware,
-        "zone": group.zone,
-    }
+    filters = group.filters
     selected_param = ",".join(group.selected) or None
     methodology = load_methodology()
+    functional_unit = functional_unit_of(group.suite, group.task, group.phase)
+    size_classes = size_class_options(group.suite, group.task)
+    size_label = dict(size_classes).get(group.size_class or "", "")
+    group_text = " · ".join(
+        part
+        for part in (
+            f"suite {group.suite}",
+            group.task,
+            group.phase,
+            size_label,
+            group.hardware or "",
+            f"zone {group.zone}" if group.zone else "",
+        )
+        if part
+    )
     return render(
         request,
         "compare.html",
@@ -163,15 +279,21 @@ def compare_page(
             "title": "Compare vendors",
             "task": group.task,
             "phase": group.phase,
-            "phases": methodology["tasks"][group.task]["phases"],
+            "phases": suite_spec(group.suite)["tasks"][group.task]["phases"],
+            "suite": group.suite,
+            "suites": suite_versions(),
+            "size_class": group.size_class or "",
+            "group_text": group_text,
+            "size_classes": size_classes,
+            "quality": _quality_view(session, group, unit_short_for(functional_unit)),
             "hardware": group.hardware or "",
             "zone": group.zone or "",
             "hardware_classes": list(methodology["hardware_classes"]),
             "ranking": group.ranking,
             "selected": group.selected,
             "columns": columns,
-            "unit": unit_name(group.phase),
-            "unit_short": unit_short(group.phase),
+            "unit": unit_name_for(functional_unit),
+            "unit_short": unit_short_for(functional_unit),
             "api_csv_href": "/v1/vendors" + query_string(**filters, format="csv"),
             "api_json_href": "/v1/vendors" + query_string(**filters),
             "csv_href": "/compare.csv" + query_string(**filters, vendors=selected_param),
@@ -187,28 +309,32 @@ def compare_csv(
     hardware: str | None = None,
     zone: str | None = None,
     vendors: Annotated[list[str], Query()] = [],  # noqa: B006
+    suite: str | None = None,
+    size_class: str | None = None,
 ) -> Response:
     """The compared vendors' rows as CSV (all vendors of the group when none is chosen)."""
     from registry.services.ranking import FIELDS
 
-    group = _compare_group(session, task, phase, hardware, zone, vendors)
+    group = _compare_group(session, task, phase, hardware, zone, vendors, suite, size_class)
     if isinstance(group, str):
         raise ProblemError("not-found", group)
     rows = [r for r in group.ranking if not group.selected or r.vendor in group.selected]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["task", "phase", "hardware_class", "zone", *FIELDS])
+    writer.writerow(["suite", "task", "phase", "size_class", "hardware_class", "zone", *FIELDS])
     for rank in rows:
         writer.writerow(
             [
+                group.suite,
                 group.task,
                 group.phase,
+                group.size_class or "",
                 group.hardware or "",
                 group.zone or "",
                 *(_csv_cell(getattr(rank, name)) for name in FIELDS),
             ]
         )
-    filename = f"compare-{group.task}-{group.phase}.csv"
+    filename = f"compare-suite{group.suite}-{group.task}-{group.phase}.csv"
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",

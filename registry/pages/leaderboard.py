@@ -12,16 +12,29 @@ from fastapi.responses import HTMLResponse
 # The page size is the package's LEADERBOARD_PAGE_SIZE, read on every request (tests lower it).
 import registry.pages as package
 from registry.api.deps import SessionDep
+from registry.badges.quality import metric_name
 from registry.models import Label
-from registry.pages.common import not_found, query_string, render, router, unit_name, unit_short
-from registry.pages.rows import all_labels, label_row, row_sort_key
+from registry.pages.common import (
+    functional_unit_of,
+    not_found,
+    quality_metric_of,
+    query_string,
+    render,
+    router,
+    size_class_options,
+    unit_name_for,
+    unit_short_for,
+)
+from registry.pages.rows import all_labels, label_row, sort_rows
 from registry.services import queries
+from registry.services.ranking import default_suite
 from schemas.contract import load_methodology
+from schemas.suites import SUITE_1, suite_spec, suite_versions
 
 LEADERBOARD_MAX_LABELS = 5000
 """Labels read for one leaderboard (current ones are kept); filters narrow a larger group."""
 
-SORT_KEYS = ("grade", "energy", "co2e", "model", "vendor", "date")
+SORT_KEYS = ("grade", "energy", "quality", "co2e", "model", "vendor", "date")
 DEFAULT_SORT = "grade"
 
 
@@ -53,21 +66,36 @@ def leaderboard(
     zone: str | None = None,
     sort: str | None = None,
     page: str | None = None,
+    suite: str | None = None,
+    size_class: str | None = None,
 ) -> HTMLResponse:
-    """Current labels of one task, graded and ranked; filters and sort are query parameters."""
+    """Current labels of one suite, task and phase (and size class), graded and ranked; filters
+    and sort are query parameters. Without a suite: the newest with current measured labels for
+    the task and phase, as the vendor ranking."""
     methodology = load_methodology()
+    requested_suite = suite or None
+    if requested_suite is not None and requested_suite not in suite_versions():
+        return not_found(request, f"There is no suite {requested_suite!r}.")
+    suite_tasks = suite_spec(requested_suite or SUITE_1)["tasks"]
     task = task or next(iter(methodology["tasks"]))
-    if task not in methodology["tasks"]:
-        return not_found(request, f"There is no task {task!r} in methodology v1.")
-    phases = list(methodology["tasks"][task]["phases"])
+    if task not in suite_tasks:
+        return not_found(request, f"There is no task {task!r} in this suite.")
+    phases = list(suite_tasks[task]["phases"])
     phase = phase or phases[0]
     if phase not in phases:
         return not_found(request, f"Task {task!r} has no phase {phase!r}.")
+    suite = requested_suite or default_suite(session, task=task, phase=phase)
+    size_classes = size_class_options(suite, task)
+    size_class = size_class or None
+    if size_class is not None and size_class not in dict(size_classes):
+        return not_found(request, f"Suite {suite} has no size class {size_class!r} for {task}.")
     sort_key, descending = _parse_sort(sort)
 
     group = all_labels(
         session,
-        queries.LabelFilters(task=task, phase=phase, current=True),
+        queries.LabelFilters(
+            task=task, phase=phase, current=True, suite=suite, size_class=size_class
+        ),
         cap=LEADERBOARD_MAX_LABELS,
     )
     hardware_options = sorted({label.hardware_class for label, _, _ in group} | {hardware or ""})
@@ -78,26 +106,29 @@ def leaderboard(
         if (not hardware or label.hardware_class == hardware) and (not zone or label.zone == zone)
     ]
     rows = [label_row(label, vendor, model) for label, vendor, model in selected]
-    rows.sort(key=row_sort_key(sort_key), reverse=descending)
+    sort_rows(rows, sort_key, descending)
     page_size = package.LEADERBOARD_PAGE_SIZE
     pages = max(1, math.ceil(len(rows) / page_size))
     page_number = min(_positive_int(page), pages)
     start = (page_number - 1) * page_size
     by_id = {label.id: (label, vendor, model) for label, vendor, model in selected}
-    # Percentiles from the peers already loaded (all current labels of the task and phase): the
-    # same figure as queries.peer_percentile, without two queries per row.
-    peers: dict[str, list[float]] = {}
+    # Percentiles from the peers already loaded (all current labels of the suite, task and phase,
+    # or of one size class, which is part of the peer group): the same figure as
+    # queries.peer_percentile, without two queries per row.
+    peers: dict[tuple[str, str], list[float]] = {}
     for label, _, _ in group:
-        if label.measured:
-            peers.setdefault(label.hardware_class, []).append(label.energy_ci95_high_wh)
+        if label.measured and label.standard_workload:  # as queries.peers_of
+            peer_key = (label.hardware_class, label.size_class)
+            peers.setdefault(peer_key, []).append(label.energy_ci95_high_wh)
 
     def percentile(label: Label) -> float | None:
-        if not label.measured:
+        if not label.measured or not label.standard_workload:
             return None
-        others = len(peers[label.hardware_class]) - 1
+        values = peers[(label.hardware_class, label.size_class)]
+        others = len(values) - 1
         if others <= 0:
             return None
-        worse = sum(1 for v in peers[label.hardware_class] if v > label.energy_ci95_high_wh)
+        worse = sum(1 for v in values if v > label.energy_ci95_high_wh)
         return round(100.0 * worse / others, 1)
 
     shown = [
@@ -105,16 +136,26 @@ def leaderboard(
         for r in rows[start : start + page_size]
     ]
 
-    filters = {"task": task, "phase": phase, "hardware": hardware, "zone": zone}
+    filters = {
+        "task": task,
+        "phase": phase,
+        "suite": requested_suite,
+        "size_class": size_class,
+        "hardware": hardware,
+        "zone": zone,
+    }
     current_sort = f"-{sort_key}" if descending else sort_key
+    functional_unit = functional_unit_of(suite, task, phase)
+    quality_spec = quality_metric_of(suite, task)
     columns = []
-    for key, title in (
-        ("model", "Model"),
-        ("vendor", "Vendor"),
-        ("grade", "Grade"),
-        ("energy", f"Energy ({unit_short(phase)})"),
-        ("co2e", "CO₂e (g)"),
-        ("date", "Date"),
+    for key, title, sub in (
+        ("model", "Model", ""),
+        ("vendor", "Vendor", ""),
+        ("grade", "Grade", ""),
+        ("energy", "Energy", unit_short_for(functional_unit)),
+        ("quality", "Quality", metric_name(quality_spec) if quality_spec else ""),
+        ("co2e", "CO₂e", "g"),
+        ("date", "Date", ""),
     ):
         active = key == sort_key
         next_sort = key if (active and descending) or not active else f"-{key}"
@@ -122,6 +163,7 @@ def leaderboard(
             {
                 "key": key,
                 "title": title,
+                "sub": sub,
                 "href": query_string(**filters, sort=next_sort),
                 "aria_sort": ("descending" if descending else "ascending") if active else None,
             }
@@ -135,6 +177,12 @@ def leaderboard(
             "task": task,
             "phase": phase,
             "phases": phases,
+            "suite": suite,
+            "requested_suite": requested_suite or "",
+            "suites": suite_versions(),
+            "size_class": size_class or "",
+            "size_classes": size_classes,
+            "quality_metric": quality_spec,
             "hardware": hardware or "",
             "zone": zone or "",
             "hardware_options": hardware_options,
@@ -156,11 +204,15 @@ def leaderboard(
             ),
             "columns": columns,
             "sort": current_sort,
-            "unit": unit_name(phase),
+            "unit": unit_name_for(functional_unit),
             "task_links": [
                 {
                     "task": name,
-                    "href": query_string(task=name, phase=phase_for(methodology, name, phase)),
+                    "href": query_string(
+                        task=name,
+                        phase=phase_for(methodology, name, phase),
+                        suite=requested_suite,
+                    ),
                 }
                 for name in methodology["tasks"]
             ],

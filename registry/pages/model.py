@@ -21,13 +21,14 @@ from registry.pages.common import (
     query_string,
     render,
     router,
-    unit_name,
-    unit_short,
+    unit_name_for,
+    unit_short_for,
     vendor_path,
 )
 from registry.pages.rows import LabelRow, all_labels, label_row
 from registry.services import audit, queries
 from schemas.contract import load_methodology
+from schemas.suites import bands_for_suite, grade_scale
 
 
 @dataclass
@@ -47,6 +48,28 @@ class LabelSection:
     flags: list[str]
     trials: int
     source: str
+    tokens: Mapping[str, Any] | None = None
+    """Suite 2 text tasks: input and output token totals, output tokens per second."""
+    model_facts: Mapping[str, Any] | None = None
+    """Suite 2: parameter count, dtype, Hub id and revision."""
+
+
+def _tokens(results: Mapping[str, Any]) -> dict[str, Any] | None:
+    keys = ("input_tokens_total", "output_tokens_total", "output_tokens_per_s")
+    found = {k: results[k] for k in keys if isinstance(results.get(k), int | float)}
+    return found or None
+
+
+def _model_facts(model: Mapping[str, Any]) -> dict[str, Any] | None:
+    if not isinstance(model.get("parameter_count"), int):
+        return None
+    return {
+        "parameter_count": model["parameter_count"],
+        "dtype": str(model.get("dtype", "")),
+        "hub_id": str(model.get("hub_id", "")),
+        "hub_revision": str(model.get("hub_revision", "")),
+        "files": len(model.get("files") or []),
+    }
 
 
 def embed_snippets(base_url: str, vendor: str, model: str) -> list[dict[str, Any]]:
@@ -81,8 +104,6 @@ def model_page(
         if exc.kind != "not-found":
             raise
         return not_found(request, f"There is no model {vendor}/{model} in this registry.")
-    methodology = load_methodology()
-    grades = methodology["grades"]
     rows = all_labels(
         session, queries.LabelFilters(vendor=vendor, model=f"{vendor}/{model}"), cap=1000
     )
@@ -90,7 +111,7 @@ def model_page(
     sections: list[LabelSection] = []
     current = sorted(
         (r for r in rows if r[0].current),
-        key=lambda r: (r[0].task, r[0].phase, r[0].hardware_class),
+        key=lambda r: (-len(r[0].suite), r[0].suite, r[0].task, r[0].phase, r[0].hardware_class),
     )
     auditors = audit.verifying_auditors(
         session, [label.id for label, _, _ in current if label.tier == Tier.verified]
@@ -100,31 +121,26 @@ def model_page(
         peers = [
             r
             for r in all_rows
-            if (r.task, r.phase, r.hardware_class)
-            == (label.task, label.phase, label.hardware_class)
+            if (r.suite, r.task, r.phase, r.hardware_class)
+            == (label.suite, label.task, label.phase, label.hardware_class)
         ]
-        bands = (
-            grades["bands_wh"]
-            .get(label.task, {})
-            .get(label.phase, {})
-            .get(
-                label.hardware_class,
-                grades["bands_wh"].get(label.task, {}).get(label.phase, {}).get("default"),
-            )
+        bands = bands_for_suite(
+            label.suite, label.task, label.phase, label.hardware_class, label.size_class
         )
+        unit = label.functional_unit
         predicate = label.predicate
         hardware = predicate.get("hardware", {})
-        query = query_string(task=label.task, phase=label.phase)
+        query = query_string(task=label.task, phase=label.phase, suite=label.suite)
         sections.append(
             LabelSection(
                 row=label_row(
                     label, v, m, detail["grade"]["percentile"], auditors.get(label.id, ())
                 ),
                 detail=detail,
-                history=history_chart(peers, bands, grades["scale"], unit_short(label.phase)),
+                history=history_chart(peers, bands, grade_scale(label.suite), unit_short_for(unit)),
                 history_rows=sorted(peers, key=lambda r: (r.created_at, r.label_id)),
                 timeline=timeline_chart(predicate),
-                unit=unit_name(label.phase),
+                unit=unit_name_for(unit),
                 card_src=f"/label/{quote(v, safe='')}/{quote(m, safe='')}.svg{query}",
                 pinned_badge_src=f"/badge/label/{label.id}.svg",
                 hardware_name=str(hardware.get("accelerator", {}).get("model_name", "")),
@@ -136,6 +152,8 @@ def model_page(
                 flags=[str(f) for f in predicate.get("measurement", {}).get("flags", [])],
                 trials=len(predicate.get("traces", {}).get("trials", [])),
                 source=str(predicate.get("provenance", {}).get("source", "")),
+                tokens=_tokens(predicate.get("results", {})),
+                model_facts=_model_facts(predicate.get("model", {})),
             )
         )
     vendor_slug, _, model_name = view["model"].partition("/")

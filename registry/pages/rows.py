@@ -9,9 +9,21 @@ from typing import Any
 
 from sqlmodel import Session
 
+from registry.badges.quality import (
+    DeclaredFigure,
+    QualityStatus,
+    declared_figures,
+    format_share,
+    metric_name,
+    metric_short,
+    quality_status,
+    short_reason,
+)
 from registry.models import Label, Standing, Tier
-from registry.pages.common import model_path, vendor_path
+from registry.pages.common import model_path, unit_short_for, vendor_path
 from registry.services import queries
+from registry.services.workloads import NON_STANDARD_WORKLOAD
+from schemas.suites import SUITE_1, size_class_label
 
 VENDOR_PAGE_LABELS = 1000
 
@@ -44,6 +56,46 @@ class LabelRow:
     """``ok`` or ``key-compromised`` (logged after its key's reported compromise)."""
     verified_by: tuple[str, ...] = ()
     """Display names of the auditors whose figures agree (filled where a page shows them)."""
+    suite: str = SUITE_1
+    size_class: str = ""
+    functional_unit: str = "1k-inferences"
+    quality: float | None = None
+    """The MEASURED quality figure (0..1); declared figures are in ``declared``."""
+    quality_metric: str | None = None
+    quality_status: QualityStatus = "not-reported"
+    quality_items: int | None = None
+    quality_reason: str | None = None
+    declared: tuple[DeclaredFigure, ...] = ()
+    energy_per_output_token_j: float | None = None
+    ungraded_reason: str | None = None
+    """``non-standard-workload``: a shortened suite-2 run, shown but not graded."""
+
+    @property
+    def size_class_label(self) -> str:
+        """``≤ 20B parameters``; "" where the label has no size class."""
+        return size_class_label(self.suite, self.size_class) if self.size_class else ""
+
+    @property
+    def unit(self) -> str:
+        """The short unit of the energy figure (``Wh/1k``, ``Wh / 1k requests``)."""
+        return unit_short_for(self.functional_unit)
+
+    @property
+    def quality_text(self) -> str:
+        """``41.5%``, ``not reported`` or the reason there is none, shortened."""
+        if self.quality_status == "measured":
+            return format_share(self.quality)
+        if self.quality_status == "unavailable":
+            return short_reason(self.quality_reason)
+        return "not reported"
+
+    @property
+    def metric_name(self) -> str:
+        return metric_name(self.quality_metric)
+
+    @property
+    def metric_short(self) -> str:
+        return metric_short(self.quality_metric)
 
     @property
     def verified(self) -> bool:
@@ -67,6 +119,30 @@ def _ci95_low(label: Label) -> float | None:
         return float(label.predicate["results"]["energy_per_unit_wh"]["ci95_low"])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _quality_parts(label: Label) -> dict[str, Any]:
+    """The quality fields of a row: the measured figure from its column, the items, the reason
+    there is none and the declared figures from the stored label."""
+    found = label.predicate.get("quality")
+    stated: dict[str, Any] = found if isinstance(found, dict) else {}
+    measured: dict[str, Any] = stated.get("measured") or {}
+    items = measured.get("items")
+    reason = stated.get("unavailable_reason")
+    return {
+        "quality": label.quality,
+        "quality_metric": label.quality_metric,
+        "quality_status": quality_status(label.suite, label.quality),
+        "quality_items": items if isinstance(items, int) and label.quality is not None else None,
+        "quality_reason": reason if isinstance(reason, str) else None,
+        "declared": declared_figures(stated),
+    }
+
+
+def _ungraded_reason(label: Label) -> str | None:
+    if label.measured and not label.standard_workload:
+        return NON_STANDARD_WORKLOAD
+    return None
 
 
 def label_row(
@@ -98,6 +174,12 @@ def label_row(
         tier=label.tier,
         standing=label.standing,
         verified_by=tuple(verified_by),
+        suite=label.suite,
+        size_class=label.size_class,
+        functional_unit=label.functional_unit,
+        energy_per_output_token_j=label.energy_per_output_token_j,
+        ungraded_reason=_ungraded_reason(label),
+        **_quality_parts(label),
     )
 
 
@@ -132,5 +214,13 @@ def row_sort_key(name: str) -> Any:
         "model": lambda r: (r.model.lower(), r.vendor, r.hardware_class),
         "vendor": lambda r: (r.vendor, r.model.lower(), r.hardware_class),
         "date": lambda r: (r.created_at, r.vendor, r.model),
+        "quality": lambda r: (r.quality is None, r.quality or 0.0, r.vendor, r.model),
     }
     return keys[name]
+
+
+def sort_rows(rows: list[LabelRow], key: str, descending: bool) -> None:
+    """Sort in place by a column; rows without a quality figure stay last either way."""
+    rows.sort(key=row_sort_key(key), reverse=descending)
+    if key == "quality":
+        rows.sort(key=lambda r: r.quality is None)

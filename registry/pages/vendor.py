@@ -46,7 +46,8 @@ def vendor_page(
     models: list[dict[str, Any]] = []
     for name in sorted(by_model):
         labels: list[LabelRow] = sorted(
-            by_model[name], key=lambda r: (r.task, r.phase, r.hardware_class)
+            by_model[name],
+            key=lambda r: (-len(r.suite), r.suite, r.task, r.phase, r.hardware_class),
         )
         models.append(
             {
@@ -56,7 +57,7 @@ def vendor_page(
                 "labels": labels,
             }
         )
-    tasks = sorted({(r.task, r.phase) for r in current})
+    tasks = sorted({(r.suite, r.task, r.phase) for r in current})
     return render(
         request,
         "vendor.html",
@@ -75,11 +76,13 @@ def vendor_page(
             "json_href": f"/v1/vendors/{quote(owner.slug, safe='')}",
             "compare_links": [
                 {
+                    "suite": suite,
                     "task": task,
                     "phase": phase,
-                    "href": "/compare" + query_string(task=task, phase=phase, vendors=owner.slug),
+                    "href": "/compare"
+                    + query_string(task=task, phase=phase, suite=suite, vendors=owner.slug),
                 }
-                for task, phase in tasks
+                for suite, task, phase in tasks
             ],
         },
     )
