@@ -8,6 +8,7 @@ the registry uses to check them.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -127,7 +128,10 @@ class ProtocolRunner:
         clock: Clock = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         on_progress: Callable[[Progress], None] | None = None,
+        progress_interval_s: float = 0.25,
     ) -> None:
+        """``on_progress`` hears at most one report per ``progress_interval_s`` while work runs
+        (each report reads every meter's power: per step, that would weigh on short steps)."""
         if not meters:
             raise ValueError("no meters: nothing would be measured")
         self.meters = list(meters)
@@ -135,6 +139,15 @@ class ProtocolRunner:
         self.clock = clock
         self.sleep = sleep
         self.on_progress = on_progress or (lambda _p: None)
+        self.progress_interval_s = progress_interval_s
+        self._reported_s = -math.inf
+
+    def _due(self, now: float) -> bool:
+        """Whether a progress report is due (the first of a phase always is)."""
+        if now - self._reported_s < self.progress_interval_s:
+            return False
+        self._reported_s = now
+        return True
 
     def _power_w(self) -> float | None:
         readings = [m.power_w() for m in self.meters]
@@ -173,16 +186,16 @@ class ProtocolRunner:
 
         warm_start = self.clock()
         iterations = 0
+        self._reported_s = -math.inf
         while iterations < p.warmup_iterations or self.clock() - warm_start < p.warmup_min_s:
             workload.step()
             iterations += 1
             if iterations % 5 == 0:
                 workload.synchronize()
-            self.on_progress(
-                Progress(
-                    "warmup", 0, p.trials, self.clock() - warm_start, iterations, self._power_w()
+            if self._due(now := self.clock()):
+                self.on_progress(
+                    Progress("warmup", 0, p.trials, now - warm_start, iterations, self._power_w())
                 )
-            )
         workload.synchronize()
         warmup_s = self.clock() - warm_start
 
@@ -198,6 +211,7 @@ class ProtocolRunner:
             tokens_in: int | None = None
             tokens_out: int | None = None
             last = t_start
+            self._reported_s = -math.inf
             while True:
                 workload.step()
                 workload.synchronize()
@@ -210,9 +224,12 @@ class ProtocolRunner:
                     tokens_in = (tokens_in or 0) + counted.input_tokens
                     if counted.output_tokens is not None:
                         tokens_out = (tokens_out or 0) + counted.output_tokens
-                self.on_progress(
-                    Progress("trial", index + 1, p.trials, now - t_start, units, self._power_w())
-                )
+                if self._due(now):
+                    self.on_progress(
+                        Progress(
+                            "trial", index + 1, p.trials, now - t_start, units, self._power_w()
+                        )
+                    )
                 if now - t_start >= p.min_window_s:
                     break
             t_end, components = self._end(key)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bench_runner.label import Accelerator, LabelInputs, build_label
@@ -104,3 +106,19 @@ def test_label_from_run_validates_and_figures_by_hand() -> None:
 def test_protocol_rejects_bad_parameters(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         Protocol(**kwargs)  # type: ignore[arg-type]
+
+
+def test_progress_is_reported_at_most_every_quarter_second() -> None:
+    # 0.01 s steps: 200 steps per 2 s window, but about 8 reports (each reads every meter's power)
+    protocol = Protocol(
+        idle_baseline_s=1, warmup_iterations=1, warmup_min_s=1, trials=2, min_window_s=2
+    )
+    result, _workload, _meter, seen = run(protocol, step_s=0.01)
+    assert all(trial.units >= 200 for trial in result.trials)
+    for trial in (1, 2):
+        times = [p.elapsed_s for p in seen if p.phase == "trial" and p.trial == trial]
+        assert times[0] == pytest.approx(0.01)  # the first step of a window is reported
+        assert 7 <= len(times) <= 9
+        assert all(b - a >= 0.25 - 1e-9 for a, b in itertools.pairwise(times))
+    warmup = [p for p in seen if p.phase == "warmup"]
+    assert 4 <= len(warmup) <= 5
