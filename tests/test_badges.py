@@ -630,8 +630,15 @@ def test_openapi_documents_the_badge_routes(client: TestClient) -> None:
         "/badge/label/{label_id}.svg",
     ):
         assert "get" in paths[path]
-    params = {p["name"] for p in paths["/badge/{vendor}/{model}.svg"]["get"]["parameters"]}
-    assert params == {"vendor", "model", "task", "phase", "metric", "suite", "quality"}
+    for path in ("/badge/{vendor}/{model}.svg", "/badge/{vendor}/{model}.json"):
+        parameters = {p["name"]: p for p in paths[path]["get"]["parameters"]}
+        assert set(parameters) == {"vendor", "model", "task", "phase", "metric", "suite", "quality"}
+        assert parameters["quality"]["schema"]["enum"] == ["true", "false"]
+        assert "GSM8K" in parameters["quality"]["description"]
+    card = {p["name"] for p in paths["/label/{vendor}/{model}.svg"]["get"]["parameters"]}
+    assert card == {"vendor", "model", "task", "phase", "suite"}
+    pinned = {p["name"] for p in paths["/badge/label/{label_id}.svg"]["get"]["parameters"]}
+    assert pinned == {"label_id", "metric", "quality"}
 
 
 def _hostile_vendor(client: TestClient, slug: str, display_name: str) -> Publisher:
@@ -712,3 +719,254 @@ def test_script_tag_in_the_path_is_escaped(client: TestClient) -> None:
     badge = client.get("/badge/%3Cscript%3E/x.svg")
     assert badge.status_code == 200
     assert message_of(badge.text) == "not labelled"
+
+
+# ------------------------------------------------------------------------------------------
+# Quality (suite 2): the card's quality line, the badge's ?quality= and ?suite= options
+# ------------------------------------------------------------------------------------------
+
+B = 1_000_000_000
+
+
+def test_badge_messages_with_and_without_quality() -> None:
+    suite_1 = badges.BadgeFacts("B", True, 12.4, 0.42, "1k-inferences")
+    assert badges.badge_text(suite_1).message == "B · 12.4 Wh/1k"  # as before
+    assert badges.badge_text(suite_1, quality=True).message == (
+        "B · 12.4 Wh/1k · quality not reported"
+    )
+    measured = badges.BadgeFacts(
+        "B",
+        True,
+        39.6,
+        2.66,
+        "1k-requests",
+        tier="verified",
+        suite="2",
+        quality=0.615,
+        quality_metric="gsm8k-exact-match",
+    )
+    assert badges.badge_text(measured).message == "B · 39.6 Wh/1k requests · ✓ verified"
+    assert badges.badge_text(measured, quality=True).message == (
+        "B · 39.6 Wh/1k requests · 61.5% GSM8K · ✓ verified"
+    )
+    assert badges.badge_text(measured, "co2e", quality=True).message == (
+        "2.66 g CO₂e/1k requests · 61.5% GSM8K · ✓ verified"
+    )
+    accuracy = badges.BadgeFacts(
+        "A", True, 0.3, 0.01, "1k-inferences", suite="2", quality=0.9, quality_metric="accuracy"
+    )
+    assert badges.badge_text(accuracy, quality=True).message == "A · 0.30 Wh/1k · 90.0% BANKING77"
+    images = badges.BadgeFacts("C", True, 0.75, 0.03, "1k-inferences", suite="2")
+    assert badges.badge_text(images, quality=True).message == (
+        "C · 0.75 Wh/1k · quality unavailable"
+    )
+    compromised = badges.BadgeFacts("B", True, 1.0, 1.0, "1k-inferences", standing="compromised")
+    assert badges.badge_text(compromised, quality=True).message == "key compromised"
+    assert badges.badge_text(None, quality=True).message == "not labelled"
+
+
+def test_quality_messages_have_badge_makers_widths() -> None:
+    facts = badges.BadgeFacts(
+        "B", True, 39.6, 2.66, "1k-requests", suite="2", quality=0.615, quality_metric="accuracy"
+    )
+    items = [
+        {
+            "label": "carbon label",
+            "message": badges.badge_text(f, m, quality=True).message,
+            "color": "green",
+        }
+        for f in (facts, badges.BadgeFacts("E", True, 1234.5, 9.9, "1k-requests", suite="2"))
+        for m in badges.METRICS
+    ]
+    for item, reference in zip(items, badge_maker(items), strict=True):
+        ours = badges.render_flat(item["label"], item["message"], item["color"])
+        assert ours == reference["svg"], item["message"]
+
+
+def _card_text(svg: str) -> str:
+    root = assert_safe_svg(svg)
+    return " | ".join("".join(t.itertext()) for t in root.iter(f"{SVG_NS}text"))
+
+
+def test_card_shows_quality_per_token_energy_size_class_and_suite() -> None:
+    declared = badges.DeclaredFigure(
+        "exact_match", 0.655, "gsm8k", "lm-evaluation-harness", "strict-match"
+    )
+    svg = badges.render_card(
+        _card_facts(
+            functional_unit="1k-requests",
+            task="text-generation",
+            graded_under="2",
+            suite="2",
+            size_class_label="≤ 20B parameters",
+            quality_status="measured",
+            quality_metric="gsm8k-exact-match",
+            quality_value=0.415,
+            quality_items=200,
+            declared=(declared,),
+            energy_per_output_token_j=0.45,
+        )
+    )
+    text = _card_text(svg)
+    for expected in (
+        "Grade B · ≤ 20B parameters",
+        "Energy per 1k requests",
+        "per output token | 0.45 J/token",
+        "GSM8K exact match | 41.5%",
+        "quality measured in the same run on 200 items",
+        "declared: gsm8k exact_match (strict-match) 65.5%",
+        "suite 2 · v1 · grading v2",
+    ):
+        assert expected in text, expected
+    assert "quality GSM8K exact match 41.5%" in svg  # the accessible name says it too
+
+    suite_1 = _card_text(badges.render_card(_card_facts()))
+    assert "Quality | not reported" in suite_1
+    assert "J/token" not in suite_1
+    assert "suite 1 · v1 · grading v1" in suite_1
+    unavailable = _card_text(
+        badges.render_card(
+            _card_facts(
+                suite="2",
+                quality_status="unavailable",
+                quality_reason="generated images have no reference labels: a fixed-size image "
+                "classifier does the same work whatever the pixels show",
+            )
+        )
+    )
+    assert "Quality | unavailable | generated images have no reference labels" in unavailable
+    assert "pixels" not in unavailable  # the reason, shortened
+    shortened = _card_text(
+        badges.render_card(
+            _card_facts(grade=None, suite="2", ungraded_reason="non-standard-workload")
+        )
+    )
+    assert "Not graded" in shortened
+    assert "non-standard workload" in shortened
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_in_the_card_quality_fields(text: str) -> None:
+    figure = badges.DeclaredFigure(text, 0.5, text, text, text)
+    for status in ("measured", "unavailable"):
+        facts = _card_facts(
+            suite="2",
+            quality_status=status,
+            quality_metric=text,
+            quality_value=0.5,
+            quality_reason=text,
+            declared=(figure, figure, figure),
+            size_class_label=text,
+        )
+        root = assert_safe_svg(badges.render_card(facts))
+        for element in root.iter(f"{SVG_NS}text"):
+            size = float(element.get("font-size", "12"))
+            assert badges.text_width("".join(element.itertext())) * size / 11 <= badges.CARD_WIDTH
+
+
+def suite_2_label(
+    publisher: Publisher, model: str, quality: float | None = 0.6, **kw: Any
+) -> dict[str, Any]:
+    kw = {"task": "text-generation", "power_w": 450.0, "units_per_trial": 28, **kw}
+    return publisher.label(model=model, suite="2", parameter_count=8 * B, quality=quality, **kw)
+
+
+def test_quality_option_changes_the_message_and_etag_and_the_default_is_unchanged(
+    client: TestClient, publisher: Publisher
+) -> None:
+    client.app.state.badge_cache = BadgeCache(ttl_s=60.0)  # type: ignore[attr-defined]
+    result = submit(client, publisher, model="m1", power_w=300.0)
+    expected = f"B · {badges.format_figure(result['energy_per_unit_wh'])} Wh/1k"
+    default = client.get("/badge/acme/m1.svg")
+    assert message_of(default.text) == expected
+    # byte for byte the flat badge of the message badges have always had
+    assert default.content == badges.render_flat("carbon label", expected, "green").encode()
+    explicit = client.get("/badge/acme/m1.svg?quality=false")
+    assert explicit.content == default.content
+    assert explicit.headers["etag"] == default.headers["etag"]
+    asked = client.get("/badge/acme/m1.svg?quality=true")
+    assert message_of(asked.text) == expected + " · quality not reported"
+    assert asked.headers["etag"] != default.headers["etag"]
+    assert client.get("/badge/acme/m1.svg").content == default.content  # separate cache entries
+    assert (
+        client.get(
+            "/badge/acme/m1.svg?quality=true", headers={"If-None-Match": asked.headers["etag"]}
+        ).status_code
+        == 304
+    )
+    assert (
+        client.get(
+            "/badge/acme/m1.svg?quality=true", headers={"If-None-Match": default.headers["etag"]}
+        ).status_code
+        == 200
+    )
+
+    doc = client.get("/badge/acme/m1.json").json()
+    asked_doc = client.get("/badge/acme/m1.json?quality=true")
+    assert doc["message"] == expected
+    assert asked_doc.json()["message"] == expected + " · quality not reported"
+    assert set(asked_doc.json()) <= ENDPOINT_KEYS
+    assert asked_doc.headers["etag"] != client.get("/badge/acme/m1.json").headers["etag"]
+
+    pinned = client.get(f"/badge/label/{result['label_id']}.svg?quality=true")
+    assert message_of(pinned.text) == expected + " · quality not reported"
+
+
+def test_suite_option_and_the_newest_suite_by_default(
+    client: TestClient, publisher: Publisher, no_cache: BadgeCache
+) -> None:
+    submit(client, publisher, model="m1", task="text-generation", units_per_trial=200)
+    suite_1 = message_of(client.get("/badge/acme/m1.svg").text)
+    assert suite_1.endswith(" Wh/1k")
+    result = submit(client, publisher, suite_2_label(publisher, "m1"))
+    share = f"{result['quality']['value'] * 100:.1f}%"
+    default = message_of(client.get("/badge/acme/m1.svg").text)
+    assert default == (
+        f"{result['grade']['grade']} · {badges.format_figure(result['energy_per_unit_wh'])}"
+        " Wh/1k requests"
+    )
+    assert message_of(client.get("/badge/acme/m1.svg?suite=2").text) == default
+    assert message_of(client.get("/badge/acme/m1.svg?suite=1").text) == suite_1
+    assert message_of(client.get("/badge/acme/m1.svg?quality=true").text) == (
+        f"{default} · {share} GSM8K"
+    )
+    assert client.get("/badge/acme/m1.json?suite=2&quality=true").json()["message"] == (
+        f"{default} · {share} GSM8K"
+    )
+    card = _card_text(client.get("/label/acme/m1.svg").text)
+    assert f"GSM8K exact match | {share}" in card
+    assert "quality measured in the same run on 200 items" in card
+    assert "Grade B · ≤ 20B parameters" in card
+    assert f"{badges.format_figure(result['energy_per_output_token_j'])} J/token" in card
+    assert "Quality | not reported" in _card_text(client.get("/label/acme/m1.svg?suite=1").text)
+    for query in ("suite=3", "suite=x", "quality=yes", "quality=1"):
+        response = client.get(f"/badge/acme/m1.svg?{query}")
+        assert response.status_code == 422, query
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_card_route_flags_declared_figures_and_unavailable_quality(
+    client: TestClient, publisher: Publisher, no_cache: BadgeCache
+) -> None:
+    label = suite_2_label(publisher, "m1")
+    label["quality"]["declared"] = [
+        {
+            "metric": "exact_match",
+            "value": 0.655,
+            "source": "lm-evaluation-harness",
+            "task": "gsm8k",
+            "filter": "strict-match",
+            "file_sha256": "ab" * 32,
+        }
+    ]
+    result = submit(client, publisher, label)
+    card = _card_text(client.get("/label/acme/m1.svg").text)
+    assert f"GSM8K exact match | {result['quality']['value'] * 100:.1f}%" in card
+    assert "declared: gsm8k exact_match (strict-match) 65.5%" in card
+    badge = message_of(client.get("/badge/acme/m1.svg?quality=true").text)
+    assert "65.5" not in badge  # declared figures are never the badge's
+    submit(client, publisher, suite_2_label(publisher, "cls", None, task="text-classification"))
+    assert "Quality | unavailable" in _card_text(client.get("/label/acme/cls.svg").text)
+    assert message_of(client.get("/badge/acme/cls.svg?quality=true").text).endswith(
+        " · quality unavailable"
+    )

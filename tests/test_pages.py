@@ -572,3 +572,317 @@ def test_leaderboard_percentiles_match_the_api(client) -> None:  # type: ignore[
     page = client.get("/", params={"task": "text-classification", "phase": "inference"}).text
     shown = sorted(float(v) for v in re.findall(r"better than ([0-9.]+)% of peers", page))
     assert shown == [round(v) for v in expected]
+
+
+# --------------------------------------------------------------------------- suite 2: quality
+
+B = 1_000_000_000
+DECLARED = {
+    "metric": "exact_match",
+    "value": 0.655,
+    "source": "lm-evaluation-harness",
+    "task": "gsm8k",
+    "filter": "strict-match",
+    "n_samples": 1319,
+    "file_sha256": "ab" * 32,
+}
+
+
+def suite_2(
+    client: TestClient,
+    publisher: Publisher,
+    model: str,
+    parameters: int,
+    quality: float | None,
+    *,
+    task: str = "text-generation",
+    declared: list[dict[str, Any]] | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    """Submit a suite-2 label (defaults: text generation, ~45 Wh per 1,000 requests)."""
+    kw = {"power_w": 450.0, "units_per_trial": 28, **kw}
+    label = publisher.label(
+        model=model, task=task, suite="2", parameter_count=parameters, quality=quality, **kw
+    )
+    if declared:
+        label["quality"]["declared"] = declared
+    return submit(client, publisher, label)
+
+
+def share(result: dict[str, Any]) -> str:
+    """The measured quality of a submitted label as the pages show it."""
+    return f"{result['quality']['value'] * 100:.1f}%"
+
+
+@pytest.fixture
+def quality_catalogue(
+    client: TestClient, publisher: Publisher, other_publisher: Publisher
+) -> dict[str, Any]:
+    """Suite-2 text generation in two size classes (one model below the frontier), suite-2
+    classification with and without a quality figure, and a suite-1 generation label."""
+    return {
+        "small": suite_2(client, publisher, "chat-1b", int(1.2 * B), 0.2, power_w=250.0),
+        "mid": suite_2(client, publisher, "chat-8b", 8 * B, 0.6, declared=[DECLARED]),
+        "worse": suite_2(client, other_publisher, "chat-3b", 3 * B, 0.3, power_w=650.0),
+        "big": suite_2(client, other_publisher, "big-32b", 32 * B, 0.9, units_per_trial=12),
+        "intents": suite_2(
+            client,
+            publisher,
+            "bert-b77",
+            B // 10,
+            0.85,
+            task="text-classification",
+            power_w=200.0,
+            units_per_trial=1500,
+        ),
+        "no-intents": suite_2(
+            client,
+            other_publisher,
+            "bert-x",
+            B // 10,
+            None,
+            task="text-classification",
+            power_w=150.0,
+            units_per_trial=2000,
+        ),
+        "suite-1": submit(
+            client, publisher, model="gen-v1", task="text-generation", units_per_trial=200
+        ),
+    }
+
+
+def test_leaderboard_defaults_to_the_newest_suite_and_shows_quality_per_token_and_size(
+    client: TestClient, quality_catalogue: dict[str, Any]
+) -> None:
+    page = client.get("/?task=text-generation").text
+    found = rows(page)
+    assert {r["model"] for r in found} == {"chat-1b", "chat-8b", "chat-3b", "big-32b"}
+    assert {r["suite"] for r in found} == {"2"}
+    assert '<option value="2" selected>' in page
+    assert "Wh / 1k requests" in page
+    assert "Wh per 1,000 requests" in page
+    assert "GSM8K exact match" in page
+    for key in ("small", "mid", "worse", "big"):
+        assert share(quality_catalogue[key]) in page
+        per_token = quality_catalogue[key]["energy_per_output_token_j"]
+        assert f"{pages.format_number(per_token)} J/token" in page
+    assert "≤ 20B parameters" in page
+    assert "20B\u201366B parameters" in page
+    assert 'data-quality=""' not in page
+    assert "tag-declared" in page  # the declared figure, flagged
+
+    by_quality = rows(client.get("/?task=text-generation&sort=-quality").text)
+    values = [float(r["quality"]) for r in by_quality]
+    assert values == sorted(values, reverse=True)
+    ascending = rows(client.get("/?task=text-generation&sort=quality").text)
+    assert [r["model"] for r in ascending] == [r["model"] for r in reversed(by_quality)]
+
+    sized = rows(client.get("/?task=text-generation&size_class=up-to-66b").text)
+    assert [r["model"] for r in sized] == ["big-32b"]
+    assert client.get("/?task=text-generation&size_class=huge").status_code == 404
+    assert client.get("/?task=text-generation&suite=9").status_code == 404
+
+    suite_1 = client.get("/?task=text-generation&suite=1").text
+    assert [r["model"] for r in rows(suite_1)] == ["gen-v1"]
+    assert "not reported" in suite_1
+    assert "J/token" not in suite_1
+    assert "Model size" not in suite_1  # no size classes in suite 1
+    assert "Wh/1k" in suite_1
+
+    # classification: accuracy, or why there is none; sorting keeps the missing figure last
+    classes = client.get("/?task=text-classification&suite=2&sort=-quality").text
+    assert [r["model"] for r in rows(classes)] == ["bert-b77", "bert-x"]
+    assert share(quality_catalogue["intents"]) in classes
+    assert "unavailable" in classes
+    assert "the model&#39;s labels are not the dataset&#39;s" in classes
+    assert [
+        r["model"] for r in rows(client.get("/?task=text-classification&suite=2&sort=quality").text)
+    ] == ["bert-b77", "bert-x"]
+
+
+def test_model_page_shows_quality_declared_figures_tokens_and_size_class(
+    client: TestClient, quality_catalogue: dict[str, Any]
+) -> None:
+    page = client.get("/models/acme/chat-8b").text
+    measured = quality_catalogue["mid"]
+    figure = re.search(r'<span class="figure quality-figure">([^<]*)</span>', page)
+    assert figure is not None
+    assert figure.group(1) == share(measured)
+    assert "GSM8K exact match, 200 items, measured in the same run" in page
+    declared = page[page.index('class="declared"') :]
+    assert ">declared</span> gsm8k exact_match (strict-match) 65.5%" in declared
+    assert "lm-evaluation-harness" in declared
+    assert (
+        f"{pages.format_number(measured['energy_per_output_token_j'])} J per generated token"
+        in page
+    )
+    assert "suite 2 · size class ≤ 20B parameters" in page
+    assert "8B parameters · bfloat16" in page
+    assert re.search(r"[\d,]+ input · [\d,]+ output · [\d,.]+ output tokens/s", page)
+    assert "/label/acme/chat-8b.svg?task=text-generation&amp;phase=inference&amp;suite=2" in page
+    assert "Wh per 1,000 requests" in page
+
+    suite_1 = client.get("/models/acme/gen-v1").text
+    assert '<span class="not-reported">not reported</span>' in suite_1
+    assert "J per generated token" not in suite_1
+    unavailable = client.get("/models/globex/bert-x").text
+    assert "unavailable" in unavailable
+    assert "the model&#39;s labels are not the dataset&#39;s classes" in unavailable
+
+
+def test_vendor_page_lists_quality_and_suite(
+    client: TestClient, quality_catalogue: dict[str, Any]
+) -> None:
+    page = client.get("/vendors/acme").text
+    assert "suite 2</span> · text-generation · inference" in page
+    assert "suite 1</span> · text-generation · inference" in page
+    assert share(quality_catalogue["mid"]) in page
+    assert "not reported" in page  # the suite-1 label
+    assert "/compare?task=text-generation&amp;phase=inference&amp;suite=2&amp;vendors=acme" in page
+
+
+def _dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] <= b[0] and a[1] >= b[1] and a != b
+
+
+def test_pareto_frontier_on_a_hand_made_set() -> None:
+    points = [
+        (1.0, 0.2),  # 0: least energy at its score: on the frontier
+        (2.0, 0.5),  # 1: on it
+        (3.0, 0.4),  # 2: 1 uses less and scores higher
+        (2.0, 0.3),  # 3: same energy as 1, lower score
+        (4.0, 0.5),  # 4: same score as 1, more energy
+        (5.0, 0.9),  # 5: on it
+        (5.0, 0.9),  # 6: identical to 5: both on it
+        (0.5, 0.1),  # 7: least energy of all: on it
+        (6.0, 0.8),  # 8: 5 uses less and scores higher
+        (9.0, 0.95),  # 9: highest score: on it
+    ]
+    assert pages.pareto_frontier(points) == [0, 1, 5, 6, 7, 9]
+    # the definition, checked by brute force
+    expected = [i for i, p in enumerate(points) if not any(_dominates(q, p) for q in points)]
+    assert pages.pareto_frontier(points) == expected
+    assert pages.pareto_frontier([]) == []
+    assert pages.pareto_frontier([(3.0, 0.0)]) == [0]
+    assert pages.pareto_frontier([(1.0, 0.9), (2.0, 0.1)]) == [0]
+
+
+def _inputs(points: list[tuple[float, float]]) -> list[Any]:
+    return [
+        pages.ParetoInput(label_id=str(i), vendor="v", model=f"m{i}", energy_wh=e, quality=q)
+        for i, (e, q) in enumerate(points)
+    ]
+
+
+def test_pareto_chart_geometry() -> None:
+    chart = pages.pareto_chart(_inputs([(2.0, 0.5), (1.0, 0.2), (3.0, 0.4), (100.0, 1.0)]), "Wh")
+    assert chart is not None
+    assert chart.log_scale  # 1 to 100: a wide range
+    assert [p.item.model for p in chart.frontier] == ["m1", "m0", "m3"]
+    assert [p.frontier for p in chart.points] == [True, True, False, True]
+    xs = [p.x for p in chart.frontier]
+    assert xs == sorted(xs)
+    assert chart.points[3].y == chart.top  # 100% at the top
+    assert min(p.x for p in chart.points) >= chart.left
+    assert max(p.x for p in chart.points) <= chart.width - chart.right
+    # the staircase: each frontier point, and a corner (next x, previous y) between two
+    steps = [tuple(map(float, s.split(","))) for s in chart.staircase.split()]
+    assert len(steps) == 2 * len(chart.frontier) - 1
+    assert steps[1] == (round(xs[1], 1), round(chart.frontier[0].y, 1))
+    assert [t.text for t in chart.y_ticks] == ["0%", "25%", "50%", "75%", "100%"]
+    assert {t.text for t in chart.x_ticks} >= {"1", "10", "100"}
+
+    narrow = pages.pareto_chart(_inputs([(40.0, 0.6), (60.0, 0.7)]), "Wh")
+    assert narrow is not None
+    assert not narrow.log_scale
+    assert narrow.x_ticks[0].text == "0"
+    one = pages.pareto_chart(_inputs([(5.0, 0.0)]), "Wh")
+    assert one is not None
+    assert len(one.frontier) == 1
+    assert one.staircase.count(",") == 1
+    assert one.points[0].y == one.height - one.bottom  # 0% at the bottom
+    assert pages.pareto_chart([], "Wh") is None
+
+
+def test_compare_page_draws_energy_against_quality_with_the_frontier(
+    client: TestClient, quality_catalogue: dict[str, Any]
+) -> None:
+    response = client.get("/compare?task=text-generation&vendors=acme,globex")
+    assert response.status_code == 200
+    page = response.text
+    chart = page[
+        page.index('<svg class="chart pareto"') : page.index("</svg>", page.index("pareto"))
+    ]
+    assert 'role="img"' in chart
+    assert "<title" in chart
+    assert "<desc" in chart
+    assert "<script" not in chart
+    assert "href" not in chart
+    points = {
+        key: (r["energy_per_unit_wh"], r["quality"]["value"])
+        for key, r in quality_catalogue.items()
+        if key in ("small", "mid", "worse", "big")
+    }
+    names = {"small": "chat-1b", "mid": "chat-8b", "worse": "chat-3b", "big": "big-32b"}
+    frontier = {
+        names[k] for k, p in points.items() if not any(_dominates(q, p) for q in points.values())
+    }
+    assert "chat-3b" not in frontier  # chat-8b uses less energy and scores higher
+    table = page[
+        page.index('id="frontier-table"') : page.index("</table>", page.index("frontier-table"))
+    ]
+    listed = set(re.findall(r'<th scope="row"><a href="/models/[^"]+">([^<]+)</a>', table))
+    assert listed == frontier
+    assert chart.count('class="point point-frontier"') == len(frontier)
+    assert chart.count('class="point"') == 4 - len(frontier)
+    assert 'class="frontier-line"' in chart
+    assert "chat-3b by globex" in chart  # named in the description too
+    assert "bert" not in chart  # another task
+    assert "gen-v1" not in chart  # another suite
+
+    one = client.get("/compare?task=text-generation&size_class=up-to-66b").text
+    assert one.count('class="point point-frontier"') == 1
+    assert 'class="frontier-line"' not in one
+    none = client.get("/compare?task=text-generation&size_class=over-66b").text
+    assert "No current measured label with a quality figure in this group yet." in none
+    assert '<svg class="chart pareto"' not in none
+    suite_1 = client.get("/compare?task=text-generation&suite=1").text
+    assert "Suite 1 labels carry no quality figure" in suite_1
+    classes = client.get("/compare?task=text-classification&suite=2").text
+    assert "BANKING77 accuracy" in classes
+    assert "bert-x" in classes[classes.index('id="not-on-chart"') :]  # listed, not drawn
+    images = client.get("/compare?task=image-classification&suite=2").text
+    assert "measures no quality figure" in images
+    exported = client.get("/compare.csv?task=text-generation&vendors=acme,globex")
+    first = next(csv.DictReader(io.StringIO(exported.text)))
+    assert first["suite"] == "2"
+    assert first["median_quality"]
+
+
+def test_hostile_quality_text_is_escaped(client: TestClient, publisher: Publisher) -> None:
+    hostile = '<script>alert("q")</script><img src=x onerror=alert(1)>'
+    suite_2(
+        client,
+        publisher,
+        "chat",
+        8 * B,
+        0.5,
+        declared=[{**DECLARED, "metric": hostile, "task": hostile, "filter": hostile[:64]}],
+    )
+    label = publisher.label(
+        model="cls", task="text-classification", suite="2", parameter_count=B, quality=None
+    )
+    label["quality"] = {"unavailable_reason": hostile}
+    submit(client, publisher, label)
+    for path in (
+        "/?task=text-generation",
+        "/?task=text-classification&suite=2",
+        "/models/acme/chat",
+        "/models/acme/cls",
+        "/vendors/acme",
+        "/compare?task=text-classification&suite=2",
+    ):
+        page = client.get(path).text
+        assert "<script>alert" not in page, path
+        assert "<img src=x" not in page, path
+    assert "&lt;script&gt;alert(&#34;q&#34;)" in client.get("/models/acme/cls").text

@@ -1,5 +1,6 @@
 """The web pages in a real headless Chromium: no console error, accessible structure, filters and
-sorting, the copy button, badges at their declared size, desktop and phone layouts (no horizontal
+sorting, the suite selector and the quality column, the energy-against-quality chart of the compare
+page, the copy button, badges at their declared size, desktop and phone layouts (no horizontal
 scrolling), and the screenshots in docs/screenshots/."""
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from tests.helpers import ADMIN_TOKEN, add_key, envelope_bytes
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 PAGES = {
-    "leaderboard": "/",
-    "model": "/models/northwind-ai/nw-gpt-1b",
+    "leaderboard": "/?task=text-generation",
+    "model": "/models/northwind-ai/nw-chat-8b",
     "vendor": "/vendors/northwind-ai",
-    "compare": "/compare?task=text-classification&phase=inference"
+    "compare": "/compare?task=text-generation&phase=inference"
     "&vendors=northwind-ai,contoso-labs,fabrikam",
     "methodology": "/methodology",
 }
@@ -169,6 +170,88 @@ def test_sorting_changes_the_order(context: Any, console: Console) -> None:
         page.click("#leaderboard thead a[data-sort=vendor]")
     vendors = [r["vendor"] for r in page.evaluate(LEADERBOARD_ROWS)]
     assert vendors == sorted(vendors)
+    assert console.errors == []
+
+
+LEADERBOARD_QUALITY = """() => Array.from(document.querySelectorAll("#leaderboard tbody tr[data-label-id]"))
+  .map(tr => ({model: tr.dataset.model, suite: tr.dataset.suite, sizeClass: tr.dataset.sizeClass,
+               quality: tr.dataset.quality === "" ? null : parseFloat(tr.dataset.quality)}))"""
+
+
+def test_suite_selector_size_classes_and_the_quality_column(context: Any, console: Console) -> None:
+    page = open_page(context, console, "/?task=text-generation")
+    suite_2 = page.evaluate(LEADERBOARD_QUALITY)
+    assert {r["suite"] for r in suite_2} == {"2"}, "default: the newest suite with labels"
+    assert page.input_value("#f-suite") == "2"
+    assert {r["sizeClass"] for r in suite_2} == {"up-to-20b", "up-to-66b", "over-66b"}
+    assert all(r["quality"] is not None for r in suite_2)
+
+    with page.expect_navigation():
+        page.click("#leaderboard thead a[data-sort=quality]")
+    with page.expect_navigation():
+        page.click("#leaderboard thead a[data-sort=quality]")
+    qualities = [r["quality"] for r in page.evaluate(LEADERBOARD_QUALITY)]
+    assert qualities == sorted(qualities, reverse=True)
+
+    page.select_option("#f-size", "up-to-20b")
+    with page.expect_navigation():
+        page.click("form.filters button[type=submit]")
+    assert {r["sizeClass"] for r in page.evaluate(LEADERBOARD_QUALITY)} == {"up-to-20b"}
+
+    page.select_option("#f-size", "")
+    page.select_option("#f-suite", "1")
+    with page.expect_navigation():
+        page.click("form.filters button[type=submit]")
+    suite_1 = page.evaluate(LEADERBOARD_QUALITY)
+    assert suite_1
+    assert {r["suite"] for r in suite_1} == {"1"}
+    assert all(r["quality"] is None for r in suite_1)
+    assert page.locator("#leaderboard .not-reported").count() == len(suite_1)
+    assert page.locator("#f-size").count() == 0  # suite 1 has no size classes
+    assert console.errors == []
+
+
+PARETO = """() => {
+  const svg = document.querySelector("svg.pareto");
+  const box = svg.getBoundingClientRect();
+  return {
+    role: svg.getAttribute("role"),
+    title: svg.querySelector("title").textContent,
+    desc: svg.querySelector("desc").textContent,
+    frontierPoints: svg.querySelectorAll("circle.point-frontier").length,
+    otherPoints: svg.querySelectorAll("circle.point:not(.point-frontier)").length,
+    labels: Array.from(svg.querySelectorAll("text.point-label")).map(t => t.textContent),
+    line: svg.querySelectorAll("polyline.frontier-line").length,
+    frontierRows: Array.from(document.querySelectorAll("#frontier-table tbody th a"))
+      .map(a => a.textContent),
+    width: box.width,
+    height: box.height,
+  };
+}"""
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_compare_page_draws_the_pareto_frontier(
+    viewport: str, context: Any, phone_context: Any, console: Console
+) -> None:
+    page = open_page(context if viewport == "desktop" else phone_context, console, PAGES["compare"])
+    chart = page.evaluate(PARETO)
+    assert chart["role"] == "img"
+    assert "Pareto frontier" in chart["title"]
+    # the demo: five models on the frontier, two below it (tests/test_demo.py)
+    assert chart["frontierPoints"] == 5
+    assert chart["otherPoints"] == 2
+    assert chart["line"] == 1
+    assert sorted(chart["frontierRows"]) == sorted(
+        ["nw-chat-1b", "nw-chat-8b", "fab-instruct-14b", "cl-llm-32b", "fab-llm-70b"]
+    )
+    assert set(chart["frontierRows"]) <= set(chart["labels"])
+    assert "cl-chat-3b" in chart["labels"]
+    for name in chart["frontierRows"]:
+        assert name in chart["desc"]
+    assert chart["width"] > 300
+    assert chart["height"] > 150
+    assert page.evaluate(NO_HORIZONTAL_SCROLL)
     assert console.errors == []
 
 
