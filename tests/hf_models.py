@@ -70,7 +70,7 @@ def _gpt2(tokenizer: Any, layers: int, width: int) -> Any:
 
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=512,
+        n_positions=1024,  # the longest GSM8K prompt (this tokenizer) + the 256-token cap
         n_embd=width,
         n_layer=layers,
         n_head=2,

@@ -253,6 +253,21 @@ class HfWorkload(Workload):
         if eos is None:
             raise WorkloadError(f"{self.source.spec} names no eos token: generation could not stop")
         self.eos_ids = [int(e) for e in (eos if isinstance(eos, list | tuple) else [eos])]
+        self._check_context(max(len(ids) for ids in self.encoded))
+
+    def _check_context(self, longest_prompt: int) -> None:
+        """Refuse, before measuring, a model whose context cannot hold the longest prompt of the
+        sample plus the cap (it would fail, or silently wrap positions, mid-run)."""
+        config = self.config
+        context = getattr(config, "max_position_embeddings", None) or getattr(
+            config, "n_positions", None
+        )
+        if isinstance(context, int) and longest_prompt + self.cap > context:
+            raise WorkloadError(
+                f"{self.source.spec}: its context of {context} tokens cannot hold the longest "
+                f"prompt of the sample ({longest_prompt} tokens) plus the cap of {self.cap} new "
+                "tokens"
+            )
 
     def _class_targets(self, categories: Sequence[str]) -> None:
         id2label = getattr(self.config, "id2label", None) or {}

@@ -232,3 +232,23 @@ def test_precision_and_option_checks(tiny_models: TinyModels) -> None:
         build_workload(task="text-classification", phase="inference", samples=8, device="cpu")
     with pytest.raises(WorkloadError, match="cannot load"):
         hf(tiny_models.vit, "text-generation")
+
+
+def test_a_context_too_short_for_prompt_and_cap_is_refused(
+    tiny_models: TinyModels, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.gen)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=256, n_embd=16, n_layer=1, n_head=2,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(WorkloadError, match=r"context of 256 tokens cannot hold .* cap of 64"):
+        hf(tmp_path, "text-generation", samples=16, max_new_tokens=64)
+    # a cap that fits is measured
+    workload = hf(tmp_path, "text-generation", samples=4, max_new_tokens=2)
+    longest = max(len(workload.encoded[r]) for r in range(workload.n_items))
+    assert longest + 2 <= 256
