@@ -322,7 +322,10 @@ async def _pinned_badge(request: Request, label_id: str) -> Response:
 )
 async def model_badge_svg(request: Request) -> Response:
     """``carbon label │ B · 12.4 Wh/1k``: the grade colour and figure of the model's latest
-    current label. An unknown model gets a grey "not labelled" badge (200)."""
+    current label of the newest suite it has one for (``suite`` picks another). ``quality=true``
+    appends the label's measured quality figure (``B · 39.6 Wh/1k requests · 62.0% GSM8K``, or
+    ``quality not reported`` / ``quality unavailable``); without it the message is unchanged. An
+    unknown model gets a grey "not labelled" badge (200)."""
     params = request.path_params
     vendor, model = params["vendor"], params["model"]
     if vendor == "label" and LABEL_ID.match(model):
@@ -345,7 +348,8 @@ async def model_badge_svg(request: Request) -> Response:
     summary="shields.io endpoint JSON of a model's badge",
 )
 async def model_badge_json(request: Request) -> Response:
-    """For ``https://img.shields.io/endpoint?url=<this URL>``."""
+    """For ``https://img.shields.io/endpoint?url=<this URL>``: the same message as the SVG badge
+    with the same options (``quality=true`` appends the measured quality figure)."""
     params = request.path_params
     return await _model_badge(request, params["vendor"], params["model"], "json")
 
@@ -358,9 +362,12 @@ async def model_badge_json(request: Request) -> Response:
     summary="The label card of a model",
 )
 async def model_card(request: Request) -> Response:
-    """The nutrition-label style card of the model's latest current label: grade and
-    percentile, energy with its 95% CI, CO2e with zone, PUE and intensity, hardware, method,
-    methodology and grading versions, date, verification and the label's URL."""
+    """The nutrition-label style card of the model's latest current label (of the newest suite
+    it has one for, or ``suite``): grade with its model-size class and percentile, energy with
+    its 95% CI (and per output token for text generation), quality (the measured figure with its
+    metric and items, why there is none, or "not reported"; declared figures flagged), CO2e with
+    zone, PUE and intensity, hardware, method, suite, methodology and grading versions, date,
+    verification and the label's URL."""
     vendor: str = request.path_params["vendor"]
     model: str = request.path_params["model"]
     _check_names(vendor, model)
