@@ -440,6 +440,16 @@ def test_methodology_page_renders_the_methodology_file(client: TestClient) -> No
     assert f"grading v{methodology['grades']['grading_version']}" in page
     assert "Idle baseline" in page
     assert "docs/methodology.md" in page
+    suite_2 = page[page.index('id="grades-suite-2"') :]
+    generation = methodology["suites"]["2"]["grades"]["bands_wh"]["text-generation"]["inference"]
+    for size_class, label in (("up-to-20b", "≤ 20B"), ("over-66b", "&gt; 66B")):
+        bands = generation["size_classes"][size_class]["default"]
+        row = suite_2[suite_2.index(f"{label} parameters") :]
+        row = row[: row.index("</tr>")]
+        assert f"&lt; {pages.format_number(bands[0])}" in row
+        assert f"≥ {pages.format_number(bands[-1])}" in row
+        assert "Wh / 1k requests" in row
+    assert "grading v2" in suite_2
 
 
 # --------------------------------------------------------------------------- 404s and headers

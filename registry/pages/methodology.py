@@ -1,12 +1,54 @@
-"""The methodology page: tasks, functional units, reference hardware and the grade bands."""
+"""The methodology page: tasks, functional units, reference hardware and the grade bands of every
+suite (suite 1 at the top level of the methodology file, later suites under ``suites``)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from registry.pages.common import render, router, unit_short
+from registry.pages.common import functional_unit_of, render, router, unit_short_for
 from schemas.contract import load_methodology
+from schemas.suites import SUITE_1, size_class_label, suite_spec, suite_versions
+
+
+def _cells(bands: list[float], scale: list[str]) -> list[dict[str, Any]]:
+    cells = []
+    for i, letter in enumerate(scale):
+        low = bands[i - 1] if i > 0 else None
+        high = bands[i] if i < len(bands) else None
+        cells.append({"grade": letter, "low": low, "high": high})
+    return cells
+
+
+def band_rows(version: str, grades: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per task, phase, model-size class (suite 2 text generation) and hardware class."""
+    scale = list(grades["scale"])
+    rows = []
+    for task, phases in grades["bands_wh"].items():
+        for phase, by_class in phases.items():
+            median = grades.get("medians_wh", {}).get(task, {}).get(phase)
+            classes = by_class.get("size_classes", {"": by_class})
+            for size_class, by_hardware in classes.items():
+                for hardware_class, bands in by_hardware.items():
+                    rows.append(
+                        {
+                            "task": task,
+                            "phase": phase,
+                            "size_class": size_class_label(version, size_class)
+                            if size_class
+                            else "",
+                            "hardware_class": hardware_class,
+                            "median": median.get(size_class)
+                            if isinstance(median, dict)
+                            else median,
+                            "unit": unit_short_for(functional_unit_of(version, task, phase)),
+                            "cells": _cells(bands, scale),
+                        }
+                    )
+    return rows
 
 
 @router.get("/methodology", response_class=HTMLResponse)
@@ -14,26 +56,17 @@ def methodology_page(request: Request) -> HTMLResponse:
     """Tasks, functional units, reference hardware and the grade bands of the methodology file."""
     methodology = load_methodology()
     grades = methodology["grades"]
-    scale = list(grades["scale"])
-    band_rows = []
-    for task, phases in grades["bands_wh"].items():
-        for phase, by_class in phases.items():
-            for hardware_class, bands in by_class.items():
-                cells = []
-                for i, letter in enumerate(scale):
-                    low = bands[i - 1] if i > 0 else None
-                    high = bands[i] if i < len(bands) else None
-                    cells.append({"grade": letter, "low": low, "high": high})
-                band_rows.append(
-                    {
-                        "task": task,
-                        "phase": phase,
-                        "hardware_class": hardware_class,
-                        "median": grades.get("medians_wh", {}).get(task, {}).get(phase),
-                        "unit": unit_short(phase),
-                        "cells": cells,
-                    }
-                )
+    later = [
+        {
+            "version": version,
+            "description": suite_spec(version).get("description", ""),
+            "grades": suite_spec(version)["grades"],
+            "scale": list(suite_spec(version)["grades"]["scale"]),
+            "band_rows": band_rows(version, suite_spec(version)["grades"]),
+        }
+        for version in suite_versions()
+        if version != SUITE_1
+    ]
     return render(
         request,
         "methodology.html",
@@ -41,7 +74,8 @@ def methodology_page(request: Request) -> HTMLResponse:
             "title": "Methodology",
             "methodology": methodology,
             "grades": grades,
-            "scale": scale,
-            "band_rows": band_rows,
+            "scale": list(grades["scale"]),
+            "band_rows": band_rows(SUITE_1, grades),
+            "later_suites": later,
         },
     )
