@@ -122,6 +122,7 @@ def test_bench_hf_generation_from_the_hub_cache_to_a_registry(
         statement = statement_of(tmp_path / result.stdout.strip().splitlines()[-1])
         label = statement["predicate"]
         stored = httpx.get(f"{base}/v1/labels/{label['label_id']}").json()
+        page = httpx.get(f"{base}/models/acme/tiny-gpt").text  # shown
 
         # a second model, given as a local directory, from this process
         monkeypatch.setenv("CARBONLABEL_TOKEN", token)
@@ -176,6 +177,12 @@ def test_bench_hf_generation_from_the_hub_cache_to_a_registry(
     assert stored["label"]["results"]["input_tokens_total"] == sum(
         t["input_tokens"] for t in label["traces"]["trials"]
     )
+
+    # the model page shows the measured figure beside the energy, and the declared one flagged
+    assert "GSM8K exact match, 16 items, measured in the same run" in page
+    assert f"{measured['value']:.1%}" in page
+    assert "J per generated token" in page
+    assert "tag-declared" in page
 
     assert classifier["results"]["functional_unit"] == "1k-inferences"
     assert classifier["benchmark"]["workload"]["max_input_tokens"] == 128
