@@ -167,13 +167,17 @@ def _check_names(vendor: str, model: str) -> None:
         )
 
 
+# A URL carrying NUL is refused before routing (400, registry/middleware.py): the schemas say so.
+NO_NUL = "^[^\\u0000]*$"
+
+
 def _path_parameter(name: str, description: str, max_length: int) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string", "maxLength": max_length},
+        "schema": {"type": "string", "maxLength": max_length, "pattern": NO_NUL},
     }
 
 
@@ -192,7 +196,7 @@ QUERY_PARAMETERS: list[dict[str, Any]] = [
         "required": False,
         "allowEmptyValue": True,
         "description": "benchmark task (default: the model's most recently received label)",
-        "schema": {"type": "string", "maxLength": MAX_TASK_CHARS},
+        "schema": {"type": "string", "maxLength": MAX_TASK_CHARS, "pattern": NO_NUL},
     },
     {
         "name": "phase",
