@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench_runner.devices import nvml, rapl
+from bench_runner.devices import gpu, nvml, rapl
 from bench_runner.devices.base import (
     Clock,
     ForeignProcesses,
@@ -240,7 +240,7 @@ def _add_nvml(
             )
         result.foreign_pids.update(foreign)
         result.notes.append(f"other processes share the measured GPU ({where}): flagged")
-    meters = nvml.make_gpu_meters(
+    meters = gpu.make_gpu_meters(
         gpus,
         probe_wait_s=probe_wait_s,
         interval_s=sampling_interval_s,

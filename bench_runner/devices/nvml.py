@@ -1,19 +1,23 @@
-"""NVIDIA GPUs through NVML: the energy counter where it works, sampled power where it does not.
+"""NVIDIA GPUs through NVML: the driver's library, the GPU inventory and the counter probe.
 
 This is the only module of the project that imports ``pynvml`` (package ``nvidia-ml-py``, a
 pure-Python ctypes binding: importing it needs no GPU and no driver). NVML itself is initialised
-lazily, on the first call that needs it, never at import time.
+lazily, on the first call that needs it, never at import time. The meters built on it live beside
+it and call NVML only through this module:
 
-Two meters, in order of preference (see ``docs/meters.md``):
+- :mod:`bench_runner.devices.counter`: :class:`NvmlCounterMeter` (``nvml-energy-counter``) reads
+  ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since the driver was loaded; Volta and newer) at
+  the edges of each window.
+- :mod:`bench_runner.devices.sampler`: :class:`NvmlSamplingMeter` (``nvml-power-sampling``) polls
+  ``nvmlDeviceGetPowerUsage`` (mW) in a daemon thread, 10 Hz by default, and returns the
+  window's samples for trapezoid integration.
+- :mod:`bench_runner.devices.gpu`: :func:`make_gpu_meters` picks the counter for a GPU when NVML
+  supports it there *and* a short probe (:func:`probe_counter`, here) sees it advance; otherwise
+  it falls back to sampling and records why (``fallback_reason``: ``"counter-not-supported"`` or
+  ``"counter-not-advancing"``; the latter is a label flag).
 
-- :class:`NvmlCounterMeter` (``nvml-energy-counter``) reads ``nvmlDeviceGetTotalEnergyConsumption``
-  (mJ since the driver was loaded; Volta and newer) at the edges of each window.
-- :class:`NvmlSamplingMeter` (``nvml-power-sampling``) polls ``nvmlDeviceGetPowerUsage`` (mW) in a
-  daemon thread, 10 Hz by default, and returns the window's samples for trapezoid integration.
-
-:func:`make_gpu_meters` picks the counter for a GPU when NVML supports it there *and* a short probe
-sees it advance; otherwise it falls back to sampling and records why (``fallback_reason``:
-``"counter-not-supported"`` or ``"counter-not-advancing"``; the latter is a label flag).
+Those names are also reachable as attributes of this module (``nvml.NvmlCounterMeter``), loaded
+on first access.
 
 Visible GPUs follow ``CUDA_VISIBLE_DEVICES`` the way CUDA reads it (indices, ``GPU-`` UUIDs or
 unique UUID prefixes; an invalid entry hides itself and every entry after it). GPUs in MIG mode
@@ -23,7 +27,7 @@ GPU, which cannot be attributed to one MIG instance.
 
 from __future__ import annotations
 
-import collections
+import importlib
 import logging
 import os
 import re
@@ -37,14 +41,10 @@ from typing import Any
 import pynvml  # type: ignore[import-untyped]
 
 from bench_runner.devices.base import (
-    Clock,
     ForeignProcesses,
-    Meter,
     MeterError,
     MigEnabled,
     NvmlUnavailable,
-    TraceComponent,
-    clip_samples,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ FALLBACK_COUNTER_NOT_SUPPORTED = "counter-not-supported"
 FALLBACK_COUNTER_NOT_ADVANCING = "counter-not-advancing"
 
 Sleep = Callable[[float], None]
+
+#: NVML's error class (the real one; tests fake NVML's functions, never its errors)
+NVMLError = pynvml.NVMLError
 
 _init_lock = threading.Lock()
 _initialised = False
@@ -90,7 +93,7 @@ def _init_failure_message(err: Exception) -> str:
     )
 
 
-def _ensure_init() -> None:
+def ensure_init() -> None:
     """Initialise NVML once per process; raise NvmlUnavailable if it cannot be."""
     global _initialised
     if _initialised:
@@ -129,15 +132,15 @@ def _unsupported(err: Exception) -> bool:
     return isinstance(err, pynvml.NVMLError_NotSupported | pynvml.NVMLError_FunctionNotFound)
 
 
-def _nvml_failure(what: str, err: Exception) -> MeterError:
+def nvml_failure(what: str, err: Exception) -> MeterError:
     return MeterError(f"NVML call failed: {what}: {type(err).__name__}: {err}")
 
 
-def _handle(index: int) -> Any:
+def device_handle(index: int) -> Any:
     try:
         return pynvml.nvmlDeviceGetHandleByIndex(index)
     except pynvml.NVMLError as err:
-        raise _nvml_failure(f"nvmlDeviceGetHandleByIndex({index})", err) from err
+        raise nvml_failure(f"nvmlDeviceGetHandleByIndex({index})", err) from err
 
 
 # --- GPU inventory -----------------------------------------------------------------------------
@@ -225,7 +228,7 @@ def _check_mig(handle: Any, index: int, uuid: str) -> None:
     except pynvml.NVMLError as err:
         if _unsupported(err):
             return  # no MIG on this GPU
-        raise _nvml_failure(f"nvmlDeviceGetMigMode (GPU {index})", err) from err
+        raise nvml_failure(f"nvmlDeviceGetMigMode (GPU {index})", err) from err
     if current == pynvml.NVML_DEVICE_MIG_ENABLE:
         raise MigEnabled(
             f"GPU {index} ({uuid}) is in MIG mode: NVML reports energy and power for the whole "
@@ -235,7 +238,7 @@ def _check_mig(handle: Any, index: int, uuid: str) -> None:
         )
 
 
-def _counter_problem(handle: Any) -> str | None:
+def counter_problem(handle: Any) -> str | None:
     """None if the energy counter can be read, else why not."""
     try:
         pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
@@ -254,9 +257,9 @@ def _power_limit_w(handle: Any) -> float | None:
 def _all_uuids() -> list[str]:
     try:
         count = int(pynvml.nvmlDeviceGetCount())
-        return [_text(pynvml.nvmlDeviceGetUUID(_handle(i))) for i in range(count)]
+        return [_text(pynvml.nvmlDeviceGetUUID(device_handle(i))) for i in range(count)]
     except pynvml.NVMLError as err:
-        raise _nvml_failure("enumerating GPUs", err) from err
+        raise nvml_failure("enumerating GPUs", err) from err
 
 
 def list_gpus(env: Mapping[str, str] | None = None) -> list[GpuInfo]:
@@ -266,7 +269,7 @@ def list_gpus(env: Mapping[str, str] | None = None) -> list[GpuInfo]:
     and MigEnabled when a visible GPU is in MIG mode. Problems with ``CUDA_VISIBLE_DEVICES`` are
     logged as warnings (and returned by :func:`cuda_visible_devices_warnings`).
     """
-    _ensure_init()
+    ensure_init()
     environ = os.environ if env is None else env
     uuids = _all_uuids()
     indices, problems = visible_gpu_indices(environ.get("CUDA_VISIBLE_DEVICES"), uuids)
@@ -277,15 +280,15 @@ def list_gpus(env: Mapping[str, str] | None = None) -> list[GpuInfo]:
     try:
         driver_version = _text(pynvml.nvmlSystemGetDriverVersion())
     except pynvml.NVMLError as err:
-        raise _nvml_failure("nvmlSystemGetDriverVersion", err) from err
+        raise nvml_failure("nvmlSystemGetDriverVersion", err) from err
     gpus: list[GpuInfo] = []
     for cuda_index, index in enumerate(indices):
-        handle = _handle(index)
+        handle = device_handle(index)
         _check_mig(handle, index, uuids[index])
         try:
             name = _text(pynvml.nvmlDeviceGetName(handle))
         except pynvml.NVMLError as err:
-            raise _nvml_failure(f"nvmlDeviceGetName (GPU {index})", err) from err
+            raise nvml_failure(f"nvmlDeviceGetName (GPU {index})", err) from err
         gpus.append(
             GpuInfo(
                 index=index,
@@ -293,7 +296,7 @@ def list_gpus(env: Mapping[str, str] | None = None) -> list[GpuInfo]:
                 name=name,
                 driver_version=driver_version,
                 power_limit_w=_power_limit_w(handle),
-                energy_counter=_counter_problem(handle) is None,
+                energy_counter=counter_problem(handle) is None,
                 cuda_index=cuda_index,
             )
         )
@@ -308,7 +311,7 @@ def cuda_visible_devices_warnings(env: Mapping[str, str] | None = None) -> list[
     numbers GPUs fastest first while NVML numbers them by PCI bus, so an index may name another
     GPU. Raises NvmlUnavailable when NVML cannot be initialised.
     """
-    _ensure_init()
+    ensure_init()
     environ = os.environ if env is None else env
     value = environ.get("CUDA_VISIBLE_DEVICES")
     uuids = _all_uuids()
@@ -318,9 +321,9 @@ def cuda_visible_devices_warnings(env: Mapping[str, str] | None = None) -> list[
     )
     if uses_indices and environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
         try:
-            names = {_text(pynvml.nvmlDeviceGetName(_handle(i))) for i in range(len(uuids))}
+            names = {_text(pynvml.nvmlDeviceGetName(device_handle(i))) for i in range(len(uuids))}
         except pynvml.NVMLError as err:
-            raise _nvml_failure("nvmlDeviceGetName", err) from err
+            raise nvml_failure("nvmlDeviceGetName", err) from err
         if len(names) > 1:
             problems.append(
                 "CUDA_VISIBLE_DEVICES uses indices but CUDA_DEVICE_ORDER is not PCI_BUS_ID and "
@@ -351,9 +354,9 @@ def foreign_processes(gpu: GpuInfo | int, *, exclude_pids: Iterable[int] = ()) -
     This process (``os.getpid()``, in every PID namespace) and ``exclude_pids`` (e.g. the
     workload's own worker processes) are left out.
     """
-    _ensure_init()
+    ensure_init()
     index = gpu.index if isinstance(gpu, GpuInfo) else gpu
-    handle = _handle(index)
+    handle = device_handle(index)
     pids: set[int] = set()
     for fn in (
         pynvml.nvmlDeviceGetComputeRunningProcesses,
@@ -364,7 +367,7 @@ def foreign_processes(gpu: GpuInfo | int, *, exclude_pids: Iterable[int] = ()) -
         except pynvml.NVMLError as err:
             if _unsupported(err):
                 continue
-            raise _nvml_failure(f"listing processes on GPU {index}", err) from err
+            raise nvml_failure(f"listing processes on GPU {index}", err) from err
         pids.update(int(p.pid) for p in processes)
     pids -= _own_pids()
     pids -= set(exclude_pids)
@@ -386,226 +389,20 @@ def check_foreign_processes(gpus: Iterable[GpuInfo], *, exclude_pids: Iterable[i
         )
 
 
-# --- meters ------------------------------------------------------------------------------------
+# --- readings ----------------------------------------------------------------------------------
 
 
-def _read_counter_mj(handle: Any) -> int:
+def read_counter_mj(handle: Any) -> int:
+    """The energy counter (mJ since the driver was loaded); raises NVMLError."""
     return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
 
 
-def _read_power_w(handle: Any) -> float:
+def read_power_w(handle: Any) -> float:
+    """The power reading (NVML reports mW) in W; raises NVMLError."""
     return float(pynvml.nvmlDeviceGetPowerUsage(handle)) / 1000.0
 
 
-class NvmlCounterMeter(Meter):
-    """GPU energy from NVML's energy counter, read at window edges."""
-
-    component = "gpu"
-    method = "nvml-energy-counter"
-    fallback_reason: str | None = None
-    fallback_detail: str | None = None
-
-    def __init__(self, gpu: GpuInfo) -> None:
-        _ensure_init()
-        self.gpu = gpu
-        self.device = gpu.uuid
-        self._handle = _handle(gpu.index)
-        self._lock = threading.Lock()
-        self._starts_j: dict[str, float] = {}
-
-    def read_energy_j(self) -> float:
-        """The counter now, in J (NVML counts mJ since the driver was loaded)."""
-        try:
-            return _read_counter_mj(self._handle) / 1000.0
-        except pynvml.NVMLError as err:
-            raise _nvml_failure(f"reading the energy counter of GPU {self.gpu.index}", err) from err
-
-    def begin_window(self, key: str) -> None:
-        energy_j = self.read_energy_j()
-        with self._lock:
-            if key in self._starts_j:
-                raise MeterError(f"window {key!r} is already open")
-            self._starts_j[key] = energy_j
-
-    def end_window(self, key: str) -> TraceComponent:
-        energy_j = self.read_energy_j()
-        with self._lock:
-            if key not in self._starts_j:
-                raise MeterError(f"window {key!r} was never opened")
-            start_j = self._starts_j.pop(key)
-        if energy_j < start_j:
-            raise MeterError(
-                f"the energy counter of GPU {self.gpu.index} went backwards "
-                f"({start_j} J -> {energy_j} J): was the driver reloaded or the GPU reset?"
-            )
-        return {
-            "name": self.component,
-            "method": self.method,
-            "device": self.device,
-            "counter_start_j": start_j,
-            "counter_end_j": energy_j,
-        }
-
-    def power_w(self) -> float | None:
-        try:
-            return _read_power_w(self._handle)
-        except pynvml.NVMLError:
-            return None
-
-
-class NvmlSamplingMeter(Meter):
-    """GPU power polled from NVML in a daemon thread; windows return their samples.
-
-    ``interval_s`` defaults to 0.1 s (10 Hz); slower intervals need ``allow_slow_interval``.
-    Timestamps come from ``clock`` (``time.monotonic``). A sample is also taken at every window
-    edge, so a window always has readings at both ends. Samples older than the oldest open window
-    are dropped (the one just before it is kept for interpolation), so memory stays bounded by
-    the longest open window. ``start=False`` leaves the thread off: the caller drives
-    :meth:`sample`. ``sleep`` replaces the thread's wait between samples (tests); by default the
-    thread waits on its stop event so :meth:`close` returns at once.
-    """
-
-    component = "gpu"
-    method = "nvml-power-sampling"
-
-    def __init__(
-        self,
-        gpu: GpuInfo,
-        *,
-        interval_s: float = MAX_SAMPLING_INTERVAL_S,
-        allow_slow_interval: bool = False,
-        clock: Clock = time.monotonic,
-        sleep: Sleep | None = None,
-        start: bool = True,
-        fallback_reason: str | None = None,
-        fallback_detail: str | None = None,
-    ) -> None:
-        if not interval_s > 0:
-            raise ValueError(f"interval_s must be > 0, not {interval_s}")
-        if interval_s > MAX_SAMPLING_INTERVAL_S and not allow_slow_interval:
-            raise ValueError(
-                f"interval_s={interval_s} is slower than {MAX_SAMPLING_INTERVAL_S} s (10 Hz); "
-                "pass allow_slow_interval=True to accept the larger integration error"
-            )
-        _ensure_init()
-        self.gpu = gpu
-        self.device = gpu.uuid
-        self.interval_s = float(interval_s)
-        self.fallback_reason = fallback_reason
-        self.fallback_detail = fallback_detail
-        self._handle = _handle(gpu.index)
-        self._clock = clock
-        self._stop = threading.Event()
-        self._sleep: Sleep = sleep if sleep is not None else self._wait
-        self._lock = threading.Lock()
-        self._samples: collections.deque[tuple[float, float]] = collections.deque()
-        self._windows: dict[str, float] = {}
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        if start:
-            self.start()
-
-    # sampling
-
-    def _wait(self, seconds: float) -> None:
-        self._stop.wait(seconds)
-
-    def _prune_locked(self) -> None:
-        cutoff = min(self._windows.values()) if self._windows else float("inf")
-        while len(self._samples) >= 2 and self._samples[1][0] <= cutoff:
-            self._samples.popleft()
-
-    def sample(self) -> tuple[float, float]:
-        """Take one reading now and keep it; returns (t_s, power_w)."""
-        with self._lock:
-            t_s = self._clock()
-            try:
-                power_w = _read_power_w(self._handle)
-            except pynvml.NVMLError as err:
-                raise _nvml_failure(f"reading the power of GPU {self.gpu.index}", err) from err
-            if self._samples and t_s < self._samples[-1][0]:
-                raise MeterError("the clock went backwards between power samples")
-            self._samples.append((t_s, power_w))
-            self._prune_locked()
-            return t_s, power_w
-
-    def _run(self) -> None:
-        next_s = self._clock()
-        while not self._stop.is_set():
-            try:
-                self.sample()
-            except MeterError as err:
-                self._error = err
-                logger.error("GPU %s power sampling stopped: %s", self.gpu.index, err)
-                return
-            next_s += self.interval_s
-            delay_s = next_s - self._clock()
-            if delay_s <= 0:  # fell behind: skip the missed ticks instead of bursting
-                next_s = self._clock()
-                continue
-            self._sleep(delay_s)
-
-    def start(self) -> None:
-        """Start the sampling thread (once)."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._run, name=f"nvml-power-sampler-{self.gpu.index}", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the sampling thread to stop after its current sample (does not wait)."""
-        self._stop.set()
-
-    def close(self) -> None:
-        self.stop()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=max(1.0, 5 * self.interval_s))
-
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise MeterError(f"GPU power sampling failed: {self._error}") from self._error
-
-    # windows
-
-    def begin_window(self, key: str) -> None:
-        self._raise_if_failed()
-        t_s, _ = self.sample()
-        with self._lock:
-            if key in self._windows:
-                raise MeterError(f"window {key!r} is already open")
-            self._windows[key] = t_s
-
-    def end_window(self, key: str) -> TraceComponent:
-        self._raise_if_failed()
-        t_end_s, _ = self.sample()
-        with self._lock:
-            if key not in self._windows:
-                raise MeterError(f"window {key!r} was never opened")
-            t_start_s = self._windows.pop(key)
-            samples = list(self._samples)
-            self._prune_locked()
-        return {
-            "name": self.component,
-            "method": self.method,
-            "device": self.device,
-            "samples": clip_samples(samples, t_start_s, t_end_s),
-        }
-
-    def power_w(self) -> float | None:
-        with self._lock:
-            return self._samples[-1][1] if self._samples else None
-
-    @property
-    def buffered_samples(self) -> int:
-        """How many samples are held now (bounded by the oldest open window)."""
-        with self._lock:
-            return len(self._samples)
-
-
-# --- choosing a meter per GPU -----------------------------------------------------------------
+# --- probing the energy counter ---------------------------------------------------------------
 
 
 def probe_counter(
@@ -615,20 +412,20 @@ def probe_counter(
 
     False when the counter is unsupported or does not move (reported on some virtualised GPUs).
     """
-    return _probe_counters([gpu], wait_s=wait_s, sleep=sleep)[gpu.index] is None
+    return probe_counters([gpu], wait_s=wait_s, sleep=sleep)[gpu.index] is None
 
 
-def _probe_counters(
+def probe_counters(
     gpus: Sequence[GpuInfo], *, wait_s: float, sleep: Sleep
 ) -> dict[int, str | None]:
     """Probe every GPU over one shared wait; maps NVML index to a fallback reason or None."""
-    _ensure_init()
+    ensure_init()
     results: dict[int, str | None] = {}
     starts: dict[int, tuple[Any, int]] = {}
     for gpu in gpus:
-        handle = _handle(gpu.index)
+        handle = device_handle(gpu.index)
         try:
-            starts[gpu.index] = (handle, _read_counter_mj(handle))
+            starts[gpu.index] = (handle, read_counter_mj(handle))
         except pynvml.NVMLError as err:
             results[gpu.index] = FALLBACK_COUNTER_NOT_SUPPORTED
             logger.info("GPU %s has no usable energy counter: %s", gpu.index, err)
@@ -636,7 +433,7 @@ def _probe_counters(
         sleep(wait_s)
     for index, (handle, start_mj) in starts.items():
         try:
-            end_mj = _read_counter_mj(handle)
+            end_mj = read_counter_mj(handle)
         except pynvml.NVMLError:
             results[index] = FALLBACK_COUNTER_NOT_SUPPORTED
             continue
@@ -644,74 +441,19 @@ def _probe_counters(
     return results
 
 
-def make_gpu_meters(
-    gpus: Sequence[GpuInfo] | None = None,
-    *,
-    probe_wait_s: float = DEFAULT_PROBE_WAIT_S,
-    interval_s: float = MAX_SAMPLING_INTERVAL_S,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = time.sleep,
-    start_sampling: bool = True,
-) -> list[Meter]:
-    """One meter per GPU (default: :func:`list_gpus`): the counter meter where supported and
-    advancing, else a sampling meter whose ``fallback_reason`` says why.
+# --- names that moved to the meters' modules ---------------------------------------------------
 
-    ``sleep`` is used for the probe (one shared wait of ``probe_wait_s`` for all GPUs);
-    ``clock``, ``interval_s`` and ``start_sampling`` go to the sampling meters. Raises
-    MeterError for a GPU that offers neither an energy counter nor power readings.
-    """
-    if gpus is None:
-        gpus = list_gpus()
-    probes = _probe_counters(gpus, wait_s=probe_wait_s, sleep=sleep) if gpus else {}
-    meters: list[Meter] = []
-    try:
-        for gpu in gpus:
-            meters.append(
-                _gpu_meter(gpu, probes[gpu.index], probe_wait_s, interval_s, clock, start_sampling)
-            )
-    except BaseException:
-        for meter in meters:
-            meter.close()
-        raise
-    return meters
+_MOVED = {
+    "NvmlCounterMeter": "bench_runner.devices.counter",
+    "NvmlSamplingMeter": "bench_runner.devices.sampler",
+    "make_gpu_meters": "bench_runner.devices.gpu",
+}
 
 
-def _gpu_meter(
-    gpu: GpuInfo,
-    reason: str | None,
-    probe_wait_s: float,
-    interval_s: float,
-    clock: Clock,
-    start_sampling: bool,
-) -> Meter:
-    if reason is None:
-        return NvmlCounterMeter(gpu)
-    handle = _handle(gpu.index)
-    try:
-        _read_power_w(handle)
-    except pynvml.NVMLError as err:
-        raise MeterError(
-            f"GPU {gpu.index} ({gpu.name}) can be measured neither by its energy counter "
-            f"({reason}) nor by power readings ({type(err).__name__}: {err})"
-        ) from err
-    if reason == FALLBACK_COUNTER_NOT_ADVANCING:
-        detail = (
-            f"GPU {gpu.index} ({gpu.name}): NVML reports an energy counter but it did not "
-            f"advance over a {probe_wait_s} s probe; sampling power at "
-            f"{1 / interval_s:g} Hz instead"
-        )
-    else:
-        detail = (
-            f"GPU {gpu.index} ({gpu.name}): no NVML energy counter "
-            f"({_counter_problem(handle) or 'unreadable'}); sampling power at "
-            f"{1 / interval_s:g} Hz instead"
-        )
-    logger.warning("%s", detail)
-    return NvmlSamplingMeter(
-        gpu,
-        interval_s=interval_s,
-        clock=clock,
-        start=start_sampling,
-        fallback_reason=reason,
-        fallback_detail=detail,
-    )
+def __getattr__(name: str) -> Any:
+    """``nvml.NvmlCounterMeter`` and the other moved names, imported on first access (the
+    meters' modules import this one, so this one cannot import them at its top)."""
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -8,10 +8,11 @@ import pynvml
 import pytest
 
 from bench_runner.devices.base import ForeignProcesses, MeterError, MigEnabled
+from bench_runner.devices.counter import NvmlCounterMeter
 from bench_runner.devices.discover import discover_meters
 from bench_runner.devices.estimate import EstimatedCpuMeter, EstimatedGpuMeter
-from bench_runner.devices.nvml import NvmlCounterMeter, NvmlSamplingMeter
 from bench_runner.devices.rapl import RaplMeter
+from bench_runner.devices.sampler import NvmlSamplingMeter
 from tests.devices.conftest import FakeClock, FakeGpu, FakeNvml
 
 

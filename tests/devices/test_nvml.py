@@ -16,20 +16,20 @@ from bench_runner.devices.base import (
     MigEnabled,
     NvmlUnavailable,
 )
+from bench_runner.devices.counter import NvmlCounterMeter
+from bench_runner.devices.gpu import make_gpu_meters
 from bench_runner.devices.nvml import (
     FALLBACK_COUNTER_NOT_ADVANCING,
     FALLBACK_COUNTER_NOT_SUPPORTED,
     GpuInfo,
-    NvmlCounterMeter,
-    NvmlSamplingMeter,
     check_foreign_processes,
     cuda_visible_devices_warnings,
     foreign_processes,
     list_gpus,
-    make_gpu_meters,
     probe_counter,
     visible_gpu_indices,
 )
+from bench_runner.devices.sampler import NvmlSamplingMeter
 from schemas.results import component_energy_j
 from tests.devices.conftest import FakeClock, FakeGpu, FakeNvml
 
@@ -81,6 +81,15 @@ def test_real_error_classes_are_kept():
     err = pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
     assert isinstance(err, pynvml.NVMLError_NotSupported)
     assert nvml.pynvml is pynvml
+    assert nvml.NVMLError is pynvml.NVMLError
+
+
+def test_moved_names_stay_reachable_from_nvml():
+    assert nvml.NvmlCounterMeter is NvmlCounterMeter
+    assert nvml.NvmlSamplingMeter is NvmlSamplingMeter
+    assert nvml.make_gpu_meters is make_gpu_meters
+    with pytest.raises(AttributeError):
+        _ = nvml.NoSuchName  # type: ignore[attr-defined]
 
 
 # --- inventory ---------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from bench_runner.devices.base import clip_samples
-from bench_runner.devices.nvml import NvmlSamplingMeter, list_gpus
+from bench_runner.devices.nvml import list_gpus
+from bench_runner.devices.sampler import NvmlSamplingMeter
 from schemas.results import component_energy_j
 from tests.devices.conftest import DATA_DIR, FakeClock, FakeGpu, FakeNvml
 
