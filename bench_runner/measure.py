@@ -119,6 +119,18 @@ class RunResult:
         return cuts[49], cuts[94]
 
 
+class Lockstep:
+    """How the ranks of a distributed job keep in step (``bench_runner.distributed``). One
+    process alone has nobody to wait for: this default waits for nothing."""
+
+    def edge(self) -> None:
+        """Return once every rank has reached this window edge."""
+
+    def agree(self, done: bool) -> bool:
+        """Whether every rank is done (a loop ends on all ranks at the same step)."""
+        return done
+
+
 class ProtocolRunner:
     def __init__(
         self,
@@ -129,11 +141,16 @@ class ProtocolRunner:
         sleep: Callable[[float], None] = time.sleep,
         on_progress: Callable[[Progress], None] | None = None,
         progress_interval_s: float = 0.25,
+        lockstep: Lockstep | None = None,
     ) -> None:
         """``on_progress`` hears at most one report per ``progress_interval_s`` while work runs
-        (each report reads every meter's power: per step, that would weigh on short steps)."""
-        if not meters:
+        (each report reads every meter's power: per step, that would weigh on short steps).
+        ``lockstep``: in a distributed job, window edges wait for every rank and loops end on
+        every rank together; a rank that meters nothing (not its node's local rank 0) then
+        runs with no meters."""
+        if not meters and lockstep is None:
             raise ValueError("no meters: nothing would be measured")
+        self.lockstep = lockstep or Lockstep()
         self.meters = list(meters)
         self.protocol = protocol
         self.clock = clock
@@ -155,12 +172,14 @@ class ProtocolRunner:
         return sum(known) if known else None
 
     def _begin(self, key: str) -> float:
+        self.lockstep.edge()
         t = self.clock()
         for meter in self.meters:
             meter.begin_window(key)
         return t
 
     def _end(self, key: str) -> tuple[float, list[TraceComponent]]:
+        self.lockstep.edge()
         components = [meter.end_window(key) for meter in self.meters]
         return self.clock(), components
 
@@ -187,7 +206,9 @@ class ProtocolRunner:
         warm_start = self.clock()
         iterations = 0
         self._reported_s = -math.inf
-        while iterations < p.warmup_iterations or self.clock() - warm_start < p.warmup_min_s:
+        while not self.lockstep.agree(
+            iterations >= p.warmup_iterations and self.clock() - warm_start >= p.warmup_min_s
+        ):
             workload.step()
             iterations += 1
             if iterations % 5 == 0:
@@ -197,6 +218,7 @@ class ProtocolRunner:
                     Progress("warmup", 0, p.trials, now - warm_start, iterations, self._power_w())
                 )
         workload.synchronize()
+        self.lockstep.edge()
         warmup_s = self.clock() - warm_start
 
         trials: list[Window] = []
@@ -230,7 +252,7 @@ class ProtocolRunner:
                             "trial", index + 1, p.trials, now - t_start, units, self._power_w()
                         )
                     )
-                if now - t_start >= p.min_window_s:
+                if self.lockstep.agree(now - t_start >= p.min_window_s):
                     break
             t_end, components = self._end(key)
             trials.append(
