@@ -69,6 +69,10 @@ def build_label(
     flags = list(dict.fromkeys(inputs.flags))
     if any(m.method == "estimate" for m in meters) and "estimated" not in flags:
         flags.append("estimated")
+    klass = hardware_class(acc.model_name if acc.count else None)
+    bias = suites.meter_bias(klass)
+    if not bias["validated"] and "unvalidated-bias" not in flags:
+        flags.append("unvalidated-bias")
     sampling = [getattr(m, "interval_s", None) for m in meters]
     intervals = [s for s in sampling if isinstance(s, int | float)]
     p50_s, p95_s = run.latency_percentiles_s()
@@ -86,7 +90,7 @@ def build_label(
         },
         "hardware": {
             "accelerator": accelerator,
-            "hardware_class": hardware_class(acc.model_name if acc.count else None),
+            "hardware_class": klass,
             "cpu": {"model_name": cpu_model_name(), "cores": _cores()},
             "ram_bytes": ram_bytes(),
         },
@@ -100,6 +104,7 @@ def build_label(
             "idle_baseline_s": p.idle_baseline_s,
             "duration_s": run.duration_s,
             "cv_threshold": p.cv_threshold,
+            "bias": bias,
             "flags": flags,
         },
         "results": {

@@ -138,6 +138,27 @@ def _suite_issues(label: dict[str, Any]) -> list[SchemaIssue]:
                 "/predicate/results/functional_unit", f"suite {version} {task} {phase}: {unit}"
             )
         )
+    bias = label["measurement"].get("bias")
+    if bias is not None:
+        expected = suites.meter_bias(label["hardware"]["hardware_class"])
+        if (bias["relative"], bias["validated"]) != (expected["relative"], expected["validated"]):
+            issues.append(
+                SchemaIssue(
+                    "/predicate/measurement/bias",
+                    "must be the methodology's bound for the hardware class: "
+                    f"{expected['relative']} (validated: {expected['validated']})",
+                )
+            )
+    serving = label["benchmark"]["workload"].get("serving")
+    if serving and serving["headline_concurrency"] != suites.headline_concurrency(
+        serving["concurrency_levels"]
+    ):
+        issues.append(
+            SchemaIssue(
+                "/predicate/benchmark/workload/serving/headline_concurrency",
+                "must be the methodology's standard concurrency, or the level closest to it",
+            )
+        )
     files = label["model"].get("files")
     if files and suites.files_digest(files) != label["provenance"]["model_artifact_sha256"]:
         issues.append(

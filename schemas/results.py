@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,10 @@ class ResultMismatch:
 def component_energy_j(component: Mapping[str, Any], t_start_s: float, t_end_s: float) -> float:
     """Energy of one component over a window: a counter delta or a trapezoid integral."""
     if "counter_start_j" in component:
+        if component.get("resets"):
+            # the counter was reset inside the window: the start and end no longer tell the
+            # energy; the meter summed it over its polls
+            return float(component["energy_j"])
         delta = float(component["counter_end_j"]) - float(component["counter_start_j"])
         if delta < 0:
             span = component.get("counter_range_j")
@@ -68,7 +73,7 @@ def per_trial_component_wh(label: Mapping[str, Any]) -> dict[str, list[float]]:
     """Each component's energy per functional unit (Wh), one value per trial."""
     units_per_fu = units_per_functional_unit_for(label)
     out: dict[str, list[float]] = {}
-    for trial in label["traces"]["trials"]:
+    for trial in headline_trials(label):
         scale = units_per_fu / float(trial["units"]) / J_PER_WH
         for name, energy_j in _window_energy_by_component(trial).items():
             out.setdefault(name, []).append(energy_j * scale)
@@ -76,7 +81,103 @@ def per_trial_component_wh(label: Mapping[str, Any]) -> dict[str, list[float]]:
 
 
 def compute_results(label: Mapping[str, Any]) -> dict[str, Any]:
-    """Every figure the methodology derives from the traces, keyed by JSON pointer."""
+    """Every figure the methodology derives from the traces, keyed by JSON pointer.
+
+    chat-serving: the top-level figures are those of the headline concurrency's trials; every
+    level's figures are under ``/results/serving``."""
+    serving = label["benchmark"]["workload"].get("serving")
+    if not serving:
+        return _compute(label, label["traces"]["trials"])
+    out = _compute(label, headline_trials(label))
+    out.update(_flatten("/results/serving", serving_results(label)))
+    return out
+
+
+def headline_trials(label: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The trials the label's headline figures come from (chat-serving: the headline level)."""
+    trials = label["traces"]["trials"]
+    serving = label["benchmark"]["workload"].get("serving")
+    if not serving:
+        return list(trials)
+    headline = serving["headline_concurrency"]
+    chosen = [t for t in trials if t.get("concurrency") == headline]
+    if not chosen:
+        raise ValueError(f"no trial at the headline concurrency {headline}")
+    return chosen
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    """p50, p90 and p99 (``statistics.quantiles``, inclusive; one value: itself; none: 0)."""
+    if len(values) < 2:
+        only = values[0] if values else 0.0
+        return {"p50": only, "p90": only, "p99": only}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": cuts[49], "p90": cuts[89], "p99": cuts[98]}
+
+
+def serving_results(label: Mapping[str, Any]) -> dict[str, Any]:
+    """``results.serving`` of a chat-serving label: per concurrency level, in the declared order,
+    energy per 1,000 requests and per output token, throughput, TTFT and ITL percentiles, errors."""
+    serving = label["benchmark"]["workload"]["serving"]
+    trials = label["traces"]["trials"]
+    levels = list(serving["concurrency_levels"])
+    stray = {t.get("concurrency") for t in trials} - set(levels)
+    if stray:
+        raise ValueError(f"trials at concurrency {sorted(map(str, stray))} not declared")
+    units_per_fu = units_per_functional_unit_for(label)
+    out = []
+    for level in levels:
+        chosen = [t for t in trials if t.get("concurrency") == level]
+        if len(chosen) < 2:
+            raise ValueError(f"concurrency {level} has {len(chosen)} trials; at least 2 are needed")
+        per_unit_wh, per_token_j, tokens_per_s, requests_per_s = [], [], [], []
+        ttft: list[float] = []
+        itl: list[float] = []
+        for trial in chosen:
+            window_s = float(trial["t_end_s"]) - float(trial["t_start_s"])
+            gross_j = math.fsum(_window_energy_by_component(trial).values())
+            units, tokens = int(trial["units"]), int(trial["output_tokens"])
+            if window_s <= 0 or units <= 0 or tokens <= 0:
+                raise ValueError(f"trial {trial['index']} completed no request or no token")
+            per_unit_wh.append(gross_j * units_per_fu / units / J_PER_WH)
+            per_token_j.append(gross_j / tokens)
+            tokens_per_s.append(tokens / window_s)
+            requests_per_s.append(units / window_s)
+            for first_s, e2e_s, n_tokens in trial["requests"]:
+                ttft.append(float(first_s))
+                if int(n_tokens) > 1:
+                    itl.append((float(e2e_s) - float(first_s)) / (int(n_tokens) - 1))
+        out.append(
+            {
+                "concurrency": level,
+                "requests": sum(int(t["units"]) for t in chosen),
+                "errors": sum(int(t["errors"]) for t in chosen),
+                "energy_per_unit_wh": summarize(per_unit_wh).as_dict(),
+                "energy_per_output_token_j": summarize(per_token_j).as_dict(),
+                "output_tokens_per_s": math.fsum(tokens_per_s) / len(tokens_per_s),
+                "requests_per_s": math.fsum(requests_per_s) / len(requests_per_s),
+                "ttft_s": _percentiles(ttft),
+                "itl_s": _percentiles(itl),
+            }
+        )
+    return {"headline_concurrency": serving["headline_concurrency"], "levels": out}
+
+
+def _flatten(pointer: str, value: Any) -> dict[str, Any]:
+    """Nested results as JSON pointer -> number (lists by index)."""
+    if isinstance(value, Mapping):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return {pointer: value}
+    out: dict[str, Any] = {}
+    for key, item in items:
+        out.update(_flatten(f"{pointer}/{key}", item))
+    return out
+
+
+def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[str, Any]:
     phase = label["benchmark"]["phase"]
     units_per_fu = units_per_functional_unit_for(label)
     idle = label["traces"]["idle"]
@@ -88,7 +189,7 @@ def compute_results(label: Mapping[str, Any]) -> dict[str, Any]:
     dynamic_wh: list[float] = []
     throughput: list[float] = []
     component_totals: dict[str, list[float]] = {}
-    for trial in label["traces"]["trials"]:
+    for trial in trials:
         window_s = float(trial["t_end_s"]) - float(trial["t_start_s"])
         if window_s <= 0:
             raise ValueError(f"trial {trial['index']} has a window of {window_s} s")
@@ -124,7 +225,7 @@ def compute_results(label: Mapping[str, Any]) -> dict[str, Any]:
         total_wh = energy.mean * float(declared)
         out["/results/extrapolated_total_kwh"] = total_wh / 1000.0
         out["/carbon/co2e_per_run_g"] = total_wh * g_per_wh
-    out.update(_token_figures(label["traces"]["trials"]))
+    out.update(_token_figures(trials))
     out.update(_quality_figures(label))
     return out
 
@@ -174,9 +275,12 @@ def _close(stated: Any, recomputed: float, tol: Mapping[str, float]) -> bool:
 def _get(doc: Mapping[str, Any], pointer: str) -> Any:
     node: Any = doc
     for part in pointer.strip("/").split("/"):
-        if not isinstance(node, Mapping) or part not in node:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
             return None
-        node = node[part]
     return node
 
 
@@ -234,7 +338,42 @@ def check_results(label: Mapping[str, Any]) -> list[ResultMismatch]:
         mismatches.append(
             ResultMismatch("/quality/measured/outcomes", len(measured["outcomes"]), samples)
         )
+    mismatches.extend(_serving_issues(label))
+    mismatches.extend(_node_issues(label))
     return mismatches
+
+
+def _serving_issues(label: Mapping[str, Any]) -> Iterator[ResultMismatch]:
+    """chat-serving: the stated levels are the recomputed ones, and no trial's error rate is over
+    the stated maximum (a run past it is invalid, not a label)."""
+    serving = label["benchmark"]["workload"].get("serving")
+    if not serving:
+        return
+    stated = label["results"].get("serving", {}).get("levels", [])
+    if len(stated) != len(serving["concurrency_levels"]):
+        yield ResultMismatch("/results/serving/levels", len(stated), None)
+    limit = float(serving["max_error_rate"])
+    for i, trial in enumerate(label["traces"]["trials"]):
+        errors, units = int(trial.get("errors", 0)), int(trial["units"])
+        if errors > limit * (units + errors):
+            yield ResultMismatch(f"/traces/trials/{i}/errors", errors, limit * (units + errors))
+
+
+def _node_issues(label: Mapping[str, Any]) -> Iterator[ResultMismatch]:
+    """Multi-node runs: every window has a trace of every node the hardware lists."""
+    nodes = label["hardware"].get("nodes")
+    if not nodes:
+        return
+    names = {str(n["name"]) for n in nodes}
+    windows = [("/traces/idle", label["traces"]["idle"])] + [
+        (f"/traces/trials/{i}", t) for i, t in enumerate(label["traces"]["trials"])
+    ]
+    for pointer, window in windows:
+        present = {str(c.get("node")) for c in window["components"]}
+        for name in sorted(names - present):
+            yield ResultMismatch(f"{pointer}/components: no trace of node {name!r}", None, None)
+        for name in sorted(present - names):
+            yield ResultMismatch(f"{pointer}/components: node {name!r} is not listed", None, None)
 
 
 def fill_results(label: dict[str, Any]) -> dict[str, Any]:
@@ -257,6 +396,8 @@ def fill_results(label: dict[str, Any]) -> dict[str, Any]:
     for pointer in _OPTIONAL_RESULTS:
         if pointer in expected:
             results[pointer.rsplit("/", 1)[1]] = expected[pointer]
+    if label["benchmark"]["workload"].get("serving"):
+        results["serving"] = serving_results(label)
     if "/quality/measured/value" in expected:
         measured = label["quality"]["measured"]
         measured["value"] = expected["/quality/measured/value"]

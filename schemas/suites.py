@@ -140,6 +140,31 @@ def outputs_digest(outputs: Iterable[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def headline_concurrency(levels: Iterable[int]) -> int:
+    """The chat-serving level whose figures head a label: the methodology's standard concurrency
+    when it was measured, else the measured level closest to it (ties: the lower)."""
+    standard = int(task_spec(SUITE_2, "chat-serving")["serving"]["headline_concurrency"])
+    return min(levels, key=lambda level: (abs(level - standard), level))
+
+
+def meter_bias(hardware_class: str) -> dict[str, Any]:
+    """The systematic error bound of a hardware class's measurement: ``{"relative", "validated",
+    "source"}`` from ``methodology.json`` ``meter_bias`` (``default`` for a class not validated
+    against an external meter)."""
+    table = load_methodology()["meter_bias"]
+    entry = table["classes"].get(hardware_class, table["default"])
+    return {
+        "relative": float(entry["relative"]),
+        "validated": bool(entry["validated"]),
+        "source": str(entry["source"]),
+    }
+
+
+def grade_basis_wh(energy_ci95_high_wh: float, hardware_class: str) -> float:
+    """What a grade is given on: the upper bound of the 95% CI widened by the class's bias bound."""
+    return energy_ci95_high_wh * (1.0 + meter_bias(hardware_class)["relative"])
+
+
 @cache
 def _grades(version: str) -> dict[str, Any]:
     grades: dict[str, Any] = suite_spec(version)["grades"]

@@ -96,10 +96,12 @@ def make_label(
         )
         counter += energy_j
     if suite != "1":
-        for trial in trial_list:
+        for i, trial in enumerate(trial_list):
             trial["input_tokens"] = units_per_trial * rng.randint(40, 80)
             if task == "text-generation" and phase == "inference":
                 trial["output_tokens"] = units_per_trial * rng.randint(100, 200)
+            if task == "chat-serving":
+                _serving_trial(trial, rng, SERVING_LEVELS[i % len(SERVING_LEVELS)])
     dataset = f"carbonlabel-suite-v1/{task}"
     workload: dict[str, Any] = {
         "dataset_id": dataset,
@@ -187,6 +189,24 @@ def make_label(
     return fill_results(label)
 
 
+SERVING_LEVELS = (1, 8)
+
+
+def _serving_trial(trial: dict[str, Any], rng: random.Random, concurrency: int) -> None:
+    """A chat-serving window: its level, and one [ttft_s, e2e_s, tokens] per request."""
+    requests = []
+    for _ in range(trial["units"]):
+        tokens = rng.randint(60, 256)
+        ttft_s = 0.02 + 0.005 * concurrency * rng.random()
+        requests.append([ttft_s, ttft_s + tokens * (0.01 + 0.001 * concurrency), tokens])
+    trial.update(
+        concurrency=concurrency,
+        errors=0,
+        requests=requests,
+        output_tokens=sum(r[2] for r in requests),
+    )
+
+
 def _make_suite_2(
     label: dict[str, Any],
     rng: random.Random,
@@ -204,7 +224,8 @@ def _make_suite_2(
         "dataset_sha256": data.get("sha256")
         or hashlib.sha256(data["dataset_id"].encode()).hexdigest(),
         "samples": spec["sample_size"],
-        "batch_size": spec["batch_size"],
+        # chat-serving: the closed loop's concurrency at the headline level stands for the batch
+        "batch_size": spec.get("batch_size") or suites.headline_concurrency(SERVING_LEVELS),
         "precision": benchmark["workload"]["precision"],
     }
     if task == "text-generation" and phase == "inference":
@@ -212,6 +233,22 @@ def _make_suite_2(
             max_new_tokens=spec["generation"]["max_new_tokens"],
             stop="eos-or-cap",
             prompt_template="chat",
+        )
+    if task == "chat-serving":
+        cap = spec["generation"]["max_new_tokens"]
+        workload.update(
+            max_new_tokens=cap,
+            serving={
+                "engine": {"name": "vllm", "version": "0.11.0", "source": "server"},
+                "api": "openai-chat-completions",
+                "endpoint_host": "127.0.0.1:8000",
+                "served_model": label["model"]["id"],
+                "concurrency_levels": list(SERVING_LEVELS),
+                "headline_concurrency": suites.headline_concurrency(SERVING_LEVELS),
+                "max_error_rate": spec["serving"]["max_error_rate"],
+                "client_on_metered_host": True,
+                "max_new_tokens": cap,
+            },
         )
     if task == "text-classification":
         workload["max_input_tokens"] = spec["max_input_tokens"]

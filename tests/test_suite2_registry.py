@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 
 from schemas.dsse import keyid_for
 from schemas.results import fill_results
-from schemas.suites import task_spec
+from schemas.suites import meter_bias, task_spec
 from tests.helpers import ADMIN_TOKEN, Publisher, add_key, envelope_bytes
 from tests.test_ingest_status import problem_kind
 
@@ -33,12 +33,13 @@ SHA = "ab" * 32
 
 
 def suite2(publisher: Publisher, **overrides: Any) -> dict[str, Any]:
-    """A suite-2 text-generation label of about 110 Wh per 1,000 requests (8 requests a trial)."""
+    """A suite-2 text-generation label of about 98 Wh per 1,000 requests (9 requests a trial;
+    graded on about 112 once widened by the H100 class's 15 % meter bias bound)."""
     kwargs: dict[str, Any] = {
         "suite": "2",
         "task": GEN,
         "parameter_count": SMALL,
-        "units_per_trial": 8,
+        "units_per_trial": 9,
     }
     kwargs.update(overrides)
     return publisher.label(**kwargs)
@@ -114,8 +115,10 @@ def test_suite_2_label_is_stored_with_its_columns_and_graded_under_2(
         "unavailable_reason": None,
         "declared": [],
     }
-    # ~110 Wh per 1,000 requests: C in the <= 20B bands of suite 2 (63.3-126.7)
-    assert 63.344982 <= view["energy_ci95_high_wh"] < 126.689965
+    # ~98 Wh per 1,000 requests, graded on ~112 (x 1.15, the H100 class's meter bias bound): C in
+    # the <= 20B bands of suite 2 (63.3-126.7)
+    assert 63.344982 <= view["grade"]["graded_value_wh"] < 126.689965
+    assert view["grade"]["graded_value_wh"] == pytest.approx(view["energy_ci95_high_wh"] * 1.15)
     assert view["grade"]["grade"] == "C"
     assert view["grade"]["status"] == "graded"
     assert view["grade"]["graded_under"] == "2"
@@ -148,13 +151,14 @@ def test_size_class_decides_the_grade(client: TestClient, publisher: Publisher) 
     small_view, medium_view = submit(client, publisher, small), submit(client, publisher, medium)
     assert small_view["energy_ci95_high_wh"] == medium_view["energy_ci95_high_wh"]
     assert (small_view["size_class"], medium_view["size_class"]) == ("up-to-20b", "up-to-66b")
-    # the same energy: C among <= 20B models (63.3-126.7), B among 20-66B ones (106.7-213.4)
+    # the same energy (graded on ~112): C among <= 20B models (63.3-126.7), B among 20-66B ones
+    # (106.7-213.4)
     assert small_view["grade"]["grade"] == "C"
     assert medium_view["grade"]["grade"] == "B"
     assert medium_view["grade"]["peer_group"]["size_class"] == "up-to-66b"
 
 
-def test_suite_1_labels_are_still_graded_under_1(
+def test_suite_1_labels_are_still_graded_under_suite_1(
     client: TestClient, publisher: Publisher, db: Engine
 ) -> None:
     view = submit(client, publisher, publisher.label())
@@ -168,10 +172,11 @@ def test_suite_1_labels_are_still_graded_under_1(
         "unavailable_reason": None,
         "declared": [],
     }
-    assert view["grade"]["graded_under"] == "1"
+    # suite 1's bands; since grading 1.1 the basis is widened by the meter bias bound
+    assert view["grade"]["graded_under"] == "1.1"
     assert view["grade"]["peer_group"]["suite"] == "1"
     row = stored(db, view["label_id"])
-    assert (row.suite, row.size_class, row.quality, row.graded_under) == ("1", "", None, "1")
+    assert (row.suite, row.size_class, row.quality, row.graded_under) == ("1", "", None, "1.1")
 
 
 def test_suite_2_quality_unavailable_and_declared(client: TestClient, publisher: Publisher) -> None:
@@ -328,8 +333,10 @@ def test_non_standard_workload_is_stored_but_ungraded(
         "status": "ungraded",
         "grade": None,
         "graded_under": None,
-        "basis": "energy_per_unit_wh.ci95_high",
+        "basis": "energy_per_unit_wh.ci95_high x (1 + meter_bias.relative)",
         "basis_value_wh": view["energy_ci95_high_wh"],
+        "graded_value_wh": pytest.approx(view["energy_ci95_high_wh"] * 1.15),
+        "meter_bias": meter_bias(H100),
         "percentile": None,
         "peer_group": {
             "suite": "2",

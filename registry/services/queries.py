@@ -20,6 +20,7 @@ from registry.errors import ProblemError
 from registry.models import Label, Model, PublicKey, Standing, Vendor
 from registry.services.audit import attestations_view
 from registry.services.workloads import NON_STANDARD_WORKLOAD
+from schemas.suites import meter_bias
 
 SORTS: dict[str, Any] = {
     "received_at": Label.received_at,
@@ -214,6 +215,23 @@ def peer_group(label: Label) -> dict[str, Any]:
     }
 
 
+def _basis(label: Label) -> dict[str, Any]:
+    """What the grade is given on: the CI's upper bound (``basis_value_wh``) widened by the
+    hardware class's meter bias bound (``graded_value_wh``; grading 1, the first, did not widen)."""
+    bias = meter_bias(label.hardware_class)
+    widened = label.graded_under != "1"
+    return {
+        "basis": "energy_per_unit_wh.ci95_high x (1 + meter_bias.relative)"
+        if widened
+        else "energy_per_unit_wh.ci95_high",
+        "basis_value_wh": label.energy_ci95_high_wh,
+        "graded_value_wh": label.energy_ci95_high_wh * (1.0 + bias["relative"])
+        if widened
+        else label.energy_ci95_high_wh,
+        "meter_bias": bias,
+    }
+
+
 def grade_view(session: Session, label: Label, percentile: Any = _QUERY) -> dict[str, Any]:
     """The grade with what it means: status, version, basis, and the percentile beside it
     (``percentile``, when the caller already has it, saves the query)."""
@@ -225,8 +243,7 @@ def grade_view(session: Session, label: Label, percentile: Any = _QUERY) -> dict
             "reason": label.standing,
             "recorded_grade": label.grade,
             "graded_under": label.graded_under,
-            "basis": "energy_per_unit_wh.ci95_high",
-            "basis_value_wh": label.energy_ci95_high_wh,
+            **_basis(label),
             "percentile": None,
             "peer_group": peer_group(label),
         }
@@ -244,8 +261,7 @@ def grade_view(session: Session, label: Label, percentile: Any = _QUERY) -> dict
         "status": status,
         "grade": label.grade,
         "graded_under": label.graded_under,
-        "basis": "energy_per_unit_wh.ci95_high",
-        "basis_value_wh": label.energy_ci95_high_wh,
+        **_basis(label),
         "percentile": percentile,
         "peer_group": peer_group(label),
     }

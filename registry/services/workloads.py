@@ -29,12 +29,20 @@ def workload_deviations(label: Mapping[str, Any]) -> list[str]:
     benchmark = label["benchmark"]
     spec = task_spec(suite, benchmark["task"])
     workload = benchmark["workload"]
-    expected: dict[str, Any] = {
-        "samples": spec["sample_size"],
-        "batch_size": spec["batch_size"],
-    }
+    expected: dict[str, Any] = {"samples": spec["sample_size"]}
+    if "batch_size" in spec:
+        expected["batch_size"] = spec["batch_size"]
     if spec.get("generation") and benchmark["phase"] == "inference":
         expected["max_new_tokens"] = spec["generation"]["max_new_tokens"]
+    serving = workload.get("serving")
+    if serving and "serving" in spec:
+        # graded only with the standard concurrency among the levels (it is then the headline)
+        standard = spec["serving"]["headline_concurrency"]
+        if serving["headline_concurrency"] != standard:
+            return [
+                f"/benchmark/workload/serving/headline_concurrency: "
+                f"{serving['headline_concurrency']!r}, the suite's is {standard!r}"
+            ]
     return [
         f"/benchmark/workload/{name}: {workload.get(name)!r}, the suite's is {value!r}"
         for name, value in expected.items()
