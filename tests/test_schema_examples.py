@@ -23,6 +23,7 @@ INVALID = sorted((EXAMPLES / "invalid").glob("*.json"))
 
 # invalid example -> the JSON pointer (prefix) of the one rule it breaks
 EXPECTED_POINTER = {
+    "chat-serving-trial-without-requests.json": "/predicate/traces/trials/2",
     "counter-reading-with-samples-method.json": "/predicate/traces/trials/2/components/1",
     "created-at-not-utc.json": "/predicate/created_at",
     "dataset-sha256-not-lowercase-hex.json": "/predicate/benchmark/workload/dataset_sha256",

@@ -203,7 +203,22 @@ def valid_examples() -> dict[str, Doc]:
         suite="2",
         parameter_count=86_567_656,
     )
+    serving = make_label(
+        vendor="northwind",
+        model="chat-8b",
+        registry=REGISTRY,
+        task="chat-serving",
+        phase="inference",
+        units_per_trial=12,
+        power_w=520.0,
+        trials=4,
+        seed=6,
+        suite="2",
+        parameter_count=8_030_261_248,
+    )
+    serving["results"].update(latency_p50_s=3.1, latency_p95_s=3.9)
     return {
+        "suite-2-chat-serving-two-levels.json": build_statement(serving),
         "inference-text-classification.json": build_statement(inference),
         "training-image-classification-declared-steps.json": build_statement(training),
         "inference-power-sampling-rapl-wraparound.json": build_statement(sampled),
@@ -326,6 +341,11 @@ INVALID: dict[str, tuple[str, Callable[[Doc], None], str]] = {
             1.0
         ),
         "/predicate/traces/trials/1/components/0",
+    ),
+    "chat-serving-trial-without-requests.json": (
+        "suite-2-chat-serving-two-levels.json",
+        _delete("/predicate/traces/trials/2/requests"),
+        "/predicate/traces/trials/2",
     ),
     "suite-2-without-quality.json": (
         "suite-2-text-generation-with-quality.json",
