@@ -15,7 +15,8 @@ from bench_runner.bench_view import Display, summary_lines, summary_table
 from bench_runner.cli import CliError, _private_key, console, out
 from bench_runner.measure import Protocol, ProtocolRunner
 
-TASK_HELP = "text-classification, text-generation or image-classification"
+TASK_HELP = "text-classification, text-generation, image-classification or chat-serving"
+SERVING = "Serving (--task chat-serving)"
 
 
 EPILOG = """Suite 2: Hugging Face models on real text, with a quality score (one example per task;
@@ -32,6 +33,12 @@ carbonlabel bench --task text-classification --model hf:philschmid/BERT-Banking7
 image-classification (generated images at the model's image size, no quality figure):
 carbonlabel bench --task image-classification --model hf:google/vit-base-patch16-224 \\
 --model-id acme/vit-base-patch16-224 --key key.pem --registry https://registry.example
+
+chat-serving (a model behind an OpenAI-compatible server, e.g. `vllm serve`, under closed-loop
+load at each concurrency; the headline level is 8):
+carbonlabel bench --task chat-serving --endpoint http://127.0.0.1:8000 \\
+--served-model Qwen/Qwen2.5-0.5B-Instruct --concurrency 1,8,32 --precision bf16 \\
+--model-id acme/qwen2.5-0.5b-instruct --key key.pem --registry https://registry.example
 
 Quick check: add --samples 16 --max-new-tokens 32 (recorded in the label; the registry stores
 such a label but does not grade it: non-standard workload)."""
@@ -109,7 +116,13 @@ def bench(
     device: Annotated[
         str | None, typer.Option(help="torch device (default: cuda:0 if any)")
     ] = None,
-    precision: Annotated[str, typer.Option(help="fp32, fp16 or bf16 (GPU)")] = "fp32",
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="fp32, fp16 or bf16 (GPU; default fp32); chat-serving: the precision the "
+            "engine serves at (required)"
+        ),
+    ] = None,
     trials: Annotated[int, typer.Option(min=2)] = 5,
     min_window_s: Annotated[float, typer.Option(help="minimum trial window (s)")] = 10.0,
     idle_s: Annotated[float, typer.Option(help="idle baseline (s)")] = 10.0,
@@ -127,8 +140,68 @@ def bench(
         Path, typer.Option("--out", help="folder for the label and envelope")
     ] = Path("."),
     quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="the server's base URL (http://host:port)", rich_help_panel=SERVING),
+    ] = None,
+    served_model: Annotated[
+        str | None,
+        typer.Option(help="the model id the server lists in /v1/models", rich_help_panel=SERVING),
+    ] = None,
+    concurrency: Annotated[
+        str | None,
+        typer.Option(
+            help="concurrency levels in order (default 1,8,32; the headline is 8, or the "
+            "level closest to it)",
+            rich_help_panel=SERVING,
+        ),
+    ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="the GPUs the server uses, NVML indices or UUIDs: 0,1 (default: all visible)",
+            rich_help_panel=SERVING,
+        ),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="NAME[==VERSION] of the engine, when the server does not say (vLLM does)",
+            rich_help_panel=SERVING,
+        ),
+    ] = None,
+    client_on_metered_host: Annotated[
+        bool | None,
+        typer.Option(
+            "--client-on-metered-host/--no-client-on-metered-host",
+            help="whether this load generator runs on the metered host (default: it does when "
+            "the endpoint is this machine)",
+            rich_help_panel=SERVING,
+            show_default=False,
+        ),
+    ] = None,
+    endpoint_api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CARBONLABEL_ENDPOINT_API_KEY",
+            help="bearer token of the server (vLLM --api-key)",
+            rich_help_panel=SERVING,
+            show_default=False,
+        ),
+    ] = None,
+    request_timeout_s: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="a request not done by then is an error (default 600)",
+            rich_help_panel=SERVING,
+        ),
+    ] = None,
 ) -> None:
     """Measure a model with the standard protocol and write a signed carbon label."""
+    from bench_runner import serving_cli
+
+    options = dict(locals())
     from bench_runner import carbon as carbon_data
     from bench_runner.devices.base import MeterError
     from bench_runner.label import LabelInputs, build_label, trial_intervals_wh
@@ -146,6 +219,16 @@ def bench(
     if not sep or not vendor or not model_name:
         raise CliError(f"--model-id must be vendor/name, got {model_id!r}")
     private_key = _private_key(key)
+    if task == serving_cli.TASK:
+        serving_cli.bench_serving(
+            options,
+            audience=audience,
+            vendor=vendor,
+            model_name=model_name,
+            private_key=private_key,
+        )
+        return
+    serving_cli.refuse_serving_options(options)
     if quality_from and not model.startswith("hf:"):
         raise CliError("--quality-from is for hf: models (suite 2 labels carry quality)")
     declared = _declared_quality(quality_from) if quality_from else []
@@ -176,7 +259,7 @@ def bench(
             model=model,
             artifact=artifact,
             device=device,
-            precision=precision,
+            precision=precision or "fp32",
             revision=revision,
             samples=samples,
             max_new_tokens=max_new_tokens,
