@@ -7,13 +7,17 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bench_runner.bench_view import Display, summary_lines, summary_table
 from bench_runner.cli import CliError, _private_key, console, out
 from bench_runner.measure import Protocol, ProtocolRunner
+
+if TYPE_CHECKING:
+    from bench_runner.devices.discover import MeterSet
+    from bench_runner.workloads.base import Workload
 
 TASK_HELP = "text-classification, text-generation, image-classification or chat-serving"
 SERVING = "Serving (--task chat-serving)"
@@ -218,7 +222,14 @@ def bench(
     vendor, sep, model_name = model_id.partition("/")
     if not sep or not vendor or not model_name:
         raise CliError(f"--model-id must be vendor/name, got {model_id!r}")
-    private_key = _private_key(key)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from bench_runner.distributed import job_from_env
+
+    job = job_from_env()  # this process is a rank of a torchrun job, or None
+    # only rank 0 of a job signs: the other ranks need no key file (a throwaway never used)
+    private_key = _private_key(key) if job is None or job.is_rank0 else Ed25519PrivateKey.generate()
+    quiet = quiet or (job is not None and not job.is_rank0)
     if task == serving_cli.TASK:
         serving_cli.bench_serving(
             options,
@@ -252,34 +263,44 @@ def bench(
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
-    try:
-        workload = build_workload(
-            task=task,
-            phase=phase,
-            model=model,
-            artifact=artifact,
-            device=device,
-            precision=precision or "fp32",
-            revision=revision,
-            samples=samples,
-            max_new_tokens=max_new_tokens,
-        )
-    except WorkloadError as exc:
-        raise CliError(str(exc)) from None
+    def make_workload(on_device: str | None) -> Workload:
+        try:
+            return build_workload(
+                task=task,
+                phase=phase,
+                model=model,
+                artifact=artifact,
+                device=on_device,
+                precision=precision or "fp32",
+                revision=revision,
+                samples=samples,
+                max_new_tokens=max_new_tokens,
+            )
+        except WorkloadError as exc:
+            raise CliError(str(exc)) from None
+
+    def make_meters(gpu: bool) -> MeterSet:
+        from bench_runner.devices.discover import discover_meters
+
+        try:
+            return discover_meters(
+                force=None if meter == "auto" else meter,
+                gpu=gpu,
+                allow_foreign_processes=allow_foreign_processes,
+            )
+        except MeterError as exc:
+            raise CliError(str(exc)) from None
+
+    if job is not None:  # each node's meters first, then the workload on every rank
+        workload, found = job.setup(make_workload, make_meters, device)
+    else:
+        workload = make_workload(device)
     label_revision = _label_revision(revision, workload)
     if not quiet:
         console.print(_run_header(task, phase, model, workload), markup=False)
 
-    try:
-        from bench_runner.devices.discover import discover_meters
-
-        found = discover_meters(
-            force=None if meter == "auto" else meter,
-            gpu=workload.device.startswith("cuda"),
-            allow_foreign_processes=allow_foreign_processes,
-        )
-    except MeterError as exc:
-        raise CliError(str(exc)) from None
+    if job is None:
+        found = make_meters(workload.device.startswith("cuda"))
     if found.estimated:
         console.print(
             "[bold red]WARNING: nothing can be measured on this machine; energy will be "
@@ -295,9 +316,15 @@ def bench(
     run_mono = time.monotonic()
     try:
         with Display(quiet, console) as display:
-            result = ProtocolRunner(found.meters, protocol, on_progress=display).run(workload)
+            runner = ProtocolRunner(found.meters, protocol, on_progress=display, lockstep=job)
+            result = runner.run(workload)
     finally:
         found.close()
+    job_run = job.gather(result, found, workload.phase) if job is not None else None
+    if job is not None and job_run is None:
+        return  # another rank of the job: rank 0 writes the label
+    if job_run is not None:
+        result, flags = job_run.result, job_run.flags
     quality = None
     if workload.suite != "1":
         with Display(quiet, console, "quality") as display:
@@ -311,12 +338,16 @@ def bench(
         registry=audience,
         carbon=grid.to_label(),
         pue=pue_value,
-        accelerator=found.accelerator,
+        accelerator=job_run.accelerator if job_run else found.accelerator,
         flags=flags,
         declared_total_steps=declared_total_steps,
         declared_quality=declared,
     )
-    label = build_label(inputs, workload, found.meters, result, quality=quality)
+    label = build_label(
+        inputs, workload, job_run.meters if job_run else found.meters, result, quality=quality
+    )
+    if job_run is not None:
+        job_run.annotate(label)
     if hourly_rows:
         intervals = trial_intervals_wh(label, run_wall, run_mono)
         per_fu = units_per_functional_unit_for(label)
