@@ -230,6 +230,11 @@ def bench(
     # only rank 0 of a job signs: the other ranks need no key file (a throwaway never used)
     private_key = _private_key(key) if job is None or job.is_rank0 else Ed25519PrivateKey.generate()
     quiet = quiet or (job is not None and not job.is_rank0)
+    if job is not None and task == serving_cli.TASK:
+        raise CliError(
+            f"{task} measures a server from one process: run it without torchrun "
+            "(--gpus names the GPUs the engine uses)"
+        )
     if task == serving_cli.TASK:
         serving_cli.bench_serving(
             options,

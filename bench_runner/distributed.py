@@ -3,9 +3,10 @@ that node, and global rank 0 writes one label for the whole job.
 
 ``carbonlabel bench`` started by ``torchrun`` (``WORLD_SIZE`` > 1) runs as one rank of a job:
 
-1. Process group: gloo when the workload runs on the CPU, NCCL on GPUs (with a gloo group beside
-   it for the protocol's barriers and votes). ``CARBONLABEL_DIST_TIMEOUT_S`` (default 1800 s)
-   bounds every collective and every wait, so a lost rank fails the job instead of hanging it.
+1. Process group: gloo when the workload runs on the CPU, NCCL for CUDA tensors on GPUs, and a
+   gloo group of its own for the protocol's barriers, votes and set-up checks.
+   ``CARBONLABEL_DIST_TIMEOUT_S`` (default 1800 s) bounds every collective and every wait, so a
+   lost rank fails the job instead of hanging it.
 2. Set-up: each node's local rank 0 finds that node's meters first (before the other local ranks
    touch the GPUs, which the foreign-process check would count as another workload); then every
    rank builds the workload on its own device (``cuda:LOCAL_RANK``). A failure on any rank stops
@@ -210,7 +211,8 @@ class Job(Lockstep):
 
         if not dist.is_available():
             raise DistributedError("this PyTorch build has no torch.distributed")
-        backend = "nccl" if device.startswith("cuda") else "gloo"
+        # GPUs: NCCL for CUDA tensors (DDP), gloo for CPU tensors of the workload's own code
+        backend = "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
         timeout = timedelta(seconds=self.timeout_s)
         info = self.info
         try:
@@ -218,8 +220,8 @@ class Job(Lockstep):
             dist.init_process_group(
                 backend, store=store, rank=info.rank, world_size=info.world_size, timeout=timeout
             )
-            if backend != "gloo":
-                self._group = dist.new_group(backend="gloo", timeout=timeout)
+            # the protocol's barriers and votes: a gloo group of their own on every rank
+            self._group = dist.new_group(backend="gloo", timeout=timeout)
         except (RuntimeError, ValueError) as exc:
             raise DistributedError(
                 f"rank {info.rank} cannot join the job ({backend}, timeout {self.timeout_s:g} s): "

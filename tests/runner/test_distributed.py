@@ -398,3 +398,16 @@ def test_a_node_that_sends_nothing_fails_the_run_in_bounded_time(tmp_path: Path)
     assert "node-1 (rank 1, host" in _error_line(node0.stderr)
     assert "sent no traces within 6 s" in _error_line(node0.stderr)
     assert not list(tmp_path.glob("out/*.json"))
+
+
+def test_chat_serving_is_refused_under_torchrun(tmp_path: Path) -> None:
+    _keygen(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONLABEL_")}
+    env |= {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "GROUP_RANK": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "carbonlabel", "bench", "--task", "chat-serving",
+         "--model-id", "acme/m", "--key", "key.pem", "--registry", "http://127.0.0.1:9"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert _error_line(result.stderr).startswith("error: chat-serving measures a server from one")
