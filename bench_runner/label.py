@@ -69,6 +69,9 @@ def build_label(
     flags = list(dict.fromkeys(inputs.flags))
     if any(m.method == "estimate" for m in meters) and "estimated" not in flags:
         flags.append("estimated")
+    for flag in (f for m in meters for f in m.health_flags):  # sampler gaps, resets, ...
+        if flag not in flags:
+            flags.append(flag)
     klass = hardware_class(acc.model_name if acc.count else None)
     bias = suites.meter_bias(klass)
     if not bias["validated"] and "unvalidated-bias" not in flags:
@@ -104,6 +107,7 @@ def build_label(
             "idle_baseline_s": p.idle_baseline_s,
             "duration_s": run.duration_s,
             "cv_threshold": p.cv_threshold,
+            "settle_s": run.settle_s,
             "bias": bias,
             "flags": flags,
         },

@@ -33,6 +33,10 @@ class Protocol:
     min_window_s: float = 10.0
     cooldown_s: float = 2.0
     cv_threshold: float = 0.10
+    #: wait this long after a trial's last step before reading its end edge, so the meters'
+    #: lag is inside the window; None: the largest ``settle_s`` of the meters (NVML 1 s, RAPL
+    #: and estimates 0; docs/meters.md)
+    settle_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.trials < 2:
@@ -46,6 +50,8 @@ class Protocol:
             raise ValueError("min_window_s must be > 0")
         if self.warmup_iterations < 0:
             raise ValueError("warmup_iterations must be >= 0")
+        if self.settle_s is not None and not self.settle_s >= 0:
+            raise ValueError("settle_s must be >= 0")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +103,8 @@ class RunResult:
     warmup_iterations: int
     warmup_s: float
     duration_s: float
+    #: the settling delay applied before each trial's end edge (s)
+    settle_s: float = 0.0
 
     def traces(self) -> dict[str, Any]:
         return {
@@ -157,6 +165,11 @@ class ProtocolRunner:
         self.sleep = sleep
         self.on_progress = on_progress or (lambda _p: None)
         self.progress_interval_s = progress_interval_s
+        self.settle_s = (
+            protocol.settle_s
+            if protocol.settle_s is not None
+            else max((float(m.settle_s) for m in self.meters), default=0.0)
+        )
         self._reported_s = -math.inf
 
     def _due(self, now: float) -> bool:
@@ -223,8 +236,8 @@ class ProtocolRunner:
 
         trials: list[Window] = []
         for index in range(p.trials):
-            if p.cooldown_s > 0:
-                self._wait("cooldown", p.cooldown_s, index + 1)
+            if (cooldown_s := max(p.cooldown_s, self.settle_s)) > 0:
+                self._wait("cooldown", cooldown_s, index + 1)
             workload.synchronize()
             key = f"trial-{index}"
             t_start = self._begin(key)
@@ -254,9 +267,12 @@ class ProtocolRunner:
                     )
                 if self.lockstep.agree(now - t_start >= p.min_window_s):
                     break
+            if self.settle_s > 0:  # the meters catch up with the window's last step
+                self.sleep(self.settle_s)
             t_end, components = self._end(key)
             trials.append(
                 Window(t_start, t_end, components, units, latencies, tokens_in, tokens_out)
             )
         self.on_progress(Progress("done", p.trials, p.trials, self.clock() - started))
-        return RunResult(p, idle, trials, iterations, warmup_s, self.clock() - started)
+        duration_s = self.clock() - started
+        return RunResult(p, idle, trials, iterations, warmup_s, duration_s, self.settle_s)

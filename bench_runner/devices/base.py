@@ -55,6 +55,9 @@ class Meter(abc.ABC):
     method: str
     #: a stable device identifier (GPU UUID, RAPL domain name, ...)
     device: str
+    #: how long after a load change the meter's reading has caught up (s): the protocol waits
+    #: this long before reading a trial's end edge (``Protocol.settle_s``). 0: no lag to speak of
+    settle_s: float = 0.0
 
     @abc.abstractmethod
     def begin_window(self, key: str) -> None:
@@ -67,6 +70,12 @@ class Meter(abc.ABC):
     def power_w(self) -> float | None:
         """The latest power reading (W) for live display, or None if unknown."""
         return None
+
+    @property
+    def health_flags(self) -> list[str]:
+        """Label flags this meter raised while measuring (``sampler-gap``, ``frozen-reading``,
+        ``counter-reset``, ``transient-errors``; see ``health.py``), in a stable order."""
+        return []
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release threads and handles."""

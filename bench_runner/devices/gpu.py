@@ -62,7 +62,7 @@ def _gpu_meter(
     start_sampling: bool,
 ) -> Meter:
     if reason is None:
-        return NvmlCounterMeter(gpu)
+        return NvmlCounterMeter(gpu, clock=clock)
     handle = nvml.device_handle(gpu.index)
     try:
         nvml.read_power_w(handle)

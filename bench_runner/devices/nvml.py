@@ -66,6 +66,11 @@ Sleep = Callable[[float], None]
 #: NVML's error class (the real one; tests fake NVML's functions, never its errors)
 NVMLError = pynvml.NVMLError
 
+#: NVML errors worth retrying (a bounded number of times, ``health.RETRY_BACKOFF_S``): an
+#: unknown driver error and a timeout may pass on the next call. Everything else (GPU lost, not
+#: supported, no permission, driver not loaded, ...) is raised at once.
+TRANSIENT_ERROR_CODES = frozenset({pynvml.NVML_ERROR_UNKNOWN, pynvml.NVML_ERROR_TIMEOUT})
+
 _init_lock = threading.Lock()
 _initialised = False
 
@@ -130,6 +135,16 @@ def _text(value: str | bytes) -> str:
 
 def _unsupported(err: Exception) -> bool:
     return isinstance(err, pynvml.NVMLError_NotSupported | pynvml.NVMLError_FunctionNotFound)
+
+
+def is_unsupported(err: BaseException) -> bool:
+    """Whether an NVML error says the GPU or driver lacks the function."""
+    return isinstance(err, Exception) and _unsupported(err)
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether an error is an NVML error worth retrying (``TRANSIENT_ERROR_CODES``)."""
+    return isinstance(err, pynvml.NVMLError) and err.value in TRANSIENT_ERROR_CODES
 
 
 def nvml_failure(what: str, err: Exception) -> MeterError:
@@ -400,6 +415,11 @@ def read_counter_mj(handle: Any) -> int:
 def read_power_w(handle: Any) -> float:
     """The power reading (NVML reports mW) in W; raises NVMLError."""
     return float(pynvml.nvmlDeviceGetPowerUsage(handle)) / 1000.0
+
+
+def read_utilisation_pct(handle: Any) -> int:
+    """The share of the last sample period in which a kernel ran (%); raises NVMLError."""
+    return int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
 
 
 # --- probing the energy counter ---------------------------------------------------------------

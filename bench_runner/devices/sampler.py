@@ -3,6 +3,13 @@
 A daemon thread polls ``nvmlDeviceGetPowerUsage`` (mW), 10 Hz by default, and each window
 returns its samples for trapezoid integration. NVML is reached through
 :mod:`bench_runner.devices.nvml` only.
+
+Health (``docs/meters.md``, thresholds in :mod:`bench_runner.devices.health`): each window
+records its largest gap between samples and its skipped ticks; a gap over 5 intervals flags the
+run ``sampler-gap`` and one over ``max(2 s, 20 intervals)`` fails the window. Transient NVML
+errors are retried a bounded number of times (flag ``transient-errors``). A reading that stays
+the same for more than 5 s while the GPU's utilisation says busy is frozen (flag
+``frozen-reading``), and a window it overlaps fails: its samples cannot be trusted.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import logging
 import threading
 import time
 
-from bench_runner.devices import nvml
+from bench_runner.devices import health, nvml
 from bench_runner.devices.base import Clock, Meter, MeterError, TraceComponent, clip_samples
 from bench_runner.devices.nvml import MAX_SAMPLING_INTERVAL_S, GpuInfo, Sleep
 
@@ -28,10 +35,12 @@ class NvmlSamplingMeter(Meter):
     are dropped (the one just before it is kept for interpolation), so memory stays bounded by
     the longest open window. ``start=False`` leaves the thread off: the caller drives
     :meth:`sample`. ``sleep`` replaces the thread's wait between samples (tests); by default the
-    thread waits on its stop event so :meth:`close` returns at once.
+    thread waits on its stop event so :meth:`close` returns at once. ``retry_sleep`` is the wait
+    between retries of a transient NVML error.
     """
 
     component = "gpu"
+    settle_s = health.NVML_SETTLE_S
     method = "nvml-power-sampling"
 
     def __init__(
@@ -42,6 +51,7 @@ class NvmlSamplingMeter(Meter):
         allow_slow_interval: bool = False,
         clock: Clock = time.monotonic,
         sleep: Sleep | None = None,
+        retry_sleep: Sleep = time.sleep,
         start: bool = True,
         fallback_reason: str | None = None,
         fallback_detail: str | None = None,
@@ -68,6 +78,12 @@ class NvmlSamplingMeter(Meter):
         self._windows: dict[str, float] = {}
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._retrier = health.Retrier(
+            nvml.is_transient, what=f"GPU {gpu.index} power", sleep=retry_sleep
+        )
+        self._frozen = health.FrozenWatch()
+        self._utilisation_known = True
+        self._flags: set[str] = set()
         if start:
             self.start()
 
@@ -81,18 +97,49 @@ class NvmlSamplingMeter(Meter):
         while len(self._samples) >= 2 and self._samples[1][0] <= cutoff:
             self._samples.popleft()
 
+    def _read_locked(self) -> tuple[float, float]:
+        def timed() -> tuple[float, float]:
+            t_s = self._clock()
+            return t_s, nvml.read_power_w(self._handle)
+
+        try:
+            return self._retrier.call(timed)
+        except nvml.NVMLError as err:
+            raise nvml.nvml_failure(f"reading the power of GPU {self.gpu.index}", err) from err
+
+    def _busy_locked(self) -> str | None:
+        """Why the GPU counts as busy now (its utilisation), or None."""
+        if not self._utilisation_known:
+            return None
+        try:
+            pct = self._retrier.call(lambda: nvml.read_utilisation_pct(self._handle))
+        except nvml.NVMLError as err:
+            if not nvml.is_unsupported(err):
+                raise nvml.nvml_failure(
+                    f"reading the utilisation of GPU {self.gpu.index}", err
+                ) from err
+            self._utilisation_known = False
+            logger.info(
+                "GPU %s reports no utilisation (%s): frozen readings go undetected",
+                self.gpu.index,
+                err,
+            )
+            return None
+        if pct >= health.BUSY_UTILISATION_PCT:
+            return f"GPU {self.gpu.index} utilisation is {pct} %"
+        return None
+
     def sample(self) -> tuple[float, float]:
         """Take one reading now and keep it; returns (t_s, power_w)."""
         with self._lock:
-            t_s = self._clock()
-            try:
-                power_w = nvml.read_power_w(self._handle)
-            except nvml.NVMLError as err:
-                raise nvml.nvml_failure(f"reading the power of GPU {self.gpu.index}", err) from err
+            t_s, power_w = self._read_locked()
             if self._samples and t_s < self._samples[-1][0]:
                 raise MeterError("the clock went backwards between power samples")
             self._samples.append((t_s, power_w))
             self._prune_locked()
+            if self._frozen.observe(t_s, power_w) and (why := self._busy_locked()):
+                self._frozen.confirm(t_s, why)
+                self._flags.add(health.FLAG_FROZEN_READING)
             return t_s, power_w
 
     def _run(self) -> None:
@@ -153,16 +200,66 @@ class NvmlSamplingMeter(Meter):
             t_start_s = self._windows.pop(key)
             samples = list(self._samples)
             self._prune_locked()
+            frozen = self._frozen.overlapping(t_start_s, t_end_s)
+        times = [t for t, _ in samples if t_start_s <= t <= t_end_s]
+        largest_gap_s, skipped_ticks = health.gap_stats(times, self.interval_s)
+        self._check_window(key, largest_gap_s, frozen)
         return {
             "name": self.component,
             "method": self.method,
             "device": self.device,
             "samples": clip_samples(samples, t_start_s, t_end_s),
+            "largest_gap_s": largest_gap_s,
+            "skipped_ticks": skipped_ticks,
         }
+
+    def _check_window(
+        self, key: str, largest_gap_s: float, frozen: health.FrozenSpan | None
+    ) -> None:
+        """Flag or refuse the window: frozen readings and gaps past the bound invalidate it."""
+        where = f"GPU {self.gpu.index} power sampling, window {key!r}"
+        if frozen is not None:
+            raise MeterError(
+                f"{where}: the power reading stayed at {frozen.power_w:g} W for "
+                f"{frozen.t_end_s - frozen.t_start_s:.1f} s while {frozen.why} (frozen sensor "
+                f"reading, over {health.FROZEN_AFTER_S:g} s): the window's samples cannot be "
+                "trusted, so the run stops. Check the GPU and driver (nvidia-smi -q -d POWER), "
+                "then measure again."
+            )
+        if largest_gap_s > health.gap_invalid_s(self.interval_s):
+            raise MeterError(
+                f"{where}: {largest_gap_s:.2f} s without a power sample (the limit is "
+                f"{health.gap_invalid_s(self.interval_s):g} s at a {self.interval_s:g} s "
+                "interval): the sampler stalled, so the window's energy would be interpolated "
+                "across the gap; the run stops. Is the machine overloaded?"
+            )
+        if largest_gap_s > health.gap_flag_s(self.interval_s):
+            with self._lock:
+                self._flags.add(health.FLAG_SAMPLER_GAP)
+            logger.warning(
+                "%s: largest gap between samples %.2f s (over %g s): flagged %s",
+                where,
+                largest_gap_s,
+                health.gap_flag_s(self.interval_s),
+                health.FLAG_SAMPLER_GAP,
+            )
 
     def power_w(self) -> float | None:
         with self._lock:
             return self._samples[-1][1] if self._samples else None
+
+    @property
+    def health_flags(self) -> list[str]:
+        with self._lock:
+            flags = set(self._flags)
+        if self._retrier.retries:
+            flags.add(health.FLAG_TRANSIENT_ERRORS)
+        return sorted(flags)
+
+    @property
+    def transient_retries(self) -> int:
+        """Transient NVML errors retried so far."""
+        return self._retrier.retries
 
     @property
     def buffered_samples(self) -> int:

@@ -34,6 +34,7 @@ NVML_FUNCTIONS = (
     "nvmlDeviceGetPowerManagementLimit",
     "nvmlDeviceGetTotalEnergyConsumption",
     "nvmlDeviceGetPowerUsage",
+    "nvmlDeviceGetUtilizationRates",
     "nvmlDeviceGetMigMode",
     "nvmlDeviceGetComputeRunningProcesses",
     "nvmlDeviceGetGraphicsRunningProcesses",
@@ -74,6 +75,9 @@ class FakeGpu:
     energy_mj: int | Callable[[], int] | None = 0
     #: mW, or a callable giving it; None: NotSupported
     power_mw: int | Callable[[], int] | None = 100_000
+    #: GPU utilisation (%), or a callable giving it; None: nvmlDeviceGetUtilizationRates is
+    #: NotSupported
+    utilisation_pct: int | Callable[[], int] | None = 0
     #: None: nvmlDeviceGetPowerManagementLimit is NotSupported
     power_limit_mw: int | None = 400_000
     #: current MIG mode; None: nvmlDeviceGetMigMode is NotSupported (no MIG)
@@ -139,6 +143,11 @@ class FakeNvml:
         if handle.power_mw is None:
             raise nvml_error(pynvml.NVML_ERROR_NOT_SUPPORTED)
         return int(_value(handle.power_mw))
+
+    def nvmlDeviceGetUtilizationRates(self, handle: FakeGpu) -> SimpleNamespace:
+        if handle.utilisation_pct is None:
+            raise nvml_error(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return SimpleNamespace(gpu=int(_value(handle.utilisation_pct)), memory=0)
 
     def nvmlDeviceGetMigMode(self, handle: FakeGpu) -> list[int]:
         if handle.mig_mode is None:

@@ -234,7 +234,16 @@ def test_counter_meter_energy_from_counter_deltas(
     clock.advance(10.0)
     component = meter.end_window("trial-0")
     validate_component(component, "counter_reading")
-    assert set(component) == {"name", "method", "device", "counter_start_j", "counter_end_j"}
+    assert set(component) == {
+        "name",
+        "method",
+        "device",
+        "counter_start_j",
+        "counter_end_j",
+        "polls",
+        "resets",
+    }
+    assert (component["polls"], component["resets"]) == (0, 0)
     assert component["counter_end_j"] - component["counter_start_j"] == pytest.approx(2500.0)
     assert component_energy_j(component, 0.0, 10.0) == pytest.approx(2500.0)
     assert meter.power_w() == pytest.approx(250.0)
@@ -242,7 +251,7 @@ def test_counter_meter_energy_from_counter_deltas(
 
 def test_counter_meter_overlapping_windows(fake_nvml: FakeNvml, clock: FakeClock):
     fake_nvml.add(FakeGpu(uuid=UUIDS[0], energy_mj=energy_at(clock, 100.0)))
-    meter = NvmlCounterMeter(list_gpus()[0])
+    meter = NvmlCounterMeter(list_gpus()[0], poll_interval_s=None)
     meter.begin_window("outer")
     clock.advance(1.0)
     meter.begin_window("inner")
@@ -256,13 +265,19 @@ def test_counter_meter_overlapping_windows(fake_nvml: FakeNvml, clock: FakeClock
         meter.end_window("outer")
 
 
-def test_counter_going_backwards_is_an_error(fake_nvml: FakeNvml):
-    gpu = fake_nvml.add(FakeGpu(uuid=UUIDS[0], energy_mj=9_000))
-    meter = NvmlCounterMeter(list_gpus()[0])
+def test_counter_going_backwards_between_edges_is_a_reset(fake_nvml: FakeNvml, clock: FakeClock):
+    """No poll in between: the reset's interval gets the larger of the counter after it and
+    the power reading times the window (see test_health for polled resets)."""
+    gpu = fake_nvml.add(FakeGpu(uuid=UUIDS[0], energy_mj=9_000, power_mw=100_000))
+    meter = NvmlCounterMeter(list_gpus()[0], clock=clock, poll_interval_s=None)
     meter.begin_window("w")
+    clock.advance(2.0)
     gpu.energy_mj = 1_000
-    with pytest.raises(MeterError, match="went backwards"):
-        meter.end_window("w")
+    component = meter.end_window("w")
+    assert (component["resets"], component["polls"]) == (1, 0)
+    assert component["energy_j"] == pytest.approx(200.0)  # 100 W x 2 s > the counter's 1 J
+    assert component_energy_j(component, 0, 2) == pytest.approx(200.0)
+    assert meter.health_flags == ["counter-reset"]
 
 
 # --- probe and fallback ------------------------------------------------------------------------
