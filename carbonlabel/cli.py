@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench_runner import attest_cli, bench_cli, interop_cli
+from bench_runner import attest_cli, bench_cli, interop_cli, meters_cli
 from bench_runner import cli as runner_cli
 from registry import cli as registry_cli
 
@@ -22,9 +22,13 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database operations.", no_args_is_help=True)
 vendor_app = typer.Typer(help="Vendor operations (operator).", no_args_is_help=True)
 key_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
+meters_app = typer.Typer(
+    help="Energy meters: check NVML against a reference.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(vendor_app, name="vendor")
 app.add_typer(key_app, name="key")
+app.add_typer(meters_app, name="meters")
 
 app.command("serve")(registry_cli.serve)
 app.command("bench", epilog=bench_cli.EPILOG)(bench_cli.bench)
@@ -38,6 +42,7 @@ app.command("attest")(attest_cli.attest)
 db_app.command("upgrade")(registry_cli.db_upgrade)
 vendor_app.command("create")(registry_cli.vendor_create)
 key_app.command("register")(runner_cli.key_register)
+meters_app.command("validate")(meters_cli.validate)
 
 
 @app.command("demo")
