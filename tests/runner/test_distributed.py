@@ -19,7 +19,6 @@ from bench_runner.distributed import DistributedError, rank_from_env, timeout_fr
 from bench_runner.measure import Lockstep, Protocol, ProtocolRunner, RunResult, Window
 from bench_runner.node_meters import GuardedMeter
 from bench_runner.nodes import DescribedMeter, MissingTraces, merge_reports, rank_report
-from schemas.contract import load_schema
 from schemas.results import compute_results
 from tests.runner.fakes import ConstantPowerCounter, FakeClock, FakeWorkload
 from tests.server import free_port
@@ -39,10 +38,6 @@ QUICK = [
     "0",
     "--quiet",
 ]
-#: the lead's schema adds hardware.nodes and the component's node (issue 10)
-NODES_IN_SCHEMA = (
-    "nodes" in load_schema("label.schema.json")["properties"]["hardware"]["properties"]
-)
 
 
 # --- without processes -------------------------------------------------------------------------
@@ -367,9 +362,14 @@ def test_two_nodes_one_label_that_sums_both(tmp_path: Path) -> None:
     assert results["/results/energy_per_unit_wh"]["mean"] == pytest.approx(sum(per_step) / 2)
     assert label["results"]["energy_per_unit_wh"]["mean"] == pytest.approx(sum(per_step) / 2)
     assert "estimated" in label["measurement"]["flags"]  # the test meter never passes as measured
-    if NODES_IN_SCHEMA:
-        assert validate_statement(statement) == []
-        assert check_results(label) == []
+    assert validate_statement(statement) == []
+    assert check_results(label) == []
+    # the registry's check: a window without one node's traces is inconsistent
+    traces["trials"][1]["components"] = [
+        c for c in traces["trials"][1]["components"] if c["node"] != "node-1"
+    ]
+    pointers = [m.pointer for m in check_results(label)]
+    assert "/traces/trials/1/components: no trace of node 'node-1'" in pointers
 
 
 def test_a_node_whose_meter_fails_fails_every_rank(tmp_path: Path) -> None:
