@@ -15,6 +15,8 @@ from bench_runner.cli import CliError, console, out
 
 TASK = "chat-serving"
 DEFAULT_LEVELS = "1,8,32"
+#: a client this busy (CPU share of one core in a window) may be what limits the load
+CLIENT_BUSY_SHARE = 0.8
 #: bench options that only chat-serving takes (the CLI's names)
 SERVING_OPTIONS = {
     "endpoint": "--endpoint",
@@ -261,6 +263,15 @@ def bench_serving(
         raise CliError(str(exc)) from None
     finally:
         found.close()
+    busy = [w for w in run.trials if w.client_cpu_s > CLIENT_BUSY_SHARE * (w.t_end_s - w.t_start_s)]
+    if busy:
+        console.print(
+            f"note: this client used over {CLIENT_BUSY_SHARE:.0%} of a core in "
+            f"{len(busy)} window(s) (concurrency "
+            f"{', '.join(sorted({str(w.concurrency) for w in busy}))}): it may limit the load "
+            "there, and its latencies include the client's queueing (docs/performance.md)",
+            markup=False,
+        )
     inputs = LabelInputs(
         vendor=vendor,
         model_name=model_name,

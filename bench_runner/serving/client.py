@@ -16,14 +16,15 @@ request that streams no text at all has its first token at the finish chunk).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import ipaddress
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -190,12 +191,15 @@ async def send_chat(
                 text = raw.decode("utf-8", "replace")
                 failure = ErrorKind.HTTP_STATUS, f"HTTP {response.status_code} {_short(text)}"
             else:
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue  # blank separators, comments, event names
-                    failure = _read_event(line[5:].strip(), state, clock())
-                    if failure or state.done:
-                        break
+                # an async generator: closed here, not by the loop's finaliser after it stops
+                stream = cast("AsyncGenerator[str, None]", response.aiter_lines())
+                async with contextlib.aclosing(stream) as lines:
+                    async for line in lines:
+                        if not line.startswith("data:"):
+                            continue  # blank separators, comments, event names
+                        failure = _read_event(line[5:].strip(), state, clock())
+                        if failure or state.done:
+                            break
     except TimeoutError:
         failure = ErrorKind.TIMEOUT, f"no complete answer within {timeout_s:g} s"
     except httpx.TimeoutException as exc:

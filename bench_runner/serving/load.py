@@ -11,6 +11,7 @@ list by position (appending and reading a list are atomic under the GIL).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -76,6 +77,8 @@ class LoadGenerator:
         if self._level is not None and not self._level.done():
             self._stopping = True
             self._level.cancel()
+        with contextlib.suppress(Exception):  # finalise the streams' async generators
+            asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         if not thread.is_alive():

@@ -27,6 +27,8 @@ from bench_runner.serving.client import RequestResult
 from bench_runner.serving.load import LoadGenerator
 
 POLL_S = 0.05
+#: a failed run waits at most this long for the requests in flight before cancelling them
+ABORT_DRAIN_S = 2.0
 
 
 class ServingRunError(RuntimeError):
@@ -41,6 +43,8 @@ class ServingWindow(Window):
     errors: int = 0
     #: [ttft_s, e2e_s, output_tokens] of each request completed in the window
     requests: list[list[float | int]] = field(default_factory=list)
+    #: CPU seconds of this process (load generator, meters, protocol) during the window
+    client_cpu_s: float = 0.0
 
     def trace(self, index: int) -> dict[str, Any]:
         out = super().trace(index)
@@ -99,6 +103,8 @@ class ServingProgress:
     requests: int = 0
     errors: int = 0
     power_w: float | None = None
+    #: trial-done: the share of one core this process used during the window
+    client_core_share: float | None = None
 
 
 def error_rate(completed: int, errors: int) -> float:
@@ -232,15 +238,18 @@ class ServingRunner:
                 if p.cooldown_s > 0:
                     self._wait("cooldown", p.cooldown_s)
                 trials.append(self._trial(concurrency, index))
-        finally:
-            self._report("drain", self.clock(), len(self.load.results), force=True)
-            self.load.stop()
+        except BaseException:
+            self.load.stop(drain_timeout_s=ABORT_DRAIN_S)  # failing: cancel what is in flight
+            raise
+        self._report("drain", self.clock(), len(self.load.results), force=True)
+        self.load.stop()
         return LevelRun(concurrency, trials, *warmup)
 
     def _trial(self, concurrency: int, index: int) -> ServingWindow:
         p = self.protocol
         key = f"c{concurrency}-trial-{index}"
         since = len(self.load.results)
+        cpu_start_s = time.process_time()
         t_start = self._begin(key)
         self._reported_s = -math.inf
         while (
@@ -250,10 +259,12 @@ class ServingRunner:
             self.sleep(POLL_S)
             self._report("trial", t_start, since)
         t_end, components = self._end(key)
+        cpu_s = time.process_time() - cpu_start_s
         # requests that ended in [t_start, t_end): the list is in end order, so a request
         # appended after the window closed has end_s >= t_end
         ended = [r for r in self.load.results[since:] if t_start <= r.end_s < t_end]
         window = window_of(ended, t_start, t_end, components, concurrency)
+        window.client_cpu_s = cpu_s
         self.on_progress(
             ServingProgress(
                 "trial-done",
@@ -265,6 +276,7 @@ class ServingRunner:
                 t_end - t_start,
                 window.units,
                 window.errors,
+                client_core_share=cpu_s / (t_end - t_start),
             )
         )
         rate = error_rate(window.units, window.errors)

@@ -54,7 +54,8 @@ class ServingDisplay:
             if not self.quiet:
                 self.progress.console.print(
                     f"concurrency {p.concurrency}: trial {p.trial}/{p.trials} done: "
-                    f"{p.requests} requests, {p.errors} errors in {p.elapsed_s:.1f} s",
+                    f"{p.requests} requests, {p.errors} errors in {p.elapsed_s:.1f} s "
+                    f"(this client: {p.client_core_share or 0:.0%} of a core)",
                     markup=False,
                 )
             return

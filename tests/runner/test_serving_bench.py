@@ -151,6 +151,7 @@ def test_serving_a_real_engine_to_a_registry(
     for level in (1, 2):
         for trial in (1, 2):
             assert f"concurrency {level}: trial {trial}/2 done: " in err
+    assert "(this client: " in err
     assert "TTFT p50" in err
     assert "headline (concurrency 2): " in err
     assert "stored:" in err
@@ -239,6 +240,27 @@ def test_errors_under_the_limit_are_recorded(cli: Any, tmp_path: Path) -> None:
     assert label["model"] == {"id": "acme/served", "revision": "main"}
     assert statement["subject"][0]["digest"]["sha256"] == served_model_digest("fake/model")
     assert "flags: estimated" in err
+
+
+def test_slow_tokens_are_timed_in_the_label(cli: Any, tmp_path: Path) -> None:
+    reply = Reply(tokens=5, first_token_delay_s=0.1, token_interval_s=0.02)
+    with fake_openai_server(lambda _k: reply, owned_by="sglang") as server:
+        args = serving_args(server.base, "fake/model", "--concurrency", "1,2", *REGISTRY, *QUICK)
+        code, out, err = cli(args)
+    assert code == 0, err
+    label = statement_of(tmp_path / out.strip().splitlines()[-1])["predicate"]
+    assert label["benchmark"]["workload"]["serving"]["engine"] == {
+        "name": "sglang",
+        "source": "server",
+    }
+    for level in label["results"]["serving"]["levels"]:
+        assert level["ttft_s"]["p50"] == pytest.approx(0.1, abs=0.03)
+        assert level["itl_s"]["p50"] == pytest.approx(0.02, abs=0.01)
+        # a closed loop of c workers: about c / 0.18 s requests per second
+        assert level["requests_per_s"] == pytest.approx(level["concurrency"] / 0.18, rel=0.35)
+    for trial in label["traces"]["trials"]:
+        assert all(r[2] == 5 for r in trial["requests"])
+        assert trial["output_tokens"] == 5 * trial["units"]
 
 
 @pytest.mark.parametrize("mode", ["http-500", "cut-drop", "no-usage"])
