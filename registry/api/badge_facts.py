@@ -12,9 +12,9 @@ from sqlmodel import Session, col
 from registry import badges
 from registry.models import Label, Model, PublicKey, Standing, Tier, Vendor
 from registry.services.audit import verifying_auditors
-from registry.services.queries import peer_percentile
+from registry.services.queries import peer_percentile, serving_summary
 from registry.services.workloads import NON_STANDARD_WORKLOAD
-from schemas.suites import size_class_label
+from schemas.suites import meter_bias, size_class_label
 
 # What can name a stored vendor, model, task or label: anything else is "not labelled" without
 # asking the database (NUL and friends never reach it).
@@ -270,7 +270,24 @@ def card_facts(
         quality_reason=reason if isinstance(reason, str) else None,
         declared=badges.declared_figures(quality if isinstance(quality, dict) else None),
         energy_per_output_token_j=label.energy_per_output_token_j,
+        meter_bias_relative=meter_bias(label.hardware_class)["relative"]
+        if label.graded_under not in (None, "1")
+        else None,
+        **_serving_facts(label),
     )
+
+
+def _serving_facts(label: Label) -> dict[str, Any]:
+    """chat-serving: the headline concurrency and the engine the card names."""
+    summary = serving_summary(label.predicate) if label.task == "chat-serving" else None
+    if summary is None:
+        return {}
+    engine = summary["engine"]
+    return {
+        "serving_concurrency": summary["headline_concurrency"],
+        "serving_engine": " ".join(p for p in (engine["name"], engine["version"]) if p),
+        "serving_engine_declared": engine["source"] == "declared",
+    }
 
 
 def _str(value: Any) -> str | None:

@@ -90,6 +90,15 @@ class CardFacts:
     declared: Sequence[DeclaredFigure] = field(default_factory=tuple)
     """Figures the vendor declared: shown flagged, never as the measured one."""
     energy_per_output_token_j: float | None = None
+    meter_bias_relative: float | None = None
+    """The hardware class's meter bias bound the grade adds to the CI bound (grading 1.1 and
+    2); None where the grade is on the CI bound alone (grading 1)."""
+    serving_concurrency: int | None = None
+    """chat-serving: the headline level's concurrency, which the card's figures are of."""
+    serving_engine: str | None = None
+    """chat-serving: the engine measured (``vllm 0.11.0``)."""
+    serving_engine_declared: bool = False
+    """chat-serving: the vendor named the engine; the server did not report it."""
 
 
 CARD_WIDTH = 360
@@ -213,7 +222,7 @@ def render_card(facts: CardFacts) -> str:
             headline += f" {MIDDLE_DOT} {facts.size_class_label}"
         lines = [
             _percentile_text(facts.percentile),
-            "on the upper bound of the 95% CI",
+            _basis_text(facts),
             f"grading v{facts.graded_under or '?'}",
         ]
     card.parts.append(
@@ -247,6 +256,10 @@ def render_card(facts: CardFacts) -> str:
         card.y += 16
         per_token = f"{format_figure(facts.energy_per_output_token_j)} J/token"
         card.row("per output token", per_token, size=11)
+    if facts.serving_concurrency is not None:
+        for line in _serving_lines(facts):
+            card.y += 16
+            card.text(_PAD, line, size=11, fill=_MUTED)
     card.y += 8
     card.rule(1)
 
@@ -325,11 +338,41 @@ def render_card(facts: CardFacts) -> str:
             else ("estimated, no grade" if not facts.measured else "not graded")
         )
         + f"; {format_figure(facts.energy_mean_wh)} Wh and "
-        f"{format_figure(facts.co2e_mean_g)} g CO2e per {per}; "
+        f"{format_figure(facts.co2e_mean_g)} g CO2e per {per}"
+        + (f" {_serving_text(facts)}" if facts.serving_concurrency is not None else "")
+        + "; "
         + f"quality {_quality_words(facts)}; "
         + ("verified" if facts.tier == "verified" else "self-reported")
     )
     return _card_svg(aria, height, card.parts)
+
+
+def _basis_text(facts: CardFacts) -> str:
+    """What the grade is given on: the CI bound, widened by the meter bias bound."""
+    if facts.meter_bias_relative is None:
+        return "on the upper bound of the 95% CI"
+    return f"on the 95% CI bound + {facts.meter_bias_relative * 100:.3g}% meter bias"
+
+
+def _serving_text(facts: CardFacts) -> str:
+    """``at concurrency 8 · vllm 0.11.0`` (``(declared)`` when the vendor named the engine)."""
+    text = f"at concurrency {facts.serving_concurrency}"
+    if facts.serving_engine:
+        text += f" {MIDDLE_DOT} {facts.serving_engine}"
+        if facts.serving_engine_declared:
+            text += " (declared)"
+    return text
+
+
+def _serving_lines(facts: CardFacts) -> list[str]:
+    """``_serving_text`` on one line where it fits, else the level and the engine on two (a
+    long engine name is then cut at the card's width, the level and "declared" never)."""
+    text = _serving_text(facts)
+    if text_width(clean_text(text)) * _REGULAR_SLACK <= CARD_WIDTH - 2 * _PAD:
+        return [text]
+    engine = clean_text(facts.serving_engine or "")
+    named = "declared engine" if facts.serving_engine_declared else "engine"
+    return [f"at concurrency {facts.serving_concurrency}", f"{named} {engine}"]
 
 
 def _quality_words(facts: CardFacts) -> str:

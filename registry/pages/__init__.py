@@ -1,13 +1,15 @@
 """HTML pages: leaderboard, model, vendor, compare and methodology.
 
 One module per page (``leaderboard``, ``model``, ``vendor``, ``compare``, ``methodology``), the
-label views they list (``rows``), the chart geometry (``charts``) and what every page shares
-(``common``: the template environment, filters, page headers and links). ``common`` is the only
-module that reads ``web/``: Jinja2 templates from ``web/templates`` (autoescaped; every text from
-the database goes through the template engine, never into markup by hand); the app serves the
-assets of ``web/static``. A page route calls the same services as its JSON twin; neither calls
-the other. Pages work without JavaScript: sorting and filtering are links and GET forms, charts
-are inline SVG computed here; ``web/static/app.js`` only adds copy buttons.
+label views they list (``rows``), what the model page adds for one label (``facts``: chat-serving
+levels, nodes, meter bias, flags in plain words), the chart geometry (``charts``) and what every
+page shares (``common``: the template environment, filters, page headers and links).
+``common`` is the only module that reads ``web/``: Jinja2 templates from ``web/templates``
+(autoescaped; every text from the database goes through the template engine, never into markup
+by hand); the app serves the assets of ``web/static``. A page route calls the same services as
+its JSON twin; neither calls the other. Pages work without JavaScript: sorting and filtering are
+links and GET forms, charts are inline SVG computed here; ``web/static/app.js`` only adds copy
+buttons.
 
 ``router`` holds every page route (each page module adds its own when the package imports it).
 """

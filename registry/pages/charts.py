@@ -140,6 +140,8 @@ class Window:
     energy_j: float
     mean_power_w: float
     units: float | None
+    concurrency: int | None = None
+    """chat-serving: the level the window ran at."""
 
 
 @dataclass
@@ -164,6 +166,10 @@ def _thin(samples: Sequence[Sequence[float]], limit: int) -> Sequence[Sequence[f
     kept = [samples[int(i * step)] for i in range(limit)]
     kept[-1] = samples[-1]
     return kept
+
+
+def _level(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def timeline_chart(predicate: Mapping[str, Any]) -> TimelineChart | None:
@@ -217,6 +223,8 @@ def timeline_chart(predicate: Mapping[str, Any]) -> TimelineChart | None:
                 points = [(t0, mean_w), (t1, mean_w)]
             peak = max([peak, mean_w, *(p for _, p in points)])
             key = str(component.get("name", "?"))
+            if component.get("node"):  # multi-node: one series per component and node
+                key += f" · {component['node']}"
             if name == "idle":
                 idle_power[key] = idle_power.get(key, 0.0) + mean_w
             drawn.append((key, component, points, mean_w))
@@ -229,6 +237,7 @@ def timeline_chart(predicate: Mapping[str, Any]) -> TimelineChart | None:
                 energy_j=total_j,
                 mean_power_w=total_j / duration if duration > 0 else 0.0,
                 units=float(window["units"]) if "units" in window else None,
+                concurrency=_level(window.get("concurrency")),
             )
         )
     y_ticks_values = nice_ticks(peak * 1.1 if peak > 0 else 1.0)

@@ -126,7 +126,7 @@ def render(
         .render(
             {
                 "request_path": request.url.path,
-                "tasks": list(load_methodology()["tasks"]),
+                "tasks": all_tasks(),
                 **context,
             }
         )
@@ -190,6 +190,20 @@ def functional_unit_of(suite: str, task: str, phase: str) -> str:
         return suites.functional_unit_name(suite, task, phase)
     except (suites.UnknownSuiteError, KeyError):
         return "1k-inferences" if phase == "inference" else "step"
+
+
+def all_tasks() -> list[str]:
+    """Every task of every suite: suite 1's (the methodology's) first, then those only a later
+    suite offers (``chat-serving``, suite 2), in suite order."""
+    names = list(load_methodology()["tasks"])
+    for version in suites.suite_versions():
+        names += [t for t in suites.suite_spec(version)["tasks"] if t not in names]
+    return names
+
+
+def suites_offering(task: str) -> list[str]:
+    """The suite versions that offer a task, oldest first (none for an unknown task)."""
+    return [v for v in suites.suite_versions() if task in suites.suite_spec(v)["tasks"]]
 
 
 def size_class_options(suite: str, task: str) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from registry.pages.common import (
     render,
     router,
     size_class_options,
+    suites_offering,
     unit_name_for,
     unit_short_for,
     vendor_path,
@@ -107,15 +108,20 @@ def _compare_group(
     requested = suite or None
     if requested is not None and requested not in suite_versions():
         return f"There is no suite {requested!r}."
-    tasks = suite_spec(requested or SUITE_1)["tasks"]
     task = task or next(iter(load_methodology()["tasks"]))
-    if task not in tasks:
+    offering = suites_offering(task)
+    if not offering or (requested is not None and requested not in offering):
         return f"There is no task {task!r} in this suite."
-    phases = tasks[task]["phases"]
+    # without a suite: the phases of the oldest suite that offers the task (as the leaderboard)
+    phases = suite_spec(requested or offering[0])["tasks"][task]["phases"]
     phase = phase or phases[0]
     if phase not in phases:
         return f"Task {task!r} has no phase {phase!r}."
     chosen = requested or default_suite(session, task=task, phase=phase)
+    if chosen not in offering:
+        chosen = offering[-1]
+    # the links name the suite when suite 1 (the API's default for a task) does not offer it
+    requested = requested or (None if SUITE_1 in offering else chosen)
     size_class = size_class or None
     if size_class is not None and size_class not in dict(size_class_options(chosen, task)):
         return f"Suite {chosen} has no size class {size_class!r} for {task}."
@@ -281,7 +287,7 @@ def compare_page(
             "phase": group.phase,
             "phases": suite_spec(group.suite)["tasks"][group.task]["phases"],
             "suite": group.suite,
-            "suites": suite_versions(),
+            "suites": suites_offering(group.task),
             "size_class": group.size_class or "",
             "group_text": group_text,
             "size_classes": size_classes,

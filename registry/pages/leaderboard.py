@@ -15,6 +15,7 @@ from registry.api.deps import SessionDep
 from registry.badges.quality import metric_name
 from registry.models import Label
 from registry.pages.common import (
+    all_tasks,
     functional_unit_of,
     not_found,
     quality_metric_of,
@@ -22,9 +23,11 @@ from registry.pages.common import (
     render,
     router,
     size_class_options,
+    suites_offering,
     unit_name_for,
     unit_short_for,
 )
+from registry.pages.facts import standard_concurrency
 from registry.pages.rows import all_labels, label_row, sort_rows
 from registry.services import queries
 from registry.services.ranking import default_suite
@@ -76,15 +79,23 @@ def leaderboard(
     requested_suite = suite or None
     if requested_suite is not None and requested_suite not in suite_versions():
         return not_found(request, f"There is no suite {requested_suite!r}.")
-    suite_tasks = suite_spec(requested_suite or SUITE_1)["tasks"]
     task = task or next(iter(methodology["tasks"]))
-    if task not in suite_tasks:
+    offering = suites_offering(task)
+    if not offering or (requested_suite is not None and requested_suite not in offering):
         return not_found(request, f"There is no task {task!r} in this suite.")
+    # without a suite: the phases of the oldest suite that offers the task (suite 1's for its
+    # tasks, as the vendor ranking; suite 2's for chat-serving)
+    suite_tasks = suite_spec(requested_suite or offering[0])["tasks"]
     phases = list(suite_tasks[task]["phases"])
     phase = phase or phases[0]
     if phase not in phases:
         return not_found(request, f"Task {task!r} has no phase {phase!r}.")
     suite = requested_suite or default_suite(session, task=task, phase=phase)
+    if suite not in offering:  # no label of the task in any suite yet: the newest offering it
+        suite = offering[-1]
+    # the links name the suite when one was asked for, or when suite 1 (the API's default for
+    # checking a task) does not offer the task
+    link_suite = requested_suite or (None if SUITE_1 in offering else suite)
     size_classes = size_class_options(suite, task)
     size_class = size_class or None
     if size_class is not None and size_class not in dict(size_classes):
@@ -139,7 +150,7 @@ def leaderboard(
     filters = {
         "task": task,
         "phase": phase,
-        "suite": requested_suite,
+        "suite": link_suite,
         "size_class": size_class,
         "hardware": hardware,
         "zone": zone,
@@ -178,8 +189,10 @@ def leaderboard(
             "phase": phase,
             "phases": phases,
             "suite": suite,
-            "requested_suite": requested_suite or "",
-            "suites": suite_versions(),
+            "requested_suite": link_suite or "",
+            "suites": offering,
+            "per_token": functional_unit == "1k-requests",
+            "standard_concurrency": standard_concurrency(),
             "size_class": size_class or "",
             "size_classes": size_classes,
             "quality_metric": quality_spec,
@@ -206,15 +219,7 @@ def leaderboard(
             "sort": current_sort,
             "unit": unit_name_for(functional_unit),
             "task_links": [
-                {
-                    "task": name,
-                    "href": query_string(
-                        task=name,
-                        phase=phase_for(methodology, name, phase),
-                        suite=requested_suite,
-                    ),
-                }
-                for name in methodology["tasks"]
+                _task_link(methodology, name, phase, requested_suite) for name in all_tasks()
             ],
             "compare_href": "/compare"
             + query_string(**filters, vendors=",".join(compare_vendors[:4]) or None),
@@ -223,6 +228,26 @@ def leaderboard(
     )
 
 
+def _task_link(
+    methodology: Mapping[str, Any], task: str, phase: str, requested_suite: str | None
+) -> dict[str, Any]:
+    """A task tab: the same phase and suite where the task has them; a task that suite 1 does
+    not offer names the suites that do (``suite 2``)."""
+    offering = suites_offering(task)
+    suite = requested_suite if requested_suite in offering else None
+    return {
+        "task": task,
+        "href": query_string(task=task, phase=phase_for(methodology, task, phase), suite=suite),
+        "note": "" if SUITE_1 in offering else "suite " + ", ".join(offering),
+    }
+
+
 def phase_for(methodology: Mapping[str, Any], task: str, phase: str) -> str:
-    phases = methodology["tasks"][task]["phases"]
+    """``phase`` when the task has it, else the task's first phase (a task of suite 1, or of
+    the oldest suite that offers it)."""
+    spec = methodology["tasks"].get(task)
+    if spec is None:
+        offering = suites_offering(task)
+        spec = suite_spec(offering[0])["tasks"][task] if offering else {"phases": [phase]}
+    phases = spec["phases"]
     return phase if phase in phases else str(phases[0])

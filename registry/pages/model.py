@@ -4,7 +4,7 @@ verification and embed snippets."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +24,16 @@ from registry.pages.common import (
     unit_name_for,
     unit_short_for,
     vendor_path,
+)
+from registry.pages.facts import (
+    Bias,
+    Flag,
+    Node,
+    ServingView,
+    bias_view,
+    flag_views,
+    node_views,
+    serving_view,
 )
 from registry.pages.rows import LabelRow, all_labels, label_row
 from registry.services import audit, queries
@@ -45,13 +55,21 @@ class LabelSection:
     cpu_name: str
     carbon: Mapping[str, Any]
     methodology_version: str
-    flags: list[str]
+    flags: list[Flag]
+    """``measurement.flags``, each with what it means."""
     trials: int
     source: str
     tokens: Mapping[str, Any] | None = None
     """Suite 2 text tasks: input and output token totals, output tokens per second."""
     model_facts: Mapping[str, Any] | None = None
     """Suite 2: parameter count, dtype, Hub id and revision."""
+    serving: ServingView | None = None
+    """chat-serving: the engine, the served model and every concurrency level."""
+    nodes: list[Node] = field(default_factory=list)
+    """Multi-node runs: each node and its devices."""
+    bias: Bias | None = None
+    """The meter bias bound and the figure the grade is given on."""
+    accelerator_count: int = 0
 
 
 def _tokens(results: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -70,6 +88,10 @@ def _model_facts(model: Mapping[str, Any]) -> dict[str, Any] | None:
         "hub_revision": str(model.get("hub_revision", "")),
         "files": len(model.get("files") or []),
     }
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def embed_snippets(base_url: str, vendor: str, model: str) -> list[dict[str, Any]]:
@@ -149,11 +171,15 @@ def model_page(
                 methodology_version=str(
                     predicate.get("measurement", {}).get("methodology_version", "")
                 ),
-                flags=[str(f) for f in predicate.get("measurement", {}).get("flags", [])],
+                flags=flag_views(predicate.get("measurement", {}).get("flags", [])),
                 trials=len(predicate.get("traces", {}).get("trials", [])),
                 source=str(predicate.get("provenance", {}).get("source", "")),
                 tokens=_tokens(predicate.get("results", {})),
                 model_facts=_model_facts(predicate.get("model", {})),
+                serving=serving_view(predicate),
+                nodes=node_views(hardware),
+                bias=bias_view(detail["grade"]),
+                accelerator_count=_count(hardware.get("accelerator", {}).get("count")),
             )
         )
     vendor_slug, _, model_name = view["model"].partition("/")

@@ -69,6 +69,10 @@ class LabelRow:
     energy_per_output_token_j: float | None = None
     ungraded_reason: str | None = None
     """``non-standard-workload``: a shortened suite-2 run, shown but not graded."""
+    serving_concurrency: int | None = None
+    """chat-serving: the headline level's concurrency (the level the row's figures are of)."""
+    serving_engine: str | None = None
+    """chat-serving: the engine measured (``vllm 0.11.0``)."""
 
     @property
     def size_class_label(self) -> str:
@@ -139,6 +143,18 @@ def _quality_parts(label: Label) -> dict[str, Any]:
     }
 
 
+def _serving_parts(label: Label) -> dict[str, Any]:
+    """chat-serving: the headline concurrency and the engine, from the stored label."""
+    summary = queries.serving_summary(label.predicate) if label.task == "chat-serving" else None
+    if summary is None:
+        return {}
+    engine = summary["engine"]
+    return {
+        "serving_concurrency": summary["headline_concurrency"],
+        "serving_engine": " ".join(str(p) for p in (engine["name"], engine["version"]) if p),
+    }
+
+
 def _ungraded_reason(label: Label) -> str | None:
     if label.measured and not label.standard_workload:
         return NON_STANDARD_WORKLOAD
@@ -180,6 +196,7 @@ def label_row(
         energy_per_output_token_j=label.energy_per_output_token_j,
         ungraded_reason=_ungraded_reason(label),
         **_quality_parts(label),
+        **_serving_parts(label),
     )
 
 

@@ -68,6 +68,29 @@ def quality_view(label: Label) -> dict[str, Any]:
     }
 
 
+def serving_summary(predicate: Any) -> dict[str, Any] | None:
+    """chat-serving: the engine (``name``, ``version`` or None, ``source``), the served model,
+    the headline concurrency and the measured concurrency levels, from the stored label; None
+    for any other label."""
+    try:
+        serving = predicate["benchmark"]["workload"]["serving"]
+        engine = serving["engine"]
+        levels = [int(level["concurrency"]) for level in predicate["results"]["serving"]["levels"]]
+        return {
+            "engine": {
+                "name": str(engine["name"]),
+                "version": str(engine["version"]) if engine.get("version") else None,
+                "source": str(engine["source"]),
+            },
+            "served_model": str(serving["served_model"]),
+            "headline_concurrency": int(predicate["results"]["serving"]["headline_concurrency"]),
+            "concurrency_levels": levels,
+            "levels": len(levels),
+        }
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
 def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[str, Any]:
     return {
         "label_id": label.id,
@@ -87,6 +110,7 @@ def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[
         "energy_per_output_token_j": label.energy_per_output_token_j,
         "co2e_per_unit_g": label.co2e_per_unit_g,
         "quality": quality_view(label),
+        "serving": serving_summary(label.predicate) if label.task == "chat-serving" else None,
         "grade": label.grade if label.standing == Standing.ok else None,
         "current": label.current,
         "standing": label.standing,
