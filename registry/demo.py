@@ -3,7 +3,8 @@
 Suite 1 labels (``DEMO_CATALOGUE``) and suite 2 labels (``DEMO_SUITE_2``: Hugging Face models
 with a measured quality score, text generation in all three model-size classes, so that the
 quality column, the per-token figures and the compare page's energy-against-quality chart have
-something to show).
+something to show; ``DEMO_SERVING``: chat-serving labels with three concurrency levels each, one
+with a declared engine, one on two nodes).
 
 The demo keys are derived from fixed seeds, so the data is the same on every machine; they are
 for the demo database only and must never sign a real label.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +37,8 @@ from schemas.dsse import (
     raw_public_key,
     sign_statement,
 )
+from schemas.results import fill_results
+from schemas.suites import headline_concurrency, meter_bias
 from schemas.synthetic import make_label
 
 # vendor -> (display name, rows); a row is
@@ -113,6 +117,44 @@ DEMO_DECLARED = {
     ]
 }
 
+# Suite 2 chat-serving: vendor -> servers of (model, parameters, engine (name, version, source),
+# nodes, levels of (concurrency, power W, seconds per output token)). Energy per request falls
+# and latency rises with concurrency; the headline is concurrency 8 (the methodology's standard).
+ServingLevel = tuple[int, float, float]
+Serving = tuple[str, int, tuple[str, str, str], int, tuple[ServingLevel, ...]]
+DEMO_SERVING: dict[str, list[Serving]] = {
+    "northwind-ai": [
+        (
+            "nw-chat-8b",
+            8 * B,
+            ("vllm", "0.11.0", "server"),
+            1,
+            ((1, 300, 0.011), (8, 450, 0.016), (32, 620, 0.030)),
+        )
+    ],
+    "contoso-labs": [
+        (
+            "cl-llm-32b",
+            32 * B,
+            ("text-generation-inference", "3.3.4", "declared"),
+            1,
+            ((1, 420, 0.030), (8, 700, 0.040), (32, 900, 0.080)),
+        )
+    ],
+    "fabrikam": [
+        (
+            "fab-llm-70b",
+            70 * B,
+            ("vllm", "0.11.0", "server"),
+            2,  # two nodes of four GPUs: every window metered on both
+            ((1, 2200, 0.035), (8, 2800, 0.045), (32, 3600, 0.085)),
+        )
+    ],
+}
+SERVING_TRIALS_PER_LEVEL = 3
+SERVING_WINDOW_S = 30.0
+GPUS_PER_NODE = 4
+
 DEMO_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 REVISIONS = ((60, ("v1", 1.0)), (10, ("v2", 0.85)))
 """Every demo model has two labels: v1 60 days before ``DEMO_NOW``, v2 10 days before, with 15%
@@ -163,6 +205,22 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
                 registry=public_url,
             )
             session.commit()
+            # chat-serving first: a model's badge shows its most recently received current
+            # label, which stays its text-generation one
+            for server in DEMO_SERVING.get(slug, []):
+                for age_days, (revision, scale) in REVISIONS:
+                    label = serving_label(
+                        slug,
+                        server,
+                        registry=public_url,
+                        revision=revision,
+                        power_scale=scale,
+                        created_at=DEMO_NOW - timedelta(days=age_days, hours=len(created)),
+                    )
+                    envelope = sign_statement(build_statement(label), private)
+                    body = json.dumps(envelope).encode()
+                    ingest(session, vendor=vendor, body=body, audience=public_url)
+                    session.commit()
             suite_2 = [
                 (*row[:8], {"suite": "2", "parameter_count": row[8], "quality": row[9], "seed": 2})
                 for row in DEMO_SUITE_2.get(slug, [])
@@ -193,6 +251,140 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
             created.append(DemoVendor(slug, token, keyid))
         _audit(session, public_url)
     return created
+
+
+def serving_label(
+    vendor: str,
+    server: Serving,
+    *,
+    registry: str,
+    revision: str,
+    power_scale: float,
+    created_at: datetime,
+) -> dict[str, Any]:
+    """A synthetic chat-serving label with every level of ``server``: closed-loop windows whose
+    request count follows from the level's latency (``concurrency x window / end-to-end time``),
+    energy from the level's power, per node when there are several."""
+    model, parameters, (engine, version, source), nodes, levels = server
+    # a meter that retried a read now and then (the flag's plain words show on the model page)
+    extra_flags = ["transient-errors"] if vendor == "contoso-labs" else []
+    hardware_class = H100
+    label = make_label(
+        vendor=vendor,
+        model=model,
+        registry=registry,
+        revision=revision,
+        task="chat-serving",
+        suite="2",
+        parameter_count=parameters,
+        hardware_class=hardware_class,
+        zone={"northwind-ai": "FR", "contoso-labs": "US-CAL"}.get(vendor, "PL"),
+        intensity_g_per_kwh={"northwind-ai": 56, "contoso-labs": 198}.get(vendor, 662),
+        units_per_trial=24,
+        trials=4,
+        seed=3,
+        created_at=created_at,
+    )
+    rng = random.Random(f"demo-serving:{vendor}/{model}@{revision}")  # noqa: S311
+    names: list[str | None] = [f"{model}-node-{r}" for r in range(nodes)] if nodes > 1 else [None]
+    idle = label["traces"]["idle"]
+    idle_component = idle["components"][0]
+    idle_components = []
+    counters: dict[str | None, float] = {}
+    for i, name in enumerate(names):
+        reading = dict(idle_component)
+        if name is not None:
+            reading["node"] = name
+            reading["counter_start_j"] += 1.0e6 * i
+            reading["counter_end_j"] += 1.0e6 * i
+        counters[name] = reading["counter_end_j"]
+        idle_components.append(reading)
+    idle["components"] = idle_components
+    clock = float(idle["t_end_s"])
+    trials: list[dict[str, Any]] = []
+    for _ in range(SERVING_TRIALS_PER_LEVEL):
+        for concurrency, power_w, per_token_s in levels:
+            clock += 2.0  # cooldown
+            window_s = SERVING_WINDOW_S + rng.random()
+            trial = _serving_window(rng, concurrency, per_token_s, window_s)
+            trial.update(index=len(trials), t_start_s=clock, t_end_s=clock + window_s)
+            energy_j = power_w * power_scale * window_s * (1.0 + rng.gauss(0, 0.02))
+            trial["components"] = []
+            for name in names:
+                share_j = energy_j / len(names) * (1.0 + rng.gauss(0, 0.01))
+                component: dict[str, Any] = {
+                    "name": "gpu",
+                    "method": "nvml-energy-counter",
+                    "counter_start_j": counters[name],
+                    "counter_end_j": counters[name] + share_j,
+                }
+                if name is not None:
+                    component["node"] = name
+                counters[name] += share_j
+                trial["components"].append(component)
+            trials.append(trial)
+            clock += window_s
+    label["traces"]["trials"] = trials
+    concurrency_levels = [level[0] for level in levels]
+    serving = label["benchmark"]["workload"]["serving"]
+    serving.update(
+        engine={"name": engine, "version": version, "source": source},
+        served_model=label["model"]["id"],
+        concurrency_levels=concurrency_levels,
+        headline_concurrency=headline_concurrency(concurrency_levels),
+        client_on_metered_host=nodes == 1,
+    )
+    measurement = label["measurement"]
+    bias = meter_bias(hardware_class)
+    measurement.update(
+        trials=len(trials),
+        min_window_s=SERVING_WINDOW_S,
+        duration_s=clock - float(idle["t_start_s"]),
+        bias=bias,
+        flags=([] if bias["validated"] else ["unvalidated-bias"]) + list(extra_flags),
+    )
+    if nodes > 1:
+        _nodes(label, names)
+    return fill_results(label)
+
+
+def _serving_window(
+    rng: random.Random, concurrency: int, per_token_s: float, window_s: float
+) -> dict[str, Any]:
+    """The requests one closed-loop window completes: ``[ttft_s, e2e_s, tokens]`` each."""
+    mean_e2e_s = 0.02 + 0.004 * concurrency + 158 * per_token_s
+    units = max(2, round(concurrency * window_s / mean_e2e_s))
+    requests = []
+    for _ in range(units):
+        tokens = rng.randint(60, 256)
+        ttft_s = 0.02 + 0.004 * concurrency * (0.5 + rng.random())
+        e2e_s = ttft_s + tokens * per_token_s * (0.9 + 0.2 * rng.random())
+        requests.append([ttft_s, e2e_s, tokens])
+    return {
+        "units": units,
+        "concurrency": concurrency,
+        "errors": 1 if concurrency >= 32 and units >= 40 and rng.random() < 0.5 else 0,
+        "requests": requests,
+        "input_tokens": units * rng.randint(60, 90),
+        "output_tokens": sum(r[2] for r in requests),
+    }
+
+
+def _nodes(label: dict[str, Any], names: list[str | None]) -> None:
+    """``hardware.nodes``: every node with its GPUs; the accelerator count is their total."""
+    hardware = label["hardware"]
+    accelerator = dict(hardware["accelerator"], count=GPUS_PER_NODE)
+    hardware["nodes"] = [
+        {
+            "name": name,
+            "node_rank": rank,
+            "accelerator": dict(accelerator),
+            "cpu": dict(hardware["cpu"]),
+            "ram_bytes": hardware["ram_bytes"],
+        }
+        for rank, name in enumerate(names)
+    ]
+    hardware["accelerator"]["count"] = GPUS_PER_NODE * len(names)
 
 
 def _declare(label: dict[str, Any], declared: list[dict[str, Any]] | None) -> None:

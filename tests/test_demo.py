@@ -1,12 +1,14 @@
 """The demo seed: real signed labels through the ingest path, grades A to E, suite-2 labels with
-quality in every model-size class, tokens on rerun."""
+quality in every model-size class, chat-serving labels with several levels, tokens on rerun."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import text
 
+from registry.api.badge_facts import model_badge_facts
 from registry.db import make_engine, upgrade
 from registry.demo import seed
 from registry.services.vendors import authenticate
@@ -21,19 +23,23 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
         grades = set(conn.execute(text("SELECT DISTINCT grade FROM labels")).scalars())
         labels = conn.execute(text("SELECT count(*) FROM labels")).scalar_one()
     assert grades == {"A", "B", "C", "D", "E"}
-    assert labels == 42  # 10 suite-1 and 11 suite-2 models, two revisions each
+    # 10 suite-1 models, 11 suite-2 models and 3 chat-serving servers, two revisions each
+    assert labels == 48
     with engine.connect() as conn:
         suite_2 = conn.execute(
             text(
                 "SELECT task, size_class, quality, quality_metric, energy_per_output_token_j"
-                " FROM labels WHERE suite = '2' AND current"
+                " FROM labels WHERE suite = '2' AND current AND task != 'chat-serving'"
             )
         ).all()
         suite_1_quality = conn.execute(
             text("SELECT count(*) FROM labels WHERE suite = '1' AND quality IS NOT NULL")
         ).scalar_one()
         declared = conn.execute(
-            text("SELECT count(*) FROM labels WHERE suite = '2' AND predicate LIKE :pattern"),
+            text(
+                "SELECT count(*) FROM labels WHERE suite = '2' AND task != 'chat-serving'"
+                " AND predicate LIKE :pattern"
+            ),
             {"pattern": '%"declared"%'},
         ).scalar_one()
     assert len(suite_2) == 11
@@ -47,15 +53,46 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
     assert suite_1_quality == 0
     assert declared == 2  # nw-chat-8b v1 and v2
     with engine.connect() as conn:
+        serving = conn.execute(
+            text(
+                "SELECT predicate, grade, size_class, energy_per_output_token_j FROM labels"
+                " WHERE task = 'chat-serving' AND current"
+            )
+        ).all()
+    assert len(serving) == 3
+    assert {r.size_class for r in serving} == {"up-to-20b", "up-to-66b", "over-66b"}
+    assert all(r.grade is not None and r.energy_per_output_token_j > 0 for r in serving)
+    engines = set()
+    for row in serving:
+        predicate = json.loads(row.predicate) if isinstance(row.predicate, str) else row.predicate
+        levels = predicate["results"]["serving"]["levels"]
+        assert [level["concurrency"] for level in levels] == [1, 8, 32]
+        per_request = [level["energy_per_unit_wh"]["mean"] for level in levels]
+        ttft = [level["ttft_s"]["p50"] for level in levels]
+        assert per_request == sorted(per_request, reverse=True)  # sharing the GPUs saves energy
+        assert ttft == sorted(ttft)  # and each request waits longer
+        server = predicate["benchmark"]["workload"]["serving"]["engine"]
+        engines.add((server["name"], server["source"], len(predicate["hardware"].get("nodes", []))))
+        assert "unvalidated-bias" in predicate["measurement"]["flags"]
+    # a served model's badge still shows its text-generation label (received after)
+    facts = model_badge_facts(engine, "northwind-ai", "nw-chat-8b", None, None)
+    assert facts is not None
+    assert facts.quality_metric == "gsm8k-exact-match"
+    assert engines == {
+        ("vllm", "server", 0),
+        ("text-generation-inference", "declared", 0),
+        ("vllm", "server", 2),
+    }
+    with engine.connect() as conn:
         tiers = {
             row.tier: row.n
             for row in conn.execute(text("SELECT tier, count(*) AS n FROM labels GROUP BY tier"))
         }
         agreements = sorted(conn.execute(text("SELECT agrees FROM attestations")).scalars())
         kinds = list(conn.execute(text("SELECT kind FROM log_entries ORDER BY idx")).scalars())
-    assert tiers == {"verified": 2, "self-reported": 40}
+    assert tiers == {"verified": 2, "self-reported": 46}
     assert [bool(a) for a in agreements] == [False, True, True]
-    assert kinds.count("label") == 42
+    assert kinds.count("label") == 48
     assert kinds.count("key-add") == 3
     assert kinds[-4:] == ["auditor-add", "audit", "audit", "audit"]
     again = seed(engine, "http://127.0.0.1:8000")
@@ -68,5 +105,5 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
         assert vendor is not None
         assert vendor.slug == again[0].slug
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM labels")).scalar_one() == 42
+        assert conn.execute(text("SELECT count(*) FROM labels")).scalar_one() == 48
     engine.dispose()

@@ -1,7 +1,7 @@
 """The web pages in a real headless Chromium: no console error, accessible structure, filters and
 sorting, the suite selector and the quality column, the energy-against-quality chart of the compare
-page, the copy button, badges at their declared size, desktop and phone layouts (no horizontal
-scrolling), and the screenshots in docs/screenshots/."""
+page, the chat-serving levels on the model page, the copy button, badges at their declared size,
+desktop and phone layouts (no horizontal scrolling), and the screenshots in docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -120,6 +120,43 @@ def test_page_fits_a_phone(
             full_page=True,
             animations="disabled",
         )
+
+
+SERVING_PAGES = ("/models/contoso-labs/cl-llm-32b", "/models/fabrikam/fab-llm-70b")
+
+SERVING_FACTS = """() => {
+  const table = document.querySelector("table.levels");
+  const wrap = table.closest(".table-wrap");
+  return {
+    levels: Array.from(table.querySelectorAll("tbody tr")).map(tr => tr.dataset.concurrency),
+    headline: Array.from(table.querySelectorAll("tbody tr.headline")).map(tr => tr.dataset.concurrency),
+    note: document.querySelector(".headline-note").textContent,
+    engine: document.querySelector("bdi.engine").textContent,
+    nodes: document.querySelectorAll("table.nodes tbody tr").length,
+    wrapped: wrap !== null && wrap.getBoundingClientRect().right <= window.innerWidth + 1,
+  };
+}"""
+
+
+@pytest.mark.parametrize("path", SERVING_PAGES)
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_chat_serving_model_page(
+    path: str, viewport: str, context: Any, phone_context: Any, console: Console
+) -> None:
+    """The levels table (the headline marked), the engine and, for a multi-node label, the
+    nodes; on a phone the page does not scroll sideways (the tables scroll inside their box)."""
+    page = open_page(context if viewport == "desktop" else phone_context, console, path)
+    facts = page.evaluate(SERVING_FACTS)
+    assert facts["levels"] == ["1", "8", "32"]
+    assert facts["headline"] == ["8"]
+    assert "headline: concurrency 8, the methodology's standard load" in facts["note"]
+    assert facts["engine"] in ("text-generation-inference 3.3.4", "vllm 0.11.0")
+    assert facts["nodes"] == (2 if path.endswith("fab-llm-70b") else 0)
+    assert facts["wrapped"]
+    assert page.evaluate(ACCESSIBILITY_PROBLEMS) == []
+    assert all_images_loaded(page) == []
+    assert page.evaluate(NO_HORIZONTAL_SCROLL)
+    assert console.errors == []
 
 
 def test_filters_change_the_table(context: Any, console: Console) -> None:
