@@ -391,12 +391,12 @@ def test_a_node_whose_meter_fails_fails_every_rank(tmp_path: Path) -> None:
 def test_a_node_that_sends_nothing_fails_the_run_in_bounded_time(tmp_path: Path) -> None:
     _keygen(tmp_path)
     started = time.monotonic()
-    node0, node1 = _torchrun_nodes(tmp_path, (100.0, 300.0), fail=(None, "exit"), timeout_s=6)
+    node0, node1 = _torchrun_nodes(tmp_path, (100.0, 300.0), fail=(None, "exit"), timeout_s=10)
     assert time.monotonic() - started < 90
     assert node0.returncode != 0
     assert node1.returncode != 0  # its worker died (exit code 3)
     assert "node-1 (rank 1, host" in _error_line(node0.stderr)
-    assert "sent no traces within 6 s" in _error_line(node0.stderr)
+    assert "sent no traces within 10 s" in _error_line(node0.stderr)
     assert not list(tmp_path.glob("out/*.json"))
 
 
