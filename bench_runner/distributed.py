@@ -246,10 +246,17 @@ class Job(Lockstep):
                 f"(rank -> node, local rank: {sorted(self.topology.items())})"
             )
 
-    def _collective(self, what: str, run: Callable[[], Any]) -> Any:
+    def _collective(
+        self,
+        what: str,
+        run: Callable[[], Any],
+        errors: tuple[type[BaseException], ...] = (RuntimeError,),
+    ) -> Any:
+        """``run()``; a failure of the collective (``errors``: by default any RuntimeError, which
+        covers torch.distributed's and gloo's) says this rank lost the others."""
         try:
             return run()
-        except RuntimeError as exc:  # torch.distributed.DistError and gloo's errors
+        except errors as exc:
             raise DistributedError(
                 f"rank {self.info.rank} lost the other ranks ({what}): another rank failed or "
                 f"did not answer within {self.timeout_s:g} s ({_first_line(exc)})"
@@ -289,8 +296,8 @@ class Job(Lockstep):
         setattr(workload, "model", wrapped)  # noqa: B010  (Workload does not declare a model)
         step = workload.step
 
-        def step_in_job() -> None:
-            self._collective("a training step", step)
+        def step_in_job() -> None:  # only DDP's own failures: a CUDA error stays what it is
+            self._collective("a training step", step, (self._dist.DistError,))
 
         setattr(workload, "step", step_in_job)  # noqa: B010
 
