@@ -61,6 +61,20 @@ def phases_of(version: str, task: str) -> list[str]:
     return list(task_spec(version, task)["phases"])
 
 
+def all_tasks() -> list[str]:
+    """Every task of every suite, sorted."""
+    return sorted({task for v in suite_versions() for task in suite_spec(v)["tasks"]})
+
+
+def suites_offering(task: str, phase: str) -> list[str]:
+    """The suite versions that have this task and phase, oldest first."""
+    return [
+        v
+        for v in suite_versions()
+        if phase in suite_spec(v)["tasks"].get(task, {}).get("phases", [])
+    ]
+
+
 def functional_unit_name(version: str, task: str, phase: str) -> str:
     """The functional unit a label of this suite, task and phase states its energy in."""
     if version == SUITE_1:

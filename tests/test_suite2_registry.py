@@ -496,3 +496,27 @@ def test_non_standard_workload_is_never_a_peer_nor_ranked(
     assert [(v["vendor"], v["score_wh"]) for v in body["vendors"]] == [
         ("acme", full["energy_ci95_high_wh"])
     ]
+
+
+def test_chat_serving_is_ranked_without_naming_its_suite(
+    client: TestClient, publisher: Publisher
+) -> None:
+    label = publisher.label(
+        suite="2", task="chat-serving", model="served", units_per_trial=30, trials=4
+    )
+    view = submit(client, publisher, label)
+    assert view["functional_unit"] == "1k-requests"
+    body = ranking(client, task="chat-serving")  # suite 1 has no chat-serving: suite 2 it is
+    assert body["suite"] == "2"
+    assert [(v["vendor"], v["score_wh"]) for v in body["vendors"]] == [
+        ("acme", view["energy_ci95_high_wh"])
+    ]
+    response = client.get(
+        "/v1/vendors", params={"task": "chat-serving", "phase": "training"}
+    )  # no suite has it
+    assert response.status_code == 422
+    response = client.get(
+        "/v1/vendors", params={"task": "chat-serving", "phase": "inference", "suite": "1"}
+    )
+    assert response.status_code == 422
+    assert "suite 1 has no task" in response.json()["errors"][0]["message"]

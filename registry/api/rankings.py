@@ -27,7 +27,7 @@ from registry.services.ranking import (
     rank_vendors,
 )
 from schemas.contract import load_methodology
-from schemas.suites import SUITE_1, suite_spec, suite_versions
+from schemas.suites import all_tasks, suite_spec, suite_versions, suites_offering
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
@@ -133,7 +133,7 @@ def vendor_ranking(
         Query(
             max_length=64,
             description="a task of the methodology",
-            json_schema_extra={"enum": sorted(load_methodology()["tasks"])},
+            json_schema_extra={"enum": all_tasks()},
         ),
     ],
     phase: Literal["inference", "training"],
@@ -164,10 +164,17 @@ def vendor_ranking(
 ) -> Response:
     methodology = load_methodology()
     check_suite_filters(suite, size_class)
-    tasks = suite_spec(suite or SUITE_1)["tasks"]
-    if task not in tasks:
-        raise invalid_query("task", f"unknown task; one of {sorted(tasks)}")
-    if phase not in tasks[task]["phases"]:
+    if suite is not None:
+        tasks = suite_spec(suite)["tasks"]
+        if task not in tasks:
+            raise invalid_query(
+                "task", f"suite {suite} has no task {task!r}; one of {sorted(tasks)}"
+            )
+        if phase not in tasks[task]["phases"]:
+            raise invalid_query("phase", f"task {task!r} has no {phase} phase")
+    elif task not in all_tasks():
+        raise invalid_query("task", f"unknown task; one of {all_tasks()}")
+    elif not suites_offering(task, phase):
         raise invalid_query("phase", f"task {task!r} has no {phase} phase")
     if hardware is not None and hardware not in methodology["hardware_classes"]:
         raise invalid_query("hardware", "unknown hardware class")

@@ -36,7 +36,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from registry.models import Label, Vendor
-from schemas.suites import suite_versions
+from schemas.suites import suite_versions, suites_offering
 
 SCORE_DESCRIPTION = (
     "median, over the vendor's models with a current measured label in the group, of the upper "
@@ -116,7 +116,7 @@ class _Group:
 def default_suite(session: Session, *, task: str, phase: str) -> str:
     """The suite a ranking of this task and phase shows when none is asked for: the newest with
     a current measured label (else the newest with a current label, else the newest suite)."""
-    newest_first = list(reversed(suite_versions()))
+    newest_first = list(reversed(suites_offering(task, phase))) or list(reversed(suite_versions()))
     for extra in ([col(Label.measured).is_(True)], []):
         for version in newest_first:
             where = _Group(task, phase, version).where()
