@@ -62,6 +62,41 @@ def _window_energy_by_component(window: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+@dataclass(frozen=True)
+class _Settling:
+    """The settling tail of every trial window (``measurement.settle_s``: the end edge is read
+    that long after the window's last step, so a lagging meter's reading of the work lands in the
+    window) and each component's idle power, to take the tail's idle energy back out."""
+
+    settle_s: float
+    idle_w: dict[str, float]
+
+
+def _settling(label: Mapping[str, Any]) -> _Settling:
+    settle_s = float(label["measurement"].get("settle_s") or 0.0)
+    if settle_s <= 0:
+        return _Settling(0.0, {})
+    idle = label["traces"]["idle"]
+    idle_s = float(idle["t_end_s"]) - float(idle["t_start_s"])
+    idle_j = _window_energy_by_component(idle)
+    return _Settling(settle_s, {n: j / idle_s for n, j in idle_j.items()} if idle_s > 0 else {})
+
+
+def _trial_energy(trial: Mapping[str, Any], settling: _Settling) -> tuple[dict[str, float], float]:
+    """A trial's energy per component (J) and its working time (s): the window less its settling
+    tail, and each component's energy less its idle power over that tail."""
+    window_s = float(trial["t_end_s"]) - float(trial["t_start_s"]) - settling.settle_s
+    if window_s <= 0:
+        raise ValueError(f"trial {trial['index']} has a working time of {window_s} s")
+    by_component = _window_energy_by_component(trial)
+    if settling.settle_s:
+        by_component = {
+            name: energy_j - settling.idle_w.get(name, 0.0) * settling.settle_s
+            for name, energy_j in by_component.items()
+        }
+    return by_component, window_s
+
+
 def units_per_functional_unit(phase: str) -> float:
     """Suite 1: inferences (inference: 1,000) or steps (training: 1) in one functional unit.
     For any suite, ``schemas.suites.units_per_functional_unit_for(label)``."""
@@ -73,9 +108,10 @@ def per_trial_component_wh(label: Mapping[str, Any]) -> dict[str, list[float]]:
     """Each component's energy per functional unit (Wh), one value per trial."""
     units_per_fu = units_per_functional_unit_for(label)
     out: dict[str, list[float]] = {}
+    settling = _settling(label)
     for trial in headline_trials(label):
         scale = units_per_fu / float(trial["units"]) / J_PER_WH
-        for name, energy_j in _window_energy_by_component(trial).items():
+        for name, energy_j in _trial_energy(trial, settling)[0].items():
             out.setdefault(name, []).append(energy_j * scale)
     return out
 
@@ -125,6 +161,7 @@ def serving_results(label: Mapping[str, Any]) -> dict[str, Any]:
     if stray:
         raise ValueError(f"trials at concurrency {sorted(map(str, stray))} not declared")
     units_per_fu = units_per_functional_unit_for(label)
+    settling = _settling(label)
     out = []
     for level in levels:
         chosen = [t for t in trials if t.get("concurrency") == level]
@@ -134,8 +171,8 @@ def serving_results(label: Mapping[str, Any]) -> dict[str, Any]:
         ttft: list[float] = []
         itl: list[float] = []
         for trial in chosen:
-            window_s = float(trial["t_end_s"]) - float(trial["t_start_s"])
-            gross_j = math.fsum(_window_energy_by_component(trial).values())
+            by_component, window_s = _trial_energy(trial, settling)
+            gross_j = math.fsum(by_component.values())
             units, tokens = int(trial["units"]), int(trial["output_tokens"])
             if window_s <= 0 or units <= 0 or tokens <= 0:
                 raise ValueError(f"trial {trial['index']} completed no request or no token")
@@ -189,12 +226,10 @@ def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[
     dynamic_wh: list[float] = []
     throughput: list[float] = []
     component_totals: dict[str, list[float]] = {}
+    settling = _settling(label)
     for trial in trials:
-        window_s = float(trial["t_end_s"]) - float(trial["t_start_s"])
-        if window_s <= 0:
-            raise ValueError(f"trial {trial['index']} has a window of {window_s} s")
+        by_component, window_s = _trial_energy(trial, settling)
         units = float(trial["units"])
-        by_component = _window_energy_by_component(trial)
         gross_j = math.fsum(by_component.values())
         scale = units_per_fu / units / J_PER_WH
         per_trial_wh.append(gross_j * scale)
@@ -225,12 +260,12 @@ def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[
         total_wh = energy.mean * float(declared)
         out["/results/extrapolated_total_kwh"] = total_wh / 1000.0
         out["/carbon/co2e_per_run_g"] = total_wh * g_per_wh
-    out.update(_token_figures(trials))
+    out.update(_token_figures(trials, settling))
     out.update(_quality_figures(label))
     return out
 
 
-def _token_figures(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
+def _token_figures(trials: list[Mapping[str, Any]], settling: _Settling) -> dict[str, Any]:
     """Token totals, and per output token energy and throughput when the traces count them."""
     out: dict[str, Any] = {}
     if all("input_tokens" in t for t in trials):
@@ -243,8 +278,8 @@ def _token_figures(trials: list[Mapping[str, Any]]) -> dict[str, Any]:
         tokens = int(trial["output_tokens"])
         if tokens <= 0:
             raise ValueError(f"trial {trial['index']} generated no output tokens")
-        window_s = float(trial["t_end_s"]) - float(trial["t_start_s"])
-        per_token_j.append(math.fsum(_window_energy_by_component(trial).values()) / tokens)
+        by_component, window_s = _trial_energy(trial, settling)
+        per_token_j.append(math.fsum(by_component.values()) / tokens)
         tokens_per_s.append(tokens / window_s)
     out["/results/output_tokens_total"] = sum(int(t["output_tokens"]) for t in trials)
     out["/results/energy_per_output_token_j"] = summarize(per_token_j).as_dict()

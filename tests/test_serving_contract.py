@@ -164,3 +164,24 @@ def test_the_stated_bias_must_be_the_methodologys() -> None:
     assert [i.pointer for i in semantic_issues(build_statement(label))] == [
         "/predicate/measurement/bias"
     ]
+
+
+def test_the_settling_tail_is_taken_out_at_idle_power() -> None:
+    # The end edge is read settle_s after the last step: the tail's energy at each component's
+    # idle power comes back out, and throughput counts the working time only.
+    label = make_label(vendor="acme", model="m", registry="http://x")
+    idle = label["traces"]["idle"]
+    idle_w = (idle["components"][0]["counter_end_j"] - idle["components"][0]["counter_start_j"]) / (
+        idle["t_end_s"] - idle["t_start_s"]
+    )
+    settled = copy.deepcopy(label)
+    settled["measurement"]["settle_s"] = 1.0
+    for trial in settled["traces"]["trials"]:
+        trial["t_end_s"] += 1.0
+        trial["components"][0]["counter_end_j"] += idle_w * 1.0
+    fill_results(settled)
+    assert check_results(settled) == []
+    for key in ("energy_per_unit_wh", "throughput_units_per_s", "dynamic_energy_per_unit_wh"):
+        assert settled["results"][key] == pytest.approx(label["results"][key], rel=1e-9)
+    settled["measurement"]["settle_s"] = 0.0  # the same traces read without settling: more energy
+    assert "/results/energy_per_unit_wh/mean" in pointers(settled)
