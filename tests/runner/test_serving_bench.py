@@ -222,7 +222,8 @@ def test_errors_under_the_limit_are_recorded(cli: Any, tmp_path: Path) -> None:
     plan = every(50, Reply(mode="http-503"))  # 2 % of requests
     with fake_openai_server(plan, owned_by="vllm", version="0.11.0") as server:
         args = serving_args(server.base, "fake/model", "--concurrency", "4", *REGISTRY, *QUICK)
-        code, out, err = cli(args)
+        # windows of >= 20 requests keep one error in 50 under 5 % in every window
+        code, out, err = cli([*args, "--min-window-s", "1"])
     assert code == 0, err
     statement = statement_of(tmp_path / out.strip().splitlines()[-1])
     label = statement["predicate"]
@@ -256,8 +257,8 @@ def test_slow_tokens_are_timed_in_the_label(cli: Any, tmp_path: Path) -> None:
     for level in label["results"]["serving"]["levels"]:
         assert level["ttft_s"]["p50"] == pytest.approx(0.1, abs=0.03)
         assert level["itl_s"]["p50"] == pytest.approx(0.02, abs=0.01)
-        # a closed loop of c workers: about c / 0.18 s requests per second
-        assert level["requests_per_s"] == pytest.approx(level["concurrency"] / 0.18, rel=0.35)
+        # a closed loop of c workers: at most c / 0.18 s requests per second
+        assert 0.3 < level["requests_per_s"] / (level["concurrency"] / 0.18) < 1.1
     for trial in label["traces"]["trials"]:
         assert all(r[2] == 5 for r in trial["requests"])
         assert trial["output_tokens"] == 5 * trial["units"]
@@ -350,3 +351,75 @@ def test_option_errors(cli: Any, args: list[str], message: str) -> None:
     assert code == 1
     assert len(err.splitlines()) == 1
     assert err.startswith(message)
+
+
+def test_hourly_carbon_of_the_headline_level(cli: Any, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    rows = [f"{(hour + timedelta(hours=h)).isoformat()},{100.0 * (h + 3)}" for h in range(-1, 3)]
+    (tmp_path / "hourly.csv").write_text("timestamp,intensity_g_per_kwh\n" + "\n".join(rows) + "\n")
+    with fake_openai_server(owned_by="vllm") as server:
+        args = serving_args(
+            server.base, "fake/model", "--concurrency", "1,8", "--hourly", "hourly.csv"
+        )
+        code, out, err = cli([*args, "--pue", "1.2", *REGISTRY, *QUICK])
+    assert code == 0, err
+    label = statement_of(tmp_path / out.strip().splitlines()[-1])["predicate"]
+    hourly = label["carbon"]["hourly"]
+    used = {row["intensity_g_per_kwh"] for row in hourly["intensities"]}
+    assert used <= {200.0, 300.0, 400.0, 500.0}
+    # per unit of the headline level (8), whose energy is the label's top-level figure
+    energy_kwh = label["results"]["energy_per_unit_wh"]["mean"] / 1000
+    assert (
+        energy_kwh * 1.2 * min(used) * 0.99
+        <= hourly["co2e_per_unit_g"]
+        <= energy_kwh * 1.2 * max(used) * 1.01
+    )
+
+
+def test_gpus_are_metered_and_their_processes_are_the_deployments(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench_runner import serving_cli
+    from bench_runner.devices import discover
+    from bench_runner.devices.estimate import EstimatedCpuMeter
+    from bench_runner.devices.nvml import GpuInfo
+
+    seen: dict[str, Any] = {}
+    gpus = [
+        GpuInfo(
+            index=i,
+            uuid=f"GPU-{i}",
+            name="NVIDIA H100",
+            driver_version="550.1",
+            power_limit_w=700.0,
+            energy_counter=True,
+            cuda_index=i,
+        )
+        for i in range(2)
+    ]
+
+    def fake_discover(**kwargs: Any) -> discover.MeterSet:
+        seen.update(kwargs)
+        found = discover.MeterSet(meters=[EstimatedCpuMeter(tdp_w=10.0)], gpus=gpus)
+        found.foreign_pids = {0: [4242, 4243]}
+        found.notes.append("other processes share the measured GPU (GPU 0: PID 4242): flagged")
+        return found
+
+    monkeypatch.setattr(discover, "discover_meters", fake_discover)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    found = serving_cli._meters({"gpus": "0,1", "meter": "auto"})
+    err = capsys.readouterr().err
+    assert seen["gpu"] is True
+    assert seen["allow_foreign_processes"] is True
+    assert seen["env"]["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert seen["env"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert "note: GPU 0: processes 4242, 4243 (the deployment's)" in err
+    assert "note: GPU 1 runs no process: is the engine on it?" in err
+    assert "flagged" not in err
+    assert "foreign-processes" in found.flags  # the CLI drops it: see bench_serving
+    found.close()
+    serving_cli._meters({"gpus": None, "meter": "auto"})
+    assert seen["gpu"] is None
+    assert seen["env"]["CUDA_VISIBLE_DEVICES"] == ""
