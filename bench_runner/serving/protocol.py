@@ -79,12 +79,15 @@ class ServingRun:
         """The run as ``bench_runner.label.build_label`` takes it: every level's trials in
         order, the warm-up requests of all levels."""
         return RunResult(
-            self.protocol,
-            self.idle,
-            list(self.trials),
-            sum(level.warmup_requests for level in self.levels),
-            sum(level.warmup_s for level in self.levels),
-            self.duration_s,
+            protocol=self.protocol,
+            idle=self.idle,
+            trials=list(self.trials),
+            warmup_iterations=sum(level.warmup_requests for level in self.levels),
+            warmup_s=sum(level.warmup_s for level in self.levels),
+            duration_s=self.duration_s,
+            # no settling delay: under continuous load a meter's lag moves as much of the work
+            # out of a window at its start as into it at its end
+            settle_s=0.0,
         )
 
 

@@ -267,6 +267,7 @@ def _serving_label(trials: list[dict[str, Any]], levels: list[int]) -> dict[str,
             "phase": "inference",
             "workload": {"serving": {"concurrency_levels": levels, "headline_concurrency": 8}},
         },
+        "measurement": {},
         "traces": {"trials": trials},
     }
 
