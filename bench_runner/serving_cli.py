@@ -15,6 +15,8 @@ from bench_runner.cli import CliError, console, out
 
 TASK = "chat-serving"
 DEFAULT_LEVELS = "1,8,32"
+#: a registry's default limit on a request body (registry/config.py, max_body_bytes)
+REGISTRY_BODY_LIMIT_BYTES = 1_048_576
 #: a client this busy (CPU share of one core in a window) may be what limits the load
 CLIENT_BUSY_SHARE = 0.8
 #: bench options that only chat-serving takes (the CLI's names)
@@ -332,6 +334,14 @@ def _finish(label: dict[str, Any], options: Mapping[str, Any], private_key: Any)
     envelope_path = out_dir / f"{label['label_id']}.dsse.json"
     label_path.write_text(json.dumps(label, indent=2) + "\n")
     envelope_path.write_text(json.dumps(envelope) + "\n")
+    size = envelope_path.stat().st_size
+    if size > REGISTRY_BODY_LIMIT_BYTES:
+        console.print(
+            f"note: the envelope is {size:,} bytes (one [ttft, e2e, tokens] per request); a "
+            f"registry takes {REGISTRY_BODY_LIMIT_BYTES:,} by default "
+            "(CARBONLABEL_MAX_BODY_BYTES): shorter windows or fewer levels make it smaller",
+            markup=False,
+        )
     for table in serving_tables(label):
         console.print(table)
     console.print(summary_table(label))

@@ -245,12 +245,18 @@ def test_errors_under_the_limit_are_recorded(cli: Any, tmp_path: Path) -> None:
     assert "flags: estimated" in err
 
 
-def test_slow_tokens_are_timed_in_the_label(cli: Any, tmp_path: Path) -> None:
+def test_slow_tokens_are_timed_in_the_label(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench_runner import serving_cli
+
+    monkeypatch.setattr(serving_cli, "REGISTRY_BODY_LIMIT_BYTES", 1000)
     reply = Reply(tokens=5, first_token_delay_s=0.1, token_interval_s=0.02)
     with fake_openai_server(lambda _k: reply, owned_by="sglang") as server:
         args = serving_args(server.base, "fake/model", "--concurrency", "1,2", *REGISTRY, *QUICK)
         code, out, err = cli(args)
     assert code == 0, err
+    assert "note: the envelope is " in err  # over the (lowered) registry body limit
     label = statement_of(tmp_path / out.strip().splitlines()[-1])["predicate"]
     assert label["benchmark"]["workload"]["serving"]["engine"] == {
         "name": "sglang",
