@@ -290,6 +290,20 @@ def test_an_error_rate_over_the_limit_fails_the_run(cli: Any, tmp_path: Path, mo
     assert not (tmp_path / "out").exists()
 
 
+def test_a_server_failing_every_request_stops_at_the_warm_up(cli: Any, tmp_path: Path) -> None:
+    def plan(k: int) -> Reply:
+        return Reply() if k == 0 else Reply(mode="http-500")
+
+    with fake_openai_server(plan) as server:
+        args = serving_args(server.base, "fake/model", "--concurrency", "2", "--engine", "x")
+        code, _out, err = cli([*args, *REGISTRY, *QUICK])
+    assert code == 1
+    line = err.splitlines()[-1]
+    assert line.startswith("error: every warm-up request at concurrency 2 failed (")
+    assert "the first: http-status: HTTP 500 " in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_endpoint_down_is_one_error_line(cli: Any, tmp_path: Path) -> None:
     port = free_port()
     code, _out, err = cli(serving_args(f"http://127.0.0.1:{port}", "m", *REGISTRY, *QUICK))
@@ -371,9 +385,11 @@ def test_hourly_carbon_of_the_headline_level(cli: Any, tmp_path: Path) -> None:
         args = serving_args(
             server.base, "fake/model", "--concurrency", "1,8", "--hourly", "hourly.csv"
         )
-        code, out, err = cli([*args, "--pue", "1.2", *REGISTRY, *QUICK])
+        declared = ["--no-client-on-metered-host", "--pue", "1.2"]
+        code, out, err = cli([*args, *declared, *REGISTRY, *QUICK])
     assert code == 0, err
     label = statement_of(tmp_path / out.strip().splitlines()[-1])["predicate"]
+    assert label["benchmark"]["workload"]["serving"]["client_on_metered_host"] is False
     hourly = label["carbon"]["hourly"]
     used = {row["intensity_g_per_kwh"] for row in hourly["intensities"]}
     assert used <= {200.0, 300.0, 400.0, 500.0}
