@@ -73,7 +73,7 @@ class _Settling:
 
 
 def _settling(label: Mapping[str, Any]) -> _Settling:
-    settle_s = float(label["measurement"].get("settle_s") or 0.0)
+    settle_s = float(label.get("measurement", {}).get("settle_s") or 0.0)
     if settle_s <= 0:
         return _Settling(0.0, {})
     idle = label["traces"]["idle"]
