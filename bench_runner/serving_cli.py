@@ -3,7 +3,6 @@ under load, per concurrency level, and write a signed label (``bench_cli.bench``
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -85,7 +84,7 @@ def _preflight(load: Any) -> None:
     """One request before anything is measured: the server must stream, with usage."""
     import httpx
 
-    from bench_runner.serving.client import send_chat
+    from bench_runner.serving.client import run_blocking, send_chat
 
     async def one() -> Any:
         async with httpx.AsyncClient(headers=load.headers) as client:
@@ -93,7 +92,7 @@ def _preflight(load: Any) -> None:
                 client, load.url, load.bodies[0], 0, timeout_s=load.request_timeout_s
             )
 
-    result = asyncio.run(one())
+    result = run_blocking(one())
     if not result.ok:
         raise CliError(f"a test request to {load.url} failed before measuring: {result.describe()}")
 

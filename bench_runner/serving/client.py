@@ -16,15 +16,16 @@ request that streams no text at all has its first token at the finish chunk).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import enum
 import ipaddress
 import json
 import socket
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -326,3 +327,13 @@ def probe_server(
     if status == 200 and isinstance(answer, dict) and isinstance(answer.get("version"), str):
         version = answer["version"][:64]
     return ServerInfo(ids, str(owned_by) if owned_by else None, version)
+
+
+T = TypeVar("T")
+
+
+def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end on a fresh event loop in a thread of its own, so it works
+    whether or not the calling thread already runs a loop (a notebook, a test session's)."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="carbonlabel-serving") as pool:
+        return pool.submit(asyncio.run, coroutine).result()

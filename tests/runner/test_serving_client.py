@@ -4,7 +4,6 @@ pieces of a serving label (levels, engine, headline, percentile and ITL math).""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections import Counter
@@ -33,7 +32,7 @@ def send(base: str, body: dict[str, Any] | None = None, timeout_s: float = 10.0)
                 timeout_s=timeout_s,
             )
 
-    return asyncio.run(one())
+    return serving_client.run_blocking(one())
 
 
 def test_a_complete_stream_is_timed_and_counted() -> None:
