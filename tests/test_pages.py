@@ -896,3 +896,11 @@ def test_hostile_quality_text_is_escaped(client: TestClient, publisher: Publishe
         assert "<script>alert" not in page, path
         assert "<img src=x" not in page, path
     assert "&lt;script&gt;alert(&#34;q&#34;)" in client.get("/models/acme/cls").text
+
+
+def test_methodology_page_lists_the_meter_bias_bounds(client: TestClient) -> None:
+    page = client.get("/methodology").text
+    assert "Meter bias bound" in page
+    assert "6% · validated" in page  # the A100 classes, from the shared capture
+    assert '15% <span class="muted">· unvalidated (default)</span>' in page
+    assert "Settling" in page

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from registry.pages.common import functional_unit_of, render, router, unit_short_for
 from schemas.contract import load_methodology
-from schemas.suites import SUITE_1, size_class_label, suite_spec, suite_versions
+from schemas.suites import SUITE_1, meter_bias, size_class_label, suite_spec, suite_versions
 
 
 def _cells(bands: list[float], scale: list[str]) -> list[dict[str, Any]]:
@@ -77,5 +77,6 @@ def methodology_page(request: Request) -> HTMLResponse:
             "scale": list(grades["scale"]),
             "band_rows": band_rows(SUITE_1, grades),
             "later_suites": later,
+            "meter_bias": meter_bias,
         },
     )
