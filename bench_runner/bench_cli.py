@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bench_runner.bench_view import Display, summary_lines, summary_table
-from bench_runner.cli import CliError, _private_key, console, out
+from bench_runner.cli import CliError, _private_key, console, out, print_meter_findings
 from bench_runner.measure import Protocol, ProtocolRunner
 
 if TYPE_CHECKING:
@@ -306,15 +306,7 @@ def bench(
 
     if job is None:
         found = make_meters(workload.device.startswith("cuda"))
-    if found.estimated:
-        console.print(
-            "[bold red]WARNING: nothing can be measured on this machine; energy will be "
-            "ESTIMATED, not measured.[/] The label will say so and get no grade.",
-        )
-        for reason in found.reasons:
-            console.print(f"  - {reason}", markup=False)
-    for note in found.notes:
-        console.print(f"note: {note}", markup=False)
+    print_meter_findings(found)
     flags = list(found.flags)
 
     run_wall = datetime.now(UTC)

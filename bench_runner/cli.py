@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from cryptography.hazmat.primitives import serialization
@@ -46,6 +47,21 @@ TokenOpt = Annotated[
         "--token", envvar="CARBONLABEL_TOKEN", help="vendor API token", show_default=False
     ),
 ]
+
+
+def print_meter_findings(found: Any, *, hide_note: Callable[[str], bool] | None = None) -> None:
+    """What meter discovery found that the user must hear: an estimate, loudly, with each
+    meter's reason, and the notes (``hide_note`` leaves some out)."""
+    if found.estimated:
+        console.print(
+            "[bold red]WARNING: nothing can be measured on this machine; energy will be "
+            "ESTIMATED, not measured.[/] The label will say so and get no grade.",
+        )
+        for reason in found.reasons:
+            console.print(f"  - {reason}", markup=False)
+    for note in found.notes:
+        if hide_note is None or not hide_note(note):
+            console.print(f"note: {note}", markup=False)
 
 
 def _read(path: Path) -> bytes:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bench_runner.cli import CliError, console, out
+from bench_runner.cli import CliError, console, out, print_meter_findings
 
 TASK = "chat-serving"
 DEFAULT_LEVELS = "1,8,32"
@@ -117,16 +117,8 @@ def _meters(options: Mapping[str, Any]) -> Any:
         )
     except MeterError as exc:
         raise CliError(str(exc)) from None
-    if found.estimated:
-        console.print(
-            "[bold red]WARNING: nothing can be measured on this machine; energy will be "
-            "ESTIMATED, not measured.[/] The label will say so and get no grade.",
-        )
-        for reason in found.reasons:
-            console.print(f"  - {reason}", markup=False)
-    for note in found.notes:
-        if "other processes share the measured GPU" not in note:
-            console.print(f"note: {note}", markup=False)
+    # every process on the metered GPUs is the deployment's: no note about sharing them
+    print_meter_findings(found, hide_note=lambda note: "other processes share" in note)
     for gpu in found.gpus:
         pids = found.foreign_pids.get(gpu.index)
         if pids:

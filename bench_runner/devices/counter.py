@@ -26,7 +26,7 @@ from bench_runner.devices.nvml import GpuInfo, Sleep
 logger = logging.getLogger(__name__)
 
 
-class NvmlCounterMeter(Meter):
+class NvmlCounterMeter(health.HealthFlags, Meter):
     """GPU energy from NVML's energy counter, read at window edges and polled in between.
 
     ``poll_interval_s`` (None: no thread; the caller may call :meth:`poll`), ``clock`` (the
@@ -200,19 +200,6 @@ class NvmlCounterMeter(Meter):
             return nvml.read_power_w(self._handle)
         except nvml.NVMLError:
             return None
-
-    @property
-    def health_flags(self) -> list[str]:
-        with self._lock:
-            flags = set(self._flags)
-        if self._retrier.retries:
-            flags.add(health.FLAG_TRANSIENT_ERRORS)
-        return sorted(flags)
-
-    @property
-    def transient_retries(self) -> int:
-        """Transient NVML errors retried so far."""
-        return self._retrier.retries
 
     def close(self) -> None:
         self._stop.set()

@@ -227,3 +227,25 @@ class CounterTrack:
         self.last_mj, self.last_t_s = value_mj, t_s
         if poll:
             self.polls += 1
+
+
+class HealthFlags:
+    """What an NVML meter reports of its own health (``health_flags``, ``transient_retries``):
+    the flags it raised under ``_lock`` and whether its ``Retrier`` had to retry."""
+
+    _lock: threading.Lock
+    _flags: set[str]
+    _retrier: Retrier
+
+    @property
+    def health_flags(self) -> list[str]:
+        with self._lock:
+            flags = set(self._flags)
+        if self._retrier.retries:
+            flags.add(FLAG_TRANSIENT_ERRORS)
+        return sorted(flags)
+
+    @property
+    def transient_retries(self) -> int:
+        """Transient NVML errors retried so far."""
+        return self._retrier.retries

@@ -26,7 +26,7 @@ from bench_runner.devices.nvml import MAX_SAMPLING_INTERVAL_S, GpuInfo, Sleep
 logger = logging.getLogger(__name__)
 
 
-class NvmlSamplingMeter(Meter):
+class NvmlSamplingMeter(health.HealthFlags, Meter):
     """GPU power polled from NVML in a daemon thread; windows return their samples.
 
     ``interval_s`` defaults to 0.1 s (10 Hz); slower intervals need ``allow_slow_interval``.
@@ -247,19 +247,6 @@ class NvmlSamplingMeter(Meter):
     def power_w(self) -> float | None:
         with self._lock:
             return self._samples[-1][1] if self._samples else None
-
-    @property
-    def health_flags(self) -> list[str]:
-        with self._lock:
-            flags = set(self._flags)
-        if self._retrier.retries:
-            flags.add(health.FLAG_TRANSIENT_ERRORS)
-        return sorted(flags)
-
-    @property
-    def transient_retries(self) -> int:
-        """Transient NVML errors retried so far."""
-        return self._retrier.retries
 
     @property
     def buffered_samples(self) -> int:
