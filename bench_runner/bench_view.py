@@ -16,14 +16,15 @@ UNIT_NAMES = {
 }
 
 
-class Display:
-    """Rich live progress: phase, trial i/N, live watts and (integrated) joules; then the
-    scoring of the outputs (i/N items)."""
+class LiveDisplay:
+    """A one-line Rich live progress, with the joules of the current phase integrated from the
+    watts each report carries (shared by ``bench`` and ``bench --task chat-serving``)."""
 
     def __init__(self, quiet: bool, console: Console, description: str = "preflight") -> None:
         from rich.progress import Progress as RichProgress
         from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
+        self.quiet = quiet
         self.progress = RichProgress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -34,45 +35,59 @@ class Display:
         )
         self.task_id = self.progress.add_task(description, total=None)
         self.energy_j = 0.0
-        self.last: tuple[str, int, float] | None = None
+        self._last: tuple[tuple[Any, ...], float] | None = None
 
-    def __enter__(self) -> Display:
+    def __enter__(self) -> Any:
         self.progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(None, None, None)
 
-    def __call__(self, p: Progress) -> None:
-        key = (p.phase, p.trial)
-        if self.last is None or self.last[:2] != key:
+    def integrate(self, key: tuple[Any, ...], elapsed_s: float, power_w: float | None) -> None:
+        """Add the joules since the last report of the same phase (``key``); a new phase starts
+        from zero."""
+        if self._last is None or self._last[0] != key:
             self.energy_j = 0.0
-        elif p.power_w is not None:
-            self.energy_j += p.power_w * max(0.0, p.elapsed_s - self.last[2])
-        self.last = (p.phase, p.trial, p.elapsed_s)
+        elif power_w is not None:
+            self.energy_j += power_w * max(0.0, elapsed_s - self._last[1])
+        self._last = (key, elapsed_s)
+
+    def show(self, description: str) -> None:
+        self.progress.update(self.task_id, description=description)
+
+
+def watts_text(power_w: float | None) -> str:
+    return f"{power_w:7.1f} W" if power_w is not None else "      ? W"
+
+
+class Display(LiveDisplay):
+    """``bench``'s progress: phase, trial i/N, live watts and (integrated) joules; then the
+    scoring of the outputs (i/N items)."""
+
+    def __call__(self, p: Progress) -> None:
+        self.integrate((p.phase, p.trial), p.elapsed_s, p.power_w)
         if p.phase == "done":
-            self.progress.update(self.task_id, description="protocol done")
+            self.show("protocol done")
             return
-        watts = f"{p.power_w:7.1f} W" if p.power_w is not None else "      ? W"
+        watts = watts_text(p.power_w)
         where = {
             "idle": "idle baseline",
             "warmup": f"warm-up ({p.units} iterations)",
             "cooldown": f"cooldown before trial {p.trial}/{p.trials}",
             "trial": f"trial {p.trial}/{p.trials} ({p.units} units)",
         }[p.phase]
-        self.progress.update(
-            self.task_id, description=f"{where:<34} {watts}  {self.energy_j:9.1f} J"
-        )
+        self.show(f"{where:<34} {watts}  {self.energy_j:9.1f} J")
 
     def scoring(self, done: int, total: int) -> None:
-        self.progress.update(self.task_id, description=f"quality: scoring {done}/{total} items")
+        self.show(f"quality: scoring {done}/{total} items")
 
     def quality_done(self, block: dict[str, Any] | None) -> None:
         if block and "measured" in block:
             items = block["measured"]["items"]
-            self.progress.update(self.task_id, description=f"quality: scored {items}/{items} items")
+            self.show(f"quality: scored {items}/{items} items")
         else:
-            self.progress.update(self.task_id, description="quality: none measured (see below)")
+            self.show("quality: none measured (see below)")
 
 
 def _interval(stats: dict[str, Any]) -> str:

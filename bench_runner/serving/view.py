@@ -5,50 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from bench_runner.bench_view import LiveDisplay, watts_text
 from bench_runner.serving.protocol import ServingProgress
 
 
-class ServingDisplay:
+class ServingDisplay(LiveDisplay):
     """Rich live progress: level i/N at concurrency c, phase, trial i/N, requests and errors in
     the phase, live watts and (integrated) joules of the window."""
 
-    def __init__(self, quiet: bool, console: Console) -> None:
-        from rich.progress import Progress as RichProgress
-        from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self.quiet = quiet
-        self.console = console
-        self.progress = RichProgress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-            disable=quiet,
-        )
-        self.task_id = self.progress.add_task("preflight", total=None)
-        self.energy_j = 0.0
-        self.last: tuple[str, int, int, float] | None = None
-
-    def __enter__(self) -> ServingDisplay:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
-
     def __call__(self, p: ServingProgress) -> None:
-        key = (p.phase, p.concurrency, p.trial)
-        if self.last is None or self.last[:3] != key:
-            self.energy_j = 0.0
-        elif p.power_w is not None:
-            self.energy_j += p.power_w * max(0.0, p.elapsed_s - self.last[3])
-        self.last = (*key, p.elapsed_s)
+        self.integrate((p.phase, p.concurrency, p.trial), p.elapsed_s, p.power_w)
         if p.phase == "done":
-            self.progress.update(self.task_id, description="protocol done")
+            self.show("protocol done")
             return
         if p.phase == "trial-done":
             if not self.quiet:
@@ -68,11 +38,7 @@ class ServingDisplay:
             "drain": f"{level}: draining requests in flight",
         }[p.phase]
         counts = "" if p.phase == "idle" else f" {p.requests} requests, {p.errors} errors"
-        watts = f"{p.power_w:7.1f} W" if p.power_w is not None else "      ? W"
-        self.progress.update(
-            self.task_id,
-            description=f"{where:<44}{counts:<28} {watts}  {self.energy_j:9.1f} J",
-        )
+        self.show(f"{where:<44}{counts:<28} {watts_text(p.power_w)}  {self.energy_j:9.1f} J")
 
 
 def _ci(stats: dict[str, Any]) -> str:
