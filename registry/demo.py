@@ -428,7 +428,7 @@ def _audit(session: Session, public_url: str) -> None:
                 Label.task == task,
                 Label.phase == phase,
                 Label.suite == "1",
-                col(Label.current).is_(True),
+                col(Label.current),
             )
         ).one()
         mean = label.energy_per_unit_wh * factor

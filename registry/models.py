@@ -112,6 +112,43 @@ class Model(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+LEADERBOARD_GROUP = ("task", "phase", "suite")
+LEADERBOARD_INCLUDE = ["hardware_class", "zone", "size_class", "measured", "standard_workload"]
+LEADERBOARD_SORTS: dict[str, tuple[str, ...]] = {
+    # name: the sort's key expressions after the group (services/leaderboard.py SORTS)
+    "grade": ("(grade IS NULL)", "energy_ci95_high_wh", "vendor_slug", "model_name", "id"),
+    "energy": ("energy_per_unit_wh", "vendor_slug", "model_name", "id"),
+    "co2e": ("co2e_per_unit_g", "vendor_slug", "model_name", "id"),
+    "model": ("lower(model_name)", "vendor_slug", "hardware_class", "id"),
+    "vendor": ("vendor_slug", "lower(model_name)", "hardware_class", "id"),
+    "date": ("created_at", "vendor_slug", "model_name", "id"),
+    # labels without a quality figure last in both directions: one index per direction
+    "quality": ("(quality IS NULL)", "coalesce(quality, 0.0)", "vendor_slug", "model_name", "id"),
+    "quality_desc": (
+        "(quality IS NOT NULL)",
+        "coalesce(quality, 0.0)",
+        "vendor_slug",
+        "model_name",
+        "id",
+    ),
+}
+
+
+def leaderboard_indexes() -> list[Index]:
+    """The partial indexes (``WHERE current``) behind the leaderboard's sort orders."""
+    return [
+        Index(
+            f"ix_labels_board_{name}",
+            *LEADERBOARD_GROUP,
+            *(text(key) if "(" in key else key for key in keys),
+            postgresql_where=text("current"),
+            sqlite_where=text("current"),
+            postgresql_include=[c for c in LEADERBOARD_INCLUDE if c not in keys],
+        )
+        for name, keys in LEADERBOARD_SORTS.items()
+    ]
+
+
 class Label(SQLModel, table=True):
     """One accepted label: the envelope bytes verbatim plus typed columns for queries."""
 
@@ -132,17 +169,18 @@ class Label(SQLModel, table=True):
         Index("ix_labels_received", "received_at", "id"),
         Index("ix_labels_created", "created_at", "id"),
         # the peer percentile (queries.peers_of): a label's peers are the current measured labels
-        # of its suite, task, phase, hardware class and size class (migration 0006)
+        # of its suite's standard workload, task, phase, hardware class and size class; exactly
+        # those rows are in this index (migration 0007), so a count never reads the table
         Index(
-            "ix_labels_current_peers",
+            "ix_labels_peers",
             "task",
             "phase",
             "suite",
             "hardware_class",
             "size_class",
-            "standard_workload",
-            "current",
             "energy_ci95_high_wh",
+            postgresql_where=text("current AND measured AND standard_workload"),
+            sqlite_where=text("current AND measured AND standard_workload"),
         ),
         # the current-label refresh on ingest: the newest of a group (model, suite, task, phase,
         # hardware class), and its current label (migrations 0005, 0006)
@@ -166,6 +204,10 @@ class Label(SQLModel, table=True):
             postgresql_where=text("current"),
             sqlite_where=text("current"),
         ),
+        # the leaderboard (services/leaderboard.py, migration 0007): one index per sort order over
+        # the current labels of a suite, task and phase, keyset-paginated; the filters' columns
+        # are included (PostgreSQL), so a filtered page is read from the index alone
+        *leaderboard_indexes(),
         # GET /v1/vendors: per-vendor aggregates and medians from the index alone (migrations
         # 0003, 0006): every column the ranking reads or filters on is here
         Index(
@@ -237,6 +279,68 @@ class Label(SQLModel, table=True):
     )
     """False for a shrunk suite-2 run (fewer samples, a lower cap): stored and shown, but neither
     graded nor compared with its peers (percentiles, rankings)."""
+    vendor_slug: str = Field(
+        default="", max_length=64, sa_column_kwargs={"server_default": "", "nullable": False}
+    )
+    """The vendor's slug, copied for the leaderboard's sort orders (slugs never change)."""
+    model_name: str = Field(
+        default="", max_length=128, sa_column_kwargs={"server_default": "", "nullable": False}
+    )
+    """The model's name within its vendor, copied for the leaderboard's sort orders."""
+
+
+class VendorStanding(SQLModel, table=True):
+    """A vendor's place in the ranking of one group: its aggregates over its current labels of a
+    suite, task and phase, for one hardware class and size class or all (``*``). Maintained in
+    the transaction of each change to a current flag (services/standings.py)."""
+
+    __tablename__ = "vendor_standings"
+    __table_args__ = (
+        Index(
+            "ix_vendor_standings_rank",
+            "suite",
+            "task",
+            "phase",
+            "hardware_class",
+            "size_class",
+            "score_wh",
+            "vendor_slug",
+        ),
+    )
+
+    suite: str = Field(primary_key=True, max_length=8)
+    task: str = Field(primary_key=True, max_length=64)
+    phase: str = Field(primary_key=True, max_length=16)
+    hardware_class: str = Field(primary_key=True, max_length=64)
+    """A hardware class, or ``*``: all of them."""
+    size_class: str = Field(primary_key=True, max_length=24)
+    """A size class (``""`` where the task has none), or ``*``: all of them."""
+    vendor_id: int = Field(primary_key=True, foreign_key="vendors.id")
+    vendor_slug: str = Field(max_length=64)
+    models: int
+    labels: int
+    measured: int
+    best_grade: str | None = Field(default=None, max_length=1)
+    worst_grade: str | None = Field(default=None, max_length=1)
+    score_wh: float | None = None
+    median_quality: float | None = None
+
+
+class CurrentCount(SQLModel, table=True):
+    """How many current labels (and of them, comparable peers: measured, standard workload) one
+    (suite, task, phase, size class, hardware class, zone) holds: the leaderboard's totals and
+    filter options. Maintained in the transaction of each change to a current flag."""
+
+    __tablename__ = "current_counts"
+
+    suite: str = Field(primary_key=True, max_length=8)
+    task: str = Field(primary_key=True, max_length=64)
+    phase: str = Field(primary_key=True, max_length=16)
+    size_class: str = Field(primary_key=True, max_length=24)
+    hardware_class: str = Field(primary_key=True, max_length=64)
+    zone: str = Field(primary_key=True, max_length=64)
+    labels: int = 0
+    peers: int = 0
 
 
 class LogEntry(SQLModel, table=True):

@@ -26,6 +26,8 @@ from tests.helpers import (
 
 PG_ENV = "CARBONLABEL_TEST_DATABASE_URL"
 TABLES = (
+    "vendor_standings",
+    "current_counts",
     "attestations",
     "auditors",
     "labels",

@@ -285,7 +285,7 @@ def test_0006_upgrades_suite_1_labels_backfills_and_round_trips(scratch_url: str
     engine.dispose()
     before, indexes_0005 = _labels_table(scratch_url)
 
-    upgrade(scratch_url)
+    upgrade(scratch_url, "0006")
     after, indexes = _labels_table(scratch_url)
     for label_id in ("l-old", "l-other"):
         row = after[label_id]
@@ -338,10 +338,11 @@ def test_0006_upgrades_suite_1_labels_backfills_and_round_trips(scratch_url: str
         "l-suite-2": True,
     }
 
-    upgrade(scratch_url)
+    upgrade(scratch_url, "0006")
     again, indexes_again = _labels_table(scratch_url)
     assert indexes_again == indexes
     assert again == after
+    upgrade(scratch_url)
     engine = make_engine(scratch_url)
     try:
         with engine.connect() as conn:

@@ -68,7 +68,7 @@ def _current_label_filter(
     where = [
         col(Vendor.slug) == vendor,
         col(Model.name) == model,
-        or_(col(Label.current).is_(True), col(Label.standing) != Standing.ok),
+        or_(col(Label.current), col(Label.standing) != Standing.ok),
     ]
     if task is not None:
         where.append(col(Label.task) == task)

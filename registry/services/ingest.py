@@ -16,14 +16,14 @@ from functools import cache, lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import bindparam, false, func, select, union_all
+from sqlalchemy import bindparam, false, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from registry.errors import ProblemError
 from registry.models import KeyStatus, Label, Model, PublicKey, Standing, Vendor, utcnow
-from registry.services import queries, translog
+from registry.services import queries, standings, translog
 from registry.services.workloads import grade_of, suite_columns
 from schemas import check_results, validate_statement
 from schemas.contract import semantic_issues
@@ -65,10 +65,7 @@ class _StoreStatements:
     insert_label: Any
     """Returns ``(id, model_id)`` of a new label, nothing when the id is already stored."""
     refresh_current: Any
-    """Returns ``(id, current)`` of each label whose flag changed."""
-    refresh_and_rank: Any | None
-    """PostgreSQL: ``refresh_current`` and the new label's peer counts in one statement, which
-    returns ``(own_current, peers, worse)``; SQLite: None (the two statements run in turn)."""
+    """Returns the id and ``standings.CHANGED_COLUMNS`` of each label whose flag changed."""
 
 
 @cache
@@ -139,49 +136,8 @@ def _statements(dialect: str) -> _StoreStatements:
         )
         .values(current=is_newest)
     )
-    refresh_current = refresh.returning(labels.c.id, labels.c.current)
-    refresh_and_rank = _refresh_and_rank(labels, refresh) if dialect == "postgresql" else None
-    return _StoreStatements(separate_upsert, insert_label, refresh_current, refresh_and_rank)
-
-
-def _refresh_and_rank(labels: Any, refresh: Any) -> Any:
-    """The refresh as a CTE, and the peer counts of ``queries.peer_percentile`` as they stand
-    after it. The SELECT sees the table as it was before the CTE's UPDATE, so the peers are the
-    unchanged current rows plus the changed rows that are now current."""
-    changed = refresh.returning(
-        labels.c.id,
-        labels.c.suite,
-        labels.c.task,
-        labels.c.phase,
-        labels.c.hardware_class,
-        labels.c.size_class,
-        labels.c.current,
-        labels.c.measured,
-        labels.c.standard_workload,
-        labels.c.energy_ci95_high_wh,
-    ).cte("changed")
-    own_id: Any = bindparam("p_id")
-    group = {
-        "suite": bindparam("g_suite"),
-        "task": bindparam("g_task"),
-        "phase": bindparam("g_phase"),
-        "hardware_class": bindparam("g_hardware_class"),
-        "size_class": bindparam("p_size_class"),
-        "label_id": own_id,
-    }
-    unchanged_peers = select(labels.c.energy_ci95_high_wh.label("e")).where(
-        queries.peers_of(labels.c, **group) & labels.c.id.not_in(select(changed.c.id))
-    )
-    changed_peers = select(changed.c.energy_ci95_high_wh.label("e")).where(
-        queries.peers_of(changed.c, **group)
-    )
-    peers = union_all(unchanged_peers, changed_peers).subquery("peers")
-    own_current = select(changed.c.current).where(changed.c.id == own_id).scalar_subquery()
-    return select(
-        own_current.label("own_current"),
-        func.count().label("peers"),
-        func.count().filter(peers.c.e > bindparam("p_value")).label("worse"),
-    ).select_from(peers)
+    refresh_current = refresh.returning(labels.c.id, *standings.changed_columns())
+    return _StoreStatements(separate_upsert, insert_label, refresh_current)
 
 
 @lru_cache(maxsize=4096)
@@ -223,18 +179,22 @@ def _keys_and_seen() -> Any:
 
 def refresh_current(
     connection: Any, *, model_id: int, suite: str, task: str, phase: str, hardware_class: str
-) -> None:
-    """Mark the newest label in good standing of this group current, the others not."""
+) -> list[Any]:
+    """Mark the newest label in good standing of this group current, the others not; returns
+    the labels whose flag changed (their id and ``standings.CHANGED_COLUMNS``), for
+    ``standings.apply_changes``."""
     statement = _statements(connection.dialect.name).refresh_current
-    connection.execute(
-        statement,
-        {
-            "g_model_id": model_id,
-            "g_suite": suite,
-            "g_task": task,
-            "g_phase": phase,
-            "g_hardware_class": hardware_class,
-        },
+    return list(
+        connection.execute(
+            statement,
+            {
+                "g_model_id": model_id,
+                "g_suite": suite,
+                "g_task": task,
+                "g_phase": phase,
+                "g_hardware_class": hardware_class,
+            },
+        ).mappings()
     )
 
 
@@ -404,6 +364,8 @@ def _store(
         payload_sha256=sha,
         envelope=body,
         predicate=label,
+        vendor_slug=vendor.slug,
+        model_name=model_name,
         **suite,
     )
     params = row.model_dump()
@@ -415,33 +377,20 @@ def _store(
         row.model_id = model_id = int(inserted.model_id)
         # The model row is locked by the upsert above until commit, so concurrent labels of the
         # same model take turns here and exactly one label per group stays current.
-        group = {
-            "g_model_id": model_id,
-            "g_suite": row.suite,
-            "g_task": row.task,
-            "g_phase": row.phase,
-            "g_hardware_class": row.hardware_class,
-        }
+        changed = refresh_current(
+            connection,
+            model_id=model_id,
+            suite=row.suite,
+            task=row.task,
+            phase=row.phase,
+            hardware_class=row.hardware_class,
+        )
+        for change in changed:
+            if change["id"] == row.id:
+                row.current = bool(change["current"])
         # The peer percentile is read now rather than after the commit: no second transaction
         # for the answer.
-        if statements.refresh_and_rank is not None:
-            ranked = connection.execute(
-                statements.refresh_and_rank,
-                group
-                | {
-                    "p_id": row.id,
-                    "p_value": row.energy_ci95_high_wh,
-                    "p_size_class": row.size_class,
-                },
-            ).one()
-            if ranked.own_current is not None:
-                row.current = bool(ranked.own_current)
-            percentile = queries.percentile_of(ranked.peers, ranked.worse) if compared else None
-        else:
-            for changed_id, current in connection.execute(statements.refresh_current, group):
-                if changed_id == row.id:
-                    row.current = bool(current)
-            percentile = queries.peer_percentile(session, row) if compared else None
+        percentile = queries.peer_percentile(session, row) if compared else None
         # Last, so the log's lock is held only from here to the commit; it sets log_index too.
         logged = translog.append(
             connection,
@@ -453,6 +402,10 @@ def _store(
             payload_sha256=sha,
             envelope_sha256=hashlib.sha256(body).hexdigest(),
         )
+        # Under the log's lock, so the standings are recomputed one change at a time: the
+        # label arrived current (counted here), and the refresh's changes follow it.
+        arrived = {name: getattr(row, name) for name in standings.CHANGED_COLUMNS}
+        standings.apply_changes(connection, [arrived | {"current": True}, *changed])
         row.log_index = logged.index
     if inserted is None:
         existing = _existing(session, row.id)

@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from registry.errors import ProblemError
 from registry.models import Auditor, KeyStatus, Label, PublicKey, Standing, Vendor, utcnow
-from registry.services import translog
+from registry.services import standings, translog
 from registry.services.ingest import refresh_current
 from schemas.dsse import EnvelopeError, b64decode_any, b64encode, key_proof_message, keyid_for
 from schemas.tlog import timestamp
@@ -130,13 +131,22 @@ def _withdraw_standing(connection: Connection, keyid: str, since: datetime) -> N
     """Labels logged at or after ``since`` under this key lose their standing: they leave the
     grades' peer groups and the rankings (no longer current), and the pages flag them."""
     labels = Label.__table__  # type: ignore[attr-defined]
+    losing = (
+        (labels.c.keyid == keyid)
+        & (labels.c.received_at >= since)
+        & (labels.c.standing == Standing.ok)
+    )
+    # the current ones among them stop being current: read them first (RETURNING gives only
+    # the new values)
+    changed = [
+        dict(row) | {"current": False}
+        for row in connection.execute(
+            sa_select(*standings.changed_columns()).where(losing & labels.c.current)
+        ).mappings()
+    ]
     groups = connection.execute(
         labels.update()
-        .where(
-            (labels.c.keyid == keyid)
-            & (labels.c.received_at >= since)
-            & (labels.c.standing == Standing.ok)
-        )
+        .where(losing)
         .values(standing=Standing.key_compromised, current=False)
         .returning(
             labels.c.model_id,
@@ -146,12 +156,16 @@ def _withdraw_standing(connection: Connection, keyid: str, since: datetime) -> N
             labels.c.hardware_class,
         )
     ).all()
-    for model_id, suite, task, phase, hardware_class in set(groups):
-        refresh_current(
-            connection,
-            model_id=model_id,
-            suite=suite,
-            task=task,
-            phase=phase,
-            hardware_class=hardware_class,
+    for model_id, suite, task, phase, hardware_class in sorted(set(groups)):
+        changed.extend(
+            refresh_current(
+                connection,
+                model_id=model_id,
+                suite=suite,
+                task=task,
+                phase=phase,
+                hardware_class=hardware_class,
+            )
         )
+    # the revocation has taken the log's lock (its entry is appended first)
+    standings.apply_changes(connection, changed)

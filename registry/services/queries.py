@@ -163,7 +163,7 @@ def peers_of(
     label_id: Any,
 ) -> Any:
     """Who a label is ranked against: the current measured labels of its suite, task, phase,
-    hardware class and size class, itself excepted (``ix_labels_current_peers``). ``columns``:
+    hardware class and size class, itself excepted (``ix_labels_peers``). ``columns``:
     the ``.c`` of ``labels`` or of a selection of its columns; the others: values or bind
     parameters."""
     return and_(
@@ -172,9 +172,10 @@ def peers_of(
         columns.suite == suite,
         columns.hardware_class == hardware_class,
         columns.size_class == size_class,
-        columns.standard_workload.is_(True),
-        columns.current.is_(True),
-        columns.measured.is_(True),
+        # bare booleans: the predicate of the partial index ix_labels_peers
+        columns.current,
+        columns.measured,
+        columns.standard_workload,
         columns.id != label_id,
     )
 
@@ -363,7 +364,8 @@ def list_labels(
         if value:
             query = query.where(getattr(Label, attr) == value)
     if filters.current is not None:
-        query = query.where(col(Label.current).is_(filters.current))
+        # a bare boolean (not ``IS true``), so the partial indexes ``WHERE current`` apply
+        query = query.where(col(Label.current) if filters.current else ~col(Label.current))
     if filters.suite is not None:
         query = query.where(Label.suite == filters.suite)
     if filters.size_class is not None:

@@ -98,9 +98,9 @@ class _Group:
             col(Label.task) == self.task,
             col(Label.phase) == self.phase,
             col(Label.suite) == self.suite,
-            col(Label.current).is_(True),
+            col(Label.current),
             # a shrunk suite-2 run is stored and shown, but never compared (workloads.py)
-            col(Label.standard_workload).is_(True),
+            col(Label.standard_workload),
         ]
         if self.hardware_class is not None:
             where.append(col(Label.hardware_class) == self.hardware_class)
@@ -117,7 +117,7 @@ def default_suite(session: Session, *, task: str, phase: str) -> str:
     """The suite a ranking of this task and phase shows when none is asked for: the newest with
     a current measured label (else the newest with a current label, else the newest suite)."""
     newest_first = list(reversed(suites_offering(task, phase))) or list(reversed(suite_versions()))
-    for extra in ([col(Label.measured).is_(True)], []):
+    for extra in ([col(Label.measured)], []):
         for version in newest_first:
             where = _Group(task, phase, version).where()
             if session.exec(select(Label.id).where(*where, *extra).limit(1)).first():

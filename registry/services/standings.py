@@ -1,0 +1,347 @@
+"""Figures kept up to date as labels come and go, so that rankings and pages never aggregate a
+whole group per request: ``vendor_standings`` (each vendor's aggregates per ranking group) and
+``current_counts`` (current labels and peers per suite, task, phase, size class, hardware class
+and zone).
+
+Both change only when a label's ``current`` flag changes: on ingest (a newer label replaces its
+model's current one) and when a key is reported compromised (its later labels lose their
+standing). Those code paths call :func:`apply_changes` in the same transaction, after taking the
+transparency log's lock (which every such change takes), so changes are applied one at a time
+and each recomputation reads every change committed before it. :func:`rebuild_all` computes both
+tables from scratch (migration 0007, the scale benchmark's loader); the tests compare the
+maintained figures with it and with the ranking computed live from the labels.
+
+A ranking group is (suite, task, phase, hardware class, size class) where the hardware class and
+the size class may each be ``*``: all of them. A vendor's row in a group holds what
+``ranking.rank_vendors`` reports for it (its rank aside, which depends on the others: the
+ranking query counts it from the ``score_wh`` index).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from registry.models import CurrentCount, Label, Vendor, VendorStanding
+
+ALL = "*"
+"""The hardware class or size class of a row that covers all of them."""
+
+CHANGED_COLUMNS = (
+    "vendor_id",
+    "suite",
+    "task",
+    "phase",
+    "size_class",
+    "hardware_class",
+    "zone",
+    "measured",
+    "standard_workload",
+    "current",
+)
+"""What :func:`apply_changes` needs of each label whose ``current`` flag changed (its new value)."""
+
+_COUNT_KEY = ("suite", "task", "phase", "size_class", "hardware_class", "zone")
+
+
+def _labels() -> Any:
+    return Label.__table__  # type: ignore[attr-defined]
+
+
+def _standings() -> Any:
+    return VendorStanding.__table__  # type: ignore[attr-defined]
+
+
+def _counts() -> Any:
+    return CurrentCount.__table__  # type: ignore[attr-defined]
+
+
+def changed_columns() -> list[Any]:
+    """The RETURNING / SELECT list for :data:`CHANGED_COLUMNS`."""
+    labels = _labels()
+    return [labels.c[name] for name in CHANGED_COLUMNS]
+
+
+def apply_changes(connection: Connection, changed: Iterable[Mapping[str, Any]]) -> None:
+    """Labels whose ``current`` flag just changed (their new values, :data:`CHANGED_COLUMNS`):
+    move the counts and recompute the standings of the vendors and groups they belong to."""
+    deltas: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
+    vendors: set[tuple[int, str, str, str]] = set()
+    for row in changed:
+        step = 1 if row["current"] else -1
+        delta = deltas[tuple(str(row[name]) for name in _COUNT_KEY)]
+        delta[0] += step
+        if row["measured"] and row["standard_workload"]:
+            delta[1] += step
+        vendors.add((int(row["vendor_id"]), row["suite"], row["task"], row["phase"]))
+    _move_counts(connection, {key: d for key, d in deltas.items() if d != [0, 0]})
+    for vendor_id, suite, task, phase in sorted(vendors):
+        refresh_vendor(connection, vendor_id=vendor_id, suite=suite, task=task, phase=phase)
+
+
+def _move_counts(connection: Connection, deltas: Mapping[tuple[str, ...], list[int]]) -> None:
+    if not deltas:
+        return
+    counts = _counts()
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(counts)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(_COUNT_KEY),
+        set_={
+            "labels": counts.c.labels + statement.excluded.labels,
+            "peers": counts.c.peers + statement.excluded.peers,
+        },
+    )
+    connection.execute(
+        statement,
+        [
+            dict(zip(_COUNT_KEY, key, strict=True)) | {"labels": d[0], "peers": d[1]}
+            for key, d in sorted(deltas.items())
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One current, standard-workload label as the ranking reads it."""
+
+    model_id: int
+    measured: bool
+    energy_ci95_high_wh: float
+    grade: str | None
+    hardware_class: str
+    size_class: str
+    quality: float | None
+
+
+def _median_per_model(rows: list[_Row], value: str) -> float | None:
+    """The median over models (``rows`` in model order) of each model's median of ``value``."""
+    per_model = [
+        statistics.median(float(getattr(r, value)) for r in model_rows)
+        for _, model_rows in groupby(rows, key=lambda r: r.model_id)
+    ]
+    return float(statistics.median(per_model)) if per_model else None
+
+
+def aggregate(rows: list[_Row]) -> dict[str, Any]:
+    """A vendor's figures over its current labels in one group (``rows`` in model order)."""
+    grades = [r.grade for r in rows if r.grade is not None]
+    measured = [r for r in rows if r.measured]
+    return {
+        "models": len({r.model_id for r in rows}),
+        "labels": len(rows),
+        "measured": len(measured),
+        "best_grade": min(grades) if grades else None,  # letters: the smallest is the best
+        "worst_grade": max(grades) if grades else None,
+        "score_wh": _median_per_model(measured, "energy_ci95_high_wh"),
+        "median_quality": _median_per_model([r for r in rows if r.quality is not None], "quality"),
+    }
+
+
+def vendor_groups(rows: list[_Row]) -> dict[tuple[str, str], dict[str, Any]]:
+    """A vendor's rows in every ranking group its labels of one suite, task and phase fall in:
+    ``(hardware class or *, size class or *)`` to its aggregates."""
+    hardware = {r.hardware_class for r in rows}
+    sizes = {r.size_class for r in rows}
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for hardware_class in [ALL, *sorted(hardware)]:
+        for size_class in [ALL, *sorted(sizes)]:
+            selected = [
+                r
+                for r in rows
+                if hardware_class in (ALL, r.hardware_class) and size_class in (ALL, r.size_class)
+            ]
+            if selected:
+                found[(hardware_class, size_class)] = aggregate(selected)
+    return found
+
+
+def _ranked_rows() -> Any:
+    """Current standard-workload labels (ix_labels_vendor_ranking holds every column read)."""
+    labels = _labels()
+    return select(
+        labels.c.suite,
+        labels.c.task,
+        labels.c.phase,
+        labels.c.vendor_id,
+        labels.c.model_id,
+        labels.c.measured,
+        labels.c.energy_ci95_high_wh,
+        labels.c.grade,
+        labels.c.hardware_class,
+        labels.c.size_class,
+        labels.c.quality,
+    ).where(labels.c.current, labels.c.standard_workload)
+
+
+def _row(record: Any) -> _Row:
+    return _Row(
+        model_id=int(record.model_id),
+        measured=bool(record.measured),
+        energy_ci95_high_wh=float(record.energy_ci95_high_wh),
+        grade=record.grade,
+        hardware_class=record.hardware_class,
+        size_class=record.size_class,
+        quality=record.quality,
+    )
+
+
+def refresh_vendor(
+    connection: Connection, *, vendor_id: int, suite: str, task: str, phase: str
+) -> None:
+    """Recompute one vendor's standings for a suite, task and phase from its current labels."""
+    labels, standings = _labels(), _standings()
+    records = connection.execute(
+        _ranked_rows()
+        .where(
+            labels.c.task == task,
+            labels.c.phase == phase,
+            labels.c.suite == suite,
+            labels.c.vendor_id == vendor_id,
+        )
+        .order_by(labels.c.model_id)
+    ).all()
+    connection.execute(
+        delete(standings).where(
+            and_(
+                standings.c.suite == suite,
+                standings.c.task == task,
+                standings.c.phase == phase,
+                standings.c.vendor_id == vendor_id,
+            )
+        )
+    )
+    if not records:
+        return
+    slug = connection.execute(select(Vendor.slug).where(Vendor.id == vendor_id)).scalar_one()
+    groups = vendor_groups([_row(r) for r in records])
+    connection.execute(
+        standings.insert(),
+        [
+            {
+                "suite": suite,
+                "task": task,
+                "phase": phase,
+                "hardware_class": hardware_class,
+                "size_class": size_class,
+                "vendor_id": vendor_id,
+                "vendor_slug": slug,
+                **figures,
+            }
+            for (hardware_class, size_class), figures in groups.items()
+        ],
+    )
+
+
+def counts_from_scratch(connection: Connection) -> dict[tuple[str, ...], tuple[int, int]]:
+    """``current_counts`` computed from the labels: key to (labels, peers), non-empty keys only."""
+    from sqlalchemy import case, func
+
+    labels = _labels()
+    peer = case((and_(labels.c.measured, labels.c.standard_workload), 1), else_=0)
+    rows = connection.execute(
+        select(*(labels.c[name] for name in _COUNT_KEY), func.count(), func.sum(peer))
+        .where(labels.c.current)
+        .group_by(*(labels.c[name] for name in _COUNT_KEY))
+    ).all()
+    return {tuple(r[:6]): (int(r[6]), int(r[7] or 0)) for r in rows}
+
+
+def standings_from_scratch(connection: Connection) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """``vendor_standings`` computed from the labels: (suite, task, phase, hardware class, size
+    class, vendor id) to the vendor's figures."""
+    labels = _labels()
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    records = connection.execute(
+        _ranked_rows().order_by(
+            labels.c.suite, labels.c.task, labels.c.phase, labels.c.vendor_id, labels.c.model_id
+        )
+    )
+    for (suite, task, phase, vendor_id), group in groupby(
+        records, key=lambda r: (r.suite, r.task, r.phase, int(r.vendor_id))
+    ):
+        for (hardware_class, size_class), figures in vendor_groups(
+            [_row(r) for r in group]
+        ).items():
+            found[(suite, task, phase, hardware_class, size_class, vendor_id)] = figures
+    return found
+
+
+def stored_counts(connection: Connection) -> dict[tuple[str, ...], tuple[int, int]]:
+    """``current_counts`` as stored, non-empty keys only."""
+    counts = _counts()
+    rows = connection.execute(
+        select(*(counts.c[name] for name in _COUNT_KEY), counts.c.labels, counts.c.peers)
+    ).all()
+    return {tuple(r[:6]): (int(r[6]), int(r[7])) for r in rows if (r[6], r[7]) != (0, 0)}
+
+
+def stored_standings(connection: Connection) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """``vendor_standings`` as stored, in the form of :func:`standings_from_scratch`."""
+    standings = _standings()
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in connection.execute(select(standings)).mappings():
+        key = tuple(
+            r[k] for k in ("suite", "task", "phase", "hardware_class", "size_class", "vendor_id")
+        )
+        found[key] = {
+            k: r[k]
+            for k in (
+                "models",
+                "labels",
+                "measured",
+                "best_grade",
+                "worst_grade",
+                "score_wh",
+                "median_quality",
+            )
+        }
+    return found
+
+
+def rebuild_all(connection: Connection) -> None:
+    """Recompute both tables from the labels (a migration, a bulk load)."""
+    standings, counts = _standings(), _counts()
+    connection.execute(delete(standings))
+    connection.execute(delete(counts))
+    slugs = dict(connection.execute(select(Vendor.id, Vendor.slug)).all())
+    batch: list[dict[str, Any]] = []
+    for (
+        suite,
+        task,
+        phase,
+        hardware_class,
+        size_class,
+        vendor_id,
+    ), figures in standings_from_scratch(connection).items():
+        batch.append(
+            {
+                "suite": suite,
+                "task": task,
+                "phase": phase,
+                "hardware_class": hardware_class,
+                "size_class": size_class,
+                "vendor_id": vendor_id,
+                "vendor_slug": slugs[vendor_id],
+                **figures,
+            }
+        )
+        if len(batch) >= 5000:
+            connection.execute(standings.insert(), batch)
+            batch = []
+    if batch:
+        connection.execute(standings.insert(), batch)
+    rows = [
+        dict(zip(_COUNT_KEY, key, strict=True)) | {"labels": n, "peers": p}
+        for key, (n, p) in counts_from_scratch(connection).items()
+    ]
+    if rows:
+        connection.execute(counts.insert(), rows)
