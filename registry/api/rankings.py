@@ -24,7 +24,7 @@ from registry.services.ranking import (
     SCORE_DESCRIPTION,
     VendorRank,
     default_suite,
-    rank_vendors,
+    ranking_page,
 )
 from schemas.contract import load_methodology
 from schemas.suites import all_tasks, suite_spec, suite_versions, suites_offering
@@ -32,6 +32,8 @@ from schemas.suites import all_tasks, suite_spec, suite_versions, suites_offerin
 router = APIRouter(prefix="/v1", tags=["v1"])
 
 CSV_MEDIA_TYPE = "text/csv"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
 # A spreadsheet treats a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -60,6 +62,10 @@ class VendorRanking(BaseModel):
     size_class: str | None
     min_quality: float | None
     score: str
+    total: int
+    """Vendors the group ranks in all (every page)."""
+    next_cursor: str | None
+    """The ``cursor`` of the next page; null on the last."""
     vendors: list[VendorRankOut]
 
 
@@ -161,6 +167,13 @@ def vendor_ranking(
         Literal["json", "csv"] | None,
         Query(alias="format", description="overrides the Accept header"),
     ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="vendors per page (rank order)")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="the `next_cursor` of the previous page"),
+    ] = None,
 ) -> Response:
     methodology = load_methodology()
     check_suite_filters(suite, size_class)
@@ -180,7 +193,7 @@ def vendor_ranking(
         raise invalid_query("hardware", "unknown hardware class")
     if suite is None:
         suite = default_suite(session, task=task, phase=phase)
-    vendors = rank_vendors(
+    page = ranking_page(
         session,
         task=task,
         phase=phase,
@@ -189,12 +202,21 @@ def vendor_ranking(
         suite=suite,
         size_class=size_class,
         min_quality=min_quality,
+        limit=limit,
+        cursor=cursor,
     )
+    vendors = page.vendors
     headers = {
         "Access-Control-Allow-Origin": "*",
         "Vary": "Accept",
         "X-Content-Type-Options": "nosniff",
+        "X-Total-Count": str(page.total),
     }
+    if page.next_cursor is not None:
+        # RFC 8288: the next page, with the same filters and representation
+        following = request.url.include_query_params(cursor=page.next_cursor)
+        headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+
     csv_out = output == "csv" or (output is None and wants_csv(request.headers.get("accept", "")))
     if csv_out:
         filename = f"carbonlabel-vendors-{task}-{phase}.csv"
@@ -211,6 +233,8 @@ def vendor_ranking(
         "size_class": size_class,
         "min_quality": min_quality,
         "score": SCORE_DESCRIPTION,
+        "total": page.total,
+        "next_cursor": page.next_cursor,
         "vendors": [asdict(v) for v in vendors],
     }
     return JSONResponse(body, headers=headers)

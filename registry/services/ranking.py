@@ -24,18 +24,24 @@ of the vendor's current labels in the group that have one.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import math
 import statistics
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import and_, case, func, or_
 
 # SQLModel's select is typed for at most four columns; the aggregates take more.
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from registry.models import Label, Vendor
+from registry.errors import ProblemError
+from registry.models import Label, Vendor, VendorStanding
+from registry.services.standings import ALL
 from schemas.suites import suite_versions, suites_offering
 
 SCORE_DESCRIPTION = (
@@ -247,3 +253,186 @@ def rank_vendors(
             )
         )
     return ranked
+
+
+@dataclass(frozen=True)
+class RankingPage:
+    """One page of a ranking: its vendors in rank order, how many the group ranks in all, and
+    the cursor of the next page (None at the end)."""
+
+    vendors: list[VendorRank]
+    total: int
+    next_cursor: str | None
+
+
+def _encode_cursor(score: float | None, slug: str) -> str:
+    raw = json.dumps([score, slug], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[float | None, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        score, slug = json.loads(raw)
+        if not isinstance(slug, str) or len(slug) > 64:
+            raise TypeError("not a slug")
+        if score is not None:
+            if isinstance(score, bool) or not isinstance(score, int | float):
+                raise TypeError("not a number")
+            if not math.isfinite(score):
+                raise TypeError("not finite")
+            score = float(score)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise ProblemError("invalid-cursor", "cursor is not one this API issued") from None
+    return score, slug
+
+
+def _after(row_score: float | None, row_slug: str, cursor: tuple[float | None, str]) -> bool:
+    """Whether a row comes after the cursor in ranking order (no score last, then slug)."""
+    score, slug = cursor
+    if score is None:
+        return row_score is None and row_slug > slug
+    if row_score is None:
+        return True
+    return row_score > score or (row_score == score and row_slug > slug)
+
+
+def ranking_page(
+    session: Session,
+    *,
+    task: str,
+    phase: str,
+    suite: str,
+    hardware_class: str | None = None,
+    zone: str | None = None,
+    size_class: str | None = None,
+    min_quality: float | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    vendors: list[str] | None = None,
+) -> RankingPage:
+    """One page of the ranking, in the order and with the ranks of :func:`rank_vendors`
+    (``vendors``: only these slugs, at their ranks in the whole group).
+
+    Without a zone or a quality floor the figures come from ``vendor_standings`` (maintained on
+    every change, services/standings.py), read in rank order from ``ix_vendor_standings_rank``:
+    the cost does not grow with the number of labels. With either, the group is aggregated from
+    the labels per request (``rank_vendors``), as those filters cut across the stored groups."""
+    after = _decode_cursor(cursor) if cursor else None
+    if zone is not None or min_quality is not None:
+        ranked = rank_vendors(
+            session,
+            task=task,
+            phase=phase,
+            hardware_class=hardware_class,
+            zone=zone,
+            suite=suite,
+            size_class=size_class,
+            min_quality=min_quality,
+        )
+        chosen = [
+            r
+            for r in ranked
+            if (vendors is None or r.vendor in vendors)
+            and (after is None or _after(r.score_wh, r.vendor, after))
+        ]
+        page = chosen[:limit]
+        more = len(chosen) > limit
+        total = len(ranked)
+    else:
+        page, more, total = _stored_page(
+            session,
+            (
+                suite,
+                task,
+                phase,
+                hardware_class or ALL,
+                size_class if size_class is not None else ALL,
+            ),
+            limit=limit,
+            after=after,
+            vendors=vendors,
+        )
+    next_cursor = _encode_cursor(page[-1].score_wh, page[-1].vendor) if more and page else None
+    return RankingPage(vendors=page, total=total, next_cursor=next_cursor)
+
+
+def _stored_page(
+    session: Session,
+    group: tuple[str, str, str, str, str],
+    *,
+    limit: int,
+    after: tuple[float | None, str] | None,
+    vendors: list[str] | None,
+) -> tuple[list[VendorRank], bool, int]:
+    standings = VendorStanding.__table__  # type: ignore[attr-defined]
+    suite, task, phase, hardware_class, size_class = group
+    in_group = and_(
+        standings.c.suite == suite,
+        standings.c.task == task,
+        standings.c.phase == phase,
+        standings.c.hardware_class == hardware_class,
+        standings.c.size_class == size_class,
+    )
+    ranked = (
+        sa_select(
+            standings,
+            func.rank().over(order_by=standings.c.score_wh.asc().nulls_last()).label("rank"),
+            func.count().over().label("total"),
+        )
+        .where(in_group)
+        .subquery()
+    )
+    query = sa_select(ranked, col(Vendor.display_name)).join(
+        Vendor, col(Vendor.id) == ranked.c.vendor_id
+    )
+    if vendors is not None:
+        query = query.where(ranked.c.vendor_slug.in_(vendors))
+    if after is not None:
+        score, slug = after
+        if score is None:
+            query = query.where(ranked.c.score_wh.is_(None), ranked.c.vendor_slug > slug)
+        else:
+            query = query.where(
+                or_(
+                    ranked.c.score_wh > score,
+                    and_(ranked.c.score_wh == score, ranked.c.vendor_slug > slug),
+                    ranked.c.score_wh.is_(None),
+                )
+            )
+    rows = (
+        session.connection()
+        .execute(
+            query.order_by(ranked.c.score_wh.asc().nulls_last(), ranked.c.vendor_slug).limit(
+                limit + 1
+            )
+        )
+        .mappings()
+        .all()
+    )
+    if rows:
+        total = int(rows[0]["total"])
+    else:
+        total = int(
+            session.connection()
+            .execute(sa_select(func.count()).select_from(standings).where(in_group))
+            .scalar_one()
+        )
+    page = [
+        VendorRank(
+            rank=int(r["rank"]),
+            vendor=r["vendor_slug"],
+            display_name=r["display_name"],
+            score_wh=r["score_wh"],
+            models=int(r["models"]),
+            labels=int(r["labels"]),
+            measured=int(r["measured"]),
+            estimated=int(r["labels"]) - int(r["measured"]),
+            measured_share=int(r["measured"]) / int(r["labels"]) if r["labels"] else 0.0,
+            best_grade=r["best_grade"],
+            worst_grade=r["worst_grade"],
+            median_quality=r["median_quality"],
+        )
+        for r in rows[:limit]
+    ]
+    return page, len(rows) > limit, total
