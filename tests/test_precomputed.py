@@ -1,4 +1,5 @@
-"""Every precomputed figure equals a computation from scratch, after any sequence of changes.
+"""Every precomputed figure equals a computation from scratch, after any sequence of changes
+(and the peer percentiles read in one statement equal those read one by one).
 
 ``vendor_standings`` and ``current_counts`` (services/standings.py) are maintained in the
 transaction of each ingest, revision and key compromise; a random sequence of those (and of key
@@ -17,9 +18,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from registry.services import ranking, standings
+from registry.models import Label
+from registry.services import queries, ranking, standings
 from schemas.dsse import keyid_for
 from tests.helpers import Publisher, add_key, envelope_bytes, register_publisher
 
@@ -55,6 +57,14 @@ def _check(engine: Engine) -> None:
             connection
         )
     with Session(engine) as session:
+        labels = list(session.exec(select(Label)).all())
+        batch = queries.peer_percentiles(session, labels)
+        assert batch == {
+            label.id: queries.peer_percentile(session, label)
+            if label.measured and label.standard_workload
+            else None
+            for label in labels
+        }
         for group in _groups():
             live = ranking.rank_vendors(session, **group)
             paged: list[ranking.VendorRank] = []

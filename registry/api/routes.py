@@ -320,7 +320,7 @@ def list_labels(
         min_quality=min_quality,
     )
     page, next_cursor = queries.list_labels(
-        session, filters=filters, sort=sort, limit=limit, cursor=cursor
+        session, filters=filters, sort=sort, limit=limit, cursor=cursor, brief=True
     )
     base = settings.public_url
     return {

@@ -138,7 +138,9 @@ def model_page(
     auditors = audit.verifying_auditors(
         session, [label.id for label, _, _ in current if label.tier == Tier.verified]
     )
-    for label, v, m in current:
+    for brief, v, m in current:
+        # the card, timeline and verification read the whole stored label
+        label = queries.get_label(session, brief.id)[0]
         detail = queries.label_detail(session, label, v, m, settings.public_url)
         peers = [
             r

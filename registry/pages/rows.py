@@ -201,21 +201,30 @@ def label_row(
 
 
 def with_percentile(session: Session, rows: Iterable[tuple[Label, str, str]]) -> list[LabelRow]:
-    return [
-        label_row(label, vendor, model, queries.grade_view(session, label)["percentile"])
-        for label, vendor, model in rows
-    ]
+    """Rows with their peer percentiles (withheld for labels that lost their standing), read
+    in one statement."""
+    listed = list(rows)
+    found = queries.peer_percentiles(
+        session, [label for label, _, _ in listed if label.standing == Standing.ok]
+    )
+    return [label_row(label, vendor, model, found.get(label.id)) for label, vendor, model in listed]
 
 
 def all_labels(
     session: Session, filters: queries.LabelFilters, *, cap: int
 ) -> list[tuple[Label, str, str]]:
-    """Labels matching ``filters`` (at most ``cap``), following the service's cursor."""
+    """Labels matching ``filters`` (at most ``cap``), following the service's cursor; brief
+    labels (``services.briefs``: no envelope, only the listed parts of the document)."""
     found: list[tuple[Label, str, str]] = []
     cursor: str | None = None
     while len(found) < cap:
         page, cursor = queries.list_labels(
-            session, filters=filters, sort="energy", limit=min(500, cap - len(found)), cursor=cursor
+            session,
+            filters=filters,
+            sort="energy",
+            limit=min(500, cap - len(found)),
+            cursor=cursor,
+            brief=True,
         )
         found.extend(page)
         if cursor is None:

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
 from registry.models import Label, Model, PublicKey, Standing, Vendor
+from registry.services import briefs
 from registry.services.audit import attestations_view
 from registry.services.workloads import NON_STANDARD_WORKLOAD
 from schemas.suites import meter_bias
@@ -219,6 +220,41 @@ def peer_percentile(session: Session, label: Label) -> float | None:
     return percentile_of(total, worse)
 
 
+def peer_percentiles(session: Session, labels: Sequence[Label]) -> dict[str, float | None]:
+    """:func:`peer_percentile` of many labels in one statement (two index-only counts per label
+    over ``ix_labels_peers``); labels that are not compared (estimates, shortened runs) get
+    None without a query."""
+    compared = [label for label in labels if label.measured and label.standard_workload]
+    found: dict[str, float | None] = {label.id: None for label in labels}
+    if not compared:
+        return found
+    table = Label.__table__  # type: ignore[attr-defined]
+    own = table.alias("own")
+    peer = table.alias("peer")
+    peers = peers_of(
+        peer.c,
+        suite=own.c.suite,
+        task=own.c.task,
+        phase=own.c.phase,
+        hardware_class=own.c.hardware_class,
+        size_class=own.c.size_class,
+        label_id=own.c.id,
+    )
+    total = core_select(func.count()).select_from(peer).where(peers).scalar_subquery()
+    worse = (
+        core_select(func.count())
+        .select_from(peer)
+        .where(peers, peer.c.energy_ci95_high_wh > own.c.energy_ci95_high_wh)
+        .scalar_subquery()
+    )
+    rows = session.connection().execute(
+        core_select(own.c.id, total, worse).where(own.c.id.in_([label.id for label in compared]))
+    )
+    for label_id, peer_count, worse_count in rows:
+        found[label_id] = percentile_of(peer_count, worse_count)
+    return found
+
+
 def percentile_of(peers: int, worse: int) -> float | None:
     """``worse`` of ``peers`` as a percentage (one decimal); None without peers."""
     if not peers:
@@ -342,14 +378,22 @@ def list_labels(
     sort: str,
     limit: int,
     cursor: str | None,
+    brief: bool = False,
 ) -> tuple[list[tuple[Label, str, str]], str | None]:
-    """One page of labels and the cursor of the next page (None at the end)."""
+    """One page of labels and the cursor of the next page (None at the end). ``brief``: the
+    labels as lists show them (``briefs.brief_label``: no envelope, the document's listed parts
+    only)."""
     descending = sort.startswith("-")
     column = SORTS[sort.lstrip("-")]
-    query = (
-        select(Label, Vendor.slug, Model.name)
-        .join(Vendor, col(Vendor.id) == Label.vendor_id)
-        .join(Model, col(Model.id) == Label.model_id)
+    selected: Any = (
+        core_select(
+            *briefs.columns(), col(Vendor.slug).label("v_slug"), col(Model.name).label("m_name")
+        )
+        if brief
+        else select(Label, Vendor.slug, Model.name)
+    )
+    query = selected.join(Vendor, col(Vendor.id) == Label.vendor_id).join(
+        Model, col(Model.id) == Label.model_id
     )
     if filters.vendor:
         query = query.where(Vendor.slug == filters.vendor)
@@ -381,7 +425,12 @@ def list_labels(
     order = (
         (column.desc(), col(Label.id).desc()) if descending else (column.asc(), col(Label.id).asc())
     )
-    rows: Sequence[Any] = session.exec(query.order_by(*order).limit(limit + 1)).all()
+    query = query.order_by(*order).limit(limit + 1)
+    if brief:
+        found = session.connection().execute(query).mappings().all()
+        rows: Sequence[Any] = [(briefs.brief_label(r), r["v_slug"], r["m_name"]) for r in found]
+    else:
+        rows = session.exec(query).all()
     page = [(r[0], r[1], r[2]) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
@@ -434,6 +483,7 @@ def vendor_profile(
         sort="-received_at",
         limit=limit,
         cursor=None,
+        brief=True,
     )
     models = session.exec(
         select(Model.name).where(Model.vendor_id == vendor.id).order_by(col(Model.name))
