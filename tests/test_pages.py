@@ -234,13 +234,42 @@ def test_leaderboard_pages_through_long_lists(
     monkeypatch.setattr(pages, "LEADERBOARD_PAGE_SIZE", 2)
     for i in range(3):
         submit(client, publisher, model=f"m{i}", power_w=100.0 + 100 * i)
+    for i in range(3, 5):  # in another zone: the pages cover the whole group
+        submit(client, publisher, model=f"m{i}", power_w=100.0 + 100 * i, zone="DE")
+
+    def link(page: str, rel: str) -> str | None:
+        found = re.search(rf'<a href="([^"]+)" rel="{rel}"', page)
+        return html.unescape(found.group(1)) if found else None
+
     first = client.get("/?sort=energy").text
-    second = client.get("/?sort=energy&page=2").text
     assert [r["model"] for r in rows(first)] == ["m0", "m1"]
-    assert [r["model"] for r in rows(second)] == ["m2"]
-    assert 'rel="next"' in first
-    assert 'rel="prev"' in second
-    assert client.get("/?page=banana").status_code == 200
+    assert "5 current labels" in first and "Page 1 of 3" in first
+    assert link(first, "prev") is None
+    second = client.get("/" + str(link(first, "next"))).text
+    assert [r["model"] for r in rows(second)] == ["m2", "m3"]
+    assert "Page 2 of 3" in second
+    third = client.get("/" + str(link(second, "next"))).text
+    assert [r["model"] for r in rows(third)] == ["m4"]
+    assert link(third, "next") is None
+    back = client.get("/" + str(link(third, "prev"))).text
+    assert [r["model"] for r in rows(back)] == ["m2", "m3"]
+    assert [r["model"] for r in rows(client.get("/" + str(link(back, "prev"))).text)] == [
+        "m0",
+        "m1",
+    ]
+    # descending, over the whole group; a filter narrows the total
+    assert [r["model"] for r in rows(client.get("/?sort=-energy").text)] == ["m4", "m3"]
+    assert "2 current labels" in client.get("/?sort=energy&zone=DE").text
+    # a cursor of another sort order, or none this site made, starts from the first page
+    assert [r["model"] for r in rows(client.get("/?sort=-energy&after=banana").text)] == [
+        "m4",
+        "m3",
+    ]
+    foreign = str(link(first, "next")).split("after=")[1]
+    assert [r["model"] for r in rows(client.get(f"/?sort=co2e&after={foreign}").text)] == [
+        "m0",
+        "m1",
+    ]
 
 
 # --------------------------------------------------------------------------- model page

@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse
 import registry.pages as package
 from registry.api.deps import SessionDep
 from registry.badges.quality import metric_name
-from registry.models import Label
 from registry.pages.common import (
     all_tasks,
     functional_unit_of,
@@ -28,7 +27,8 @@ from registry.pages.common import (
     unit_short_for,
 )
 from registry.pages.facts import standard_concurrency
-from registry.pages.rows import all_labels, label_row, sort_rows
+from registry.pages.rows import label_row
+from registry.services import leaderboard as board
 from registry.services import queries
 from registry.services.ranking import default_suite
 from schemas.contract import load_methodology
@@ -51,14 +51,6 @@ def _parse_sort(sort: str | None) -> tuple[str, bool]:
     return key, descending
 
 
-def _positive_int(text: str | None, default: int = 1) -> int:
-    try:
-        value = int(text or default)
-    except ValueError:
-        return default
-    return max(1, value)
-
-
 @router.get("/", response_class=HTMLResponse)
 def leaderboard(
     request: Request,
@@ -68,7 +60,8 @@ def leaderboard(
     hardware: str | None = None,
     zone: str | None = None,
     sort: str | None = None,
-    page: str | None = None,
+    after: str | None = None,
+    before: str | None = None,
     suite: str | None = None,
     size_class: str | None = None,
 ) -> HTMLResponse:
@@ -102,50 +95,33 @@ def leaderboard(
         return not_found(request, f"Suite {suite} has no size class {size_class!r} for {task}.")
     sort_key, descending = _parse_sort(sort)
 
-    group = all_labels(
-        session,
-        queries.LabelFilters(
-            task=task, phase=phase, current=True, suite=suite, size_class=size_class
-        ),
-        cap=LEADERBOARD_MAX_LABELS,
+    group = board.Group(
+        suite=suite,
+        task=task,
+        phase=phase,
+        size_class=size_class,
+        hardware_class=hardware or None,
+        zone=zone or None,
     )
-    hardware_options = sorted({label.hardware_class for label, _, _ in group} | {hardware or ""})
-    zone_options = sorted({label.zone for label, _, _ in group} | {zone or ""})
-    selected = [
-        (label, vendor, model)
-        for label, vendor, model in group
-        if (not hardware or label.hardware_class == hardware) and (not zone or label.zone == zone)
-    ]
-    rows = [label_row(label, vendor, model) for label, vendor, model in selected]
-    sort_rows(rows, sort_key, descending)
+    hardware_options, zone_options = board.options(session, group)
+    hardware_options = sorted(set(hardware_options) | {hardware or ""})
+    zone_options = sorted(set(zone_options) | {zone or ""})
     page_size = package.LEADERBOARD_PAGE_SIZE
-    pages = max(1, math.ceil(len(rows) / page_size))
-    page_number = min(_positive_int(page), pages)
-    start = (page_number - 1) * page_size
-    by_id = {label.id: (label, vendor, model) for label, vendor, model in selected}
-    # Percentiles from the peers already loaded (all current labels of the suite, task and phase,
-    # or of one size class, which is part of the peer group): the same figure as
-    # queries.peer_percentile, without two queries per row.
-    peers: dict[tuple[str, str], list[float]] = {}
-    for label, _, _ in group:
-        if label.measured and label.standard_workload:  # as queries.peers_of
-            peer_key = (label.hardware_class, label.size_class)
-            peers.setdefault(peer_key, []).append(label.energy_ci95_high_wh)
-
-    def percentile(label: Label) -> float | None:
-        if not label.measured or not label.standard_workload:
-            return None
-        values = peers[(label.hardware_class, label.size_class)]
-        others = len(values) - 1
-        if others <= 0:
-            return None
-        worse = sum(1 for v in values if v > label.energy_ci95_high_wh)
-        return round(100.0 * worse / others, 1)
-
-    shown = [
-        label_row(*by_id[r.label_id], percentile(by_id[r.label_id][0]))
-        for r in rows[start : start + page_size]
-    ]
+    found = board.page(
+        session,
+        group,
+        sort_key=sort_key,
+        descending=descending,
+        limit=page_size,
+        after=after,
+        before=before,
+    )
+    percentiles = queries.peer_percentiles(session, [label for label, _, _ in found.rows])
+    shown = [label_row(label, v, m, percentiles.get(label.id)) for label, v, m in found.rows]
+    total = found.total
+    pages = max(1, math.ceil(total / page_size))
+    page_number = min(found.offset // page_size + 1, pages)
+    start = found.offset
 
     filters = {
         "task": task,
@@ -179,7 +155,7 @@ def leaderboard(
                 "aria_sort": ("descending" if descending else "ascending") if active else None,
             }
         )
-    compare_vendors = sorted({r.vendor for r in rows})
+    compare_vendors = sorted({r.vendor for r in shown})
     return render(
         request,
         "leaderboard.html",
@@ -202,17 +178,17 @@ def leaderboard(
             "zone_options": zone_options,
             "rows": shown,
             "offset": start,
-            "total": len(rows),
+            "total": total,
             "page": page_number,
             "pages": pages,
             "prev_href": (
-                query_string(**filters, sort=current_sort, page=page_number - 1)
-                if page_number > 1
+                query_string(**filters, sort=current_sort, before=found.prev_cursor)
+                if found.prev_cursor
                 else None
             ),
             "next_href": (
-                query_string(**filters, sort=current_sort, page=page_number + 1)
-                if page_number < pages
+                query_string(**filters, sort=current_sort, after=found.next_cursor)
+                if found.next_cursor
                 else None
             ),
             "columns": columns,

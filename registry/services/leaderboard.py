@@ -1,0 +1,224 @@
+"""The leaderboard's reads: one page of the current labels of a suite, task and phase (filtered
+by size class, hardware class and zone), in any of its sort orders, with the group's total and
+filter options.
+
+Every sort order is a keyset range of its own partial index (``models.leaderboard_indexes``,
+migration 0007): a page reads its rows and no others, whatever the group's size, and the next
+and previous pages continue from a cursor that holds the last (or first) row's sort key and its
+position. The total and the filter options come from ``current_counts`` (services/standings.py),
+kept in step with the current flags, so they count every matching label.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, bindparam, func, select, tuple_
+from sqlmodel import Session
+
+from registry.models import CurrentCount, Label, UTCDateTime
+from registry.services import briefs
+
+SORT_KEYS = ("grade", "energy", "quality", "co2e", "model", "vendor", "date")
+
+
+def _sort_columns(key: str, descending: bool) -> list[Any]:
+    """The sort's key expressions, all in one direction (so a row value compares them and one
+    index, read forwards or backwards, serves the order): as ``models.LEADERBOARD_SORTS``."""
+    c = Label.__table__.c  # type: ignore[attr-defined]
+    model = func.lower(c.model_name)
+    if key == "quality":
+        # without a quality figure last, in both directions: each direction has its own index
+        present = c.quality.is_(None) if not descending else c.quality.is_not(None)
+        return [present, func.coalesce(c.quality, 0.0), c.vendor_slug, c.model_name, c.id]
+    return {
+        "grade": [c.grade.is_(None), c.energy_ci95_high_wh, c.vendor_slug, c.model_name, c.id],
+        "energy": [c.energy_per_unit_wh, c.vendor_slug, c.model_name, c.id],
+        "co2e": [c.co2e_per_unit_g, c.vendor_slug, c.model_name, c.id],
+        "model": [model, c.vendor_slug, c.hardware_class, c.id],
+        "vendor": [c.vendor_slug, model, c.hardware_class, c.id],
+        "date": [c.created_at, c.vendor_slug, c.model_name, c.id],
+    }[key]
+
+
+@dataclass(frozen=True)
+class Group:
+    suite: str
+    task: str
+    phase: str
+    size_class: str | None = None
+    hardware_class: str | None = None
+    zone: str | None = None
+
+    def where(self) -> list[Any]:
+        c = Label.__table__.c  # type: ignore[attr-defined]
+        # a bare boolean (the partial indexes' predicate), then the index's leading columns
+        found = [c.current, c.task == self.task, c.phase == self.phase, c.suite == self.suite]
+        for name in ("size_class", "hardware_class", "zone"):
+            value = getattr(self, name)
+            if value is not None:
+                found.append(c[name] == value)
+        return found
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[tuple[Label, str, str]]
+    """Brief labels (``services.briefs``) with their vendor slug and model name."""
+    offset: int
+    """How many rows of the whole order come before the first of this page."""
+    total: int
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def _encode(sort: str, position: int, values: Sequence[Any]) -> str:
+    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    raw = json.dumps([sort, position, plain], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str, sort: str, columns: list[Any]) -> tuple[int, list[Any]] | None:
+    """The cursor's position and sort key; None when it is not one of this sort's cursors."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name, position, values = json.loads(raw)
+        if name != sort or not isinstance(position, int) or position < 0:
+            return None
+        if not isinstance(values, list) or len(values) != len(columns):
+            return None
+        decoded: list[Any] = []
+        for value, column in zip(values, columns, strict=True):
+            if isinstance(column.type, UTCDateTime):
+                value = datetime.fromisoformat(value)
+                if value.tzinfo is None:
+                    return None
+            elif value is not None and not isinstance(value, str | int | float | bool):
+                return None
+            decoded.append(value)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, AttributeError):
+        return None
+    return position, decoded
+
+
+def _row_value(columns: list[Any], values: Sequence[Any]) -> Any:
+    """The cursor's key as a row value, each element bound with its column's type."""
+    return tuple_(
+        *(
+            bindparam(
+                None,
+                bool(value) if isinstance(column.type, Boolean) else value,
+                type_=column.type,
+            )
+            for column, value in zip(columns, values, strict=True)
+        )
+    )
+
+
+def page(
+    session: Session,
+    group: Group,
+    *,
+    sort_key: str,
+    descending: bool,
+    limit: int,
+    after: str | None = None,
+    before: str | None = None,
+) -> Page:
+    """One page in the sort order: the first, the one after ``after`` or the one before
+    ``before`` (cursors of this sort; any other cursor starts from the first page)."""
+    sort = f"-{sort_key}" if descending else sort_key
+    columns = _sort_columns(sort_key, descending)
+    forward = [col.desc() if descending else col.asc() for col in columns]
+    backward = [col.asc() if descending else col.desc() for col in columns]
+    keys = [column.label(f"k_{n}") for n, column in enumerate(columns)]
+    query = select(*briefs.columns(), *keys).where(*group.where())
+    start = _decode(after, sort, columns) if after else None
+    end = _decode(before, sort, columns) if before and start is None else None
+    if end is not None:
+        position, values = end
+        comparison = (
+            tuple_(*columns) > _row_value(columns, values)
+            if descending
+            else tuple_(*columns) < _row_value(columns, values)
+        )
+        found = (
+            session.connection()
+            .execute(query.where(comparison).order_by(*backward).limit(limit))
+            .mappings()
+            .all()
+        )
+        found = list(reversed(found))
+        offset = max(0, position - len(found))
+        more_before = offset > 0
+        more_after = True
+    else:
+        position, values = start if start is not None else (0, None)
+        if values is not None:
+            comparison = (
+                tuple_(*columns) < _row_value(columns, values)
+                if descending
+                else tuple_(*columns) > _row_value(columns, values)
+            )
+            query = query.where(comparison)
+        found = (
+            session.connection().execute(query.order_by(*forward).limit(limit + 1)).mappings().all()
+        )
+        more_after = len(found) > limit
+        found = list(found[:limit])
+        offset = position
+        more_before = offset > 0
+    rows = [(briefs.brief_label(r), r["vendor_slug"], r["model_name"]) for r in found]
+
+    def key_of(row: Any) -> list[Any]:  # as the database compares them
+        return [row[f"k_{n}"] for n in range(len(columns))]
+
+    next_cursor = prev_cursor = None
+    if found and more_after:
+        next_cursor = _encode(sort, offset + len(found), key_of(found[-1]))
+    if found and more_before:
+        prev_cursor = _encode(sort, offset, key_of(found[0]))
+    return Page(
+        rows=rows,
+        offset=offset,
+        total=totals(session, group)[0],
+        next_cursor=next_cursor,
+        prev_cursor=prev_cursor,
+    )
+
+
+def totals(session: Session, group: Group) -> tuple[int, int]:
+    """Current labels and peers (measured, standard workload) of the group (``current_counts``)."""
+    c = CurrentCount.__table__.c  # type: ignore[attr-defined]
+    where = [c.suite == group.suite, c.task == group.task, c.phase == group.phase]
+    for name in ("size_class", "hardware_class", "zone"):
+        value = getattr(group, name)
+        if value is not None:
+            where.append(c[name] == value)
+    labels, peers = (
+        session.connection()
+        .execute(
+            select(func.coalesce(func.sum(c.labels), 0), func.coalesce(func.sum(c.peers), 0)).where(
+                *where
+            )
+        )
+        .one()
+    )
+    return int(labels), int(peers)
+
+
+def options(session: Session, group: Group) -> tuple[list[str], list[str]]:
+    """The hardware classes and zones with current labels in the group (its size class only,
+    when one is chosen; whatever hardware class and zone are chosen)."""
+    c = CurrentCount.__table__.c  # type: ignore[attr-defined]
+    where = [c.suite == group.suite, c.task == group.task, c.phase == group.phase, c.labels > 0]
+    if group.size_class is not None:
+        where.append(c.size_class == group.size_class)
+    rows = session.connection().execute(select(c.hardware_class, c.zone).where(*where)).all()
+    return sorted({r[0] for r in rows}), sorted({r[1] for r in rows})
