@@ -161,7 +161,8 @@ def test_rebuild_all_restores_what_maintenance_keeps(client: TestClient, db: Eng
         )
     with db.begin() as connection:
         kept = standings.stored_standings(connection), standings.stored_counts(connection)
-        assert kept[0] and kept[1]
+        assert kept[0]
+        assert kept[1]
         standings.rebuild_all(connection)
         assert (standings.stored_standings(connection), standings.stored_counts(connection)) == kept
 

@@ -40,7 +40,7 @@ def _put(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     document[path[-1]] = value
 
 
-def brief_label(row: Mapping[str, Any]) -> Label:
+def brief_label(row: Mapping[Any, Any]) -> Label:
     """A transient label from a row of :func:`columns` (extra keys are ignored)."""
     table = Label.__table__  # type: ignore[attr-defined]
     document: dict[str, Any] = {}

@@ -159,12 +159,12 @@ def page(
         more_before = offset > 0
         more_after = True
     else:
-        position, values = start if start is not None else (0, None)
-        if values is not None:
+        position, after_values = start if start is not None else (0, None)
+        if after_values is not None:
             comparison = (
-                tuple_(*columns) < _row_value(columns, values)
+                tuple_(*columns) < _row_value(columns, after_values)
                 if descending
-                else tuple_(*columns) > _row_value(columns, values)
+                else tuple_(*columns) > _row_value(columns, after_values)
             )
             query = query.where(comparison)
         found = (
@@ -174,7 +174,7 @@ def page(
         found = list(found[:limit])
         offset = position
         more_before = offset > 0
-    rows = [(briefs.brief_label(r), r["vendor_slug"], r["model_name"]) for r in found]
+    rows = [(briefs.brief_label(dict(r)), r["vendor_slug"], r["model_name"]) for r in found]
 
     def key_of(row: Any) -> list[Any]:  # as the database compares them
         return [row[f"k_{n}"] for n in range(len(columns))]

@@ -221,7 +221,8 @@ def refresh_vendor(
     )
     if not records:
         return
-    slug = connection.execute(select(Vendor.slug).where(Vendor.id == vendor_id)).scalar_one()
+    vendors = Vendor.__table__  # type: ignore[attr-defined]
+    slug = connection.execute(select(vendors.c.slug).where(vendors.c.id == vendor_id)).scalar_one()
     groups = vendor_groups([_row(r) for r in records])
     connection.execute(
         standings.insert(),
@@ -312,7 +313,10 @@ def rebuild_all(connection: Connection) -> None:
     standings, counts = _standings(), _counts()
     connection.execute(delete(standings))
     connection.execute(delete(counts))
-    slugs = dict(connection.execute(select(Vendor.id, Vendor.slug)).all())
+    vendors = Vendor.__table__  # type: ignore[attr-defined]
+    slugs: dict[int, str] = {
+        int(r[0]): str(r[1]) for r in connection.execute(select(vendors.c.id, vendors.c.slug))
+    }
     batch: list[dict[str, Any]] = []
     for (
         suite,
