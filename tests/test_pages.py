@@ -451,6 +451,25 @@ def test_compare_needs_two_vendors_and_survives_unknown_ones(
     assert client.get("/compare?task=nope").status_code == 404
 
 
+def test_compare_lists_the_top_of_a_long_ranking_and_the_compared_vendors(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry.pages import compare
+
+    monkeypatch.setattr(compare, "COMPARE_RANKING_ROWS", 2)
+    for n, slug in enumerate(("v-a", "v-b", "v-c", "v-d")):  # v-a best, v-d worst
+        submit(client, register(client, slug, slug.upper()), power_w=100.0 + 100 * n)
+    page = client.get("/compare?vendors=v-a,v-d").text
+    table = page[page.index('id="ranking-table"') :]
+    listed = re.findall(r'<a href="/vendors/([a-z-]+)"><bdi>', table)
+    assert listed == ["v-a", "v-b", "v-d"]  # the first two, and the compared one at rank 4
+    assert "4 of 4" in page
+    assert "The first of the 4 vendors" in page
+    # the CSV of the group (none chosen) has every vendor
+    whole = client.get("/compare.csv").text.strip().splitlines()
+    assert len(whole) == 1 + 4
+
+
 # --------------------------------------------------------------------------- methodology
 
 

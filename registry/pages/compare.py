@@ -57,6 +57,10 @@ def _split_vendors(values: Iterable[str]) -> list[str]:
     return seen
 
 
+COMPARE_RANKING_ROWS = 20
+"""Vendors of the group's ranking the page lists (the selected ones too, wherever they rank)."""
+
+
 @dataclass
 class CompareGroup:
     task: str
@@ -64,7 +68,11 @@ class CompareGroup:
     hardware: str | None
     zone: str | None
     ranking: list[VendorRank]
+    """The first ``COMPARE_RANKING_ROWS`` of the group's ranking and the selected vendors (at
+    their ranks), in rank order."""
     selected: list[str]
+    ranked: int = 0
+    """Vendors the group ranks in all."""
     suite: str = SUITE_1
     requested_suite: str | None = None
     size_class: str | None = None
@@ -103,7 +111,7 @@ def _compare_group(
 ) -> CompareGroup | str:
     """The ranking of a group and the selected vendors, or the reason it cannot be shown.
     Without a suite: the newest with current measured labels for the task and phase."""
-    from registry.services.ranking import default_suite, rank_vendors
+    from registry.services.ranking import default_suite, ranking_page
 
     requested = suite or None
     if requested is not None and requested not in suite_versions():
@@ -125,22 +133,31 @@ def _compare_group(
     size_class = size_class or None
     if size_class is not None and size_class not in dict(size_class_options(chosen, task)):
         return f"Suite {chosen} has no size class {size_class!r} for {task}."
-    ranking = rank_vendors(
-        session,
-        task=task,
-        phase=phase,
-        hardware_class=hardware or None,
-        zone=zone or None,
-        suite=chosen,
-        size_class=size_class,
+    where: dict[str, Any] = {
+        "task": task,
+        "phase": phase,
+        "hardware_class": hardware or None,
+        "zone": zone or None,
+        "suite": chosen,
+        "size_class": size_class,
+    }
+    selected = _split_vendors(vendors)
+    top = ranking_page(session, **where, limit=COMPARE_RANKING_ROWS)
+    chosen_ranks = (
+        ranking_page(session, **where, limit=len(selected), vendors=selected).vendors
+        if selected
+        else []
     )
+    shown = {r.vendor: r for r in [*top.vendors, *chosen_ranks]}
+    ranking = sorted(shown.values(), key=lambda r: (r.rank, r.vendor))
     return CompareGroup(
         task=task,
         phase=phase,
         hardware=hardware or None,
         zone=zone or None,
         ranking=ranking,
-        selected=_split_vendors(vendors),
+        ranked=top.total,
+        selected=selected,
         suite=chosen,
         requested_suite=requested,
         size_class=size_class,
@@ -296,6 +313,7 @@ def compare_page(
             "zone": group.zone or "",
             "hardware_classes": list(methodology["hardware_classes"]),
             "ranking": group.ranking,
+            "ranked": group.ranked,
             "selected": group.selected,
             "columns": columns,
             "unit": unit_name_for(functional_unit),
@@ -324,7 +342,11 @@ def compare_csv(
     group = _compare_group(session, task, phase, hardware, zone, vendors, suite, size_class)
     if isinstance(group, str):
         raise ProblemError("not-found", group)
-    rows = [r for r in group.ranking if not group.selected or r.vendor in group.selected]
+    rows = (
+        [r for r in group.ranking if r.vendor in group.selected]
+        if group.selected
+        else _whole_ranking(session, group)
+    )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["suite", "task", "phase", "size_class", "hardware_class", "zone", *FIELDS])
@@ -349,3 +371,27 @@ def compare_csv(
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+def _whole_ranking(session: Session, group: CompareGroup) -> list[VendorRank]:
+    """Every vendor of the group's ranking, a page at a time."""
+    from registry.services.ranking import ranking_page
+
+    found: list[VendorRank] = []
+    cursor: str | None = None
+    while True:
+        page = ranking_page(
+            session,
+            task=group.task,
+            phase=group.phase,
+            hardware_class=group.hardware,
+            zone=group.zone,
+            suite=group.suite,
+            size_class=group.size_class,
+            limit=1000,
+            cursor=cursor,
+        )
+        found.extend(page.vendors)
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
