@@ -405,7 +405,9 @@ def _store(
         # Under the log's lock, so the standings are recomputed one change at a time: the
         # label arrived current (counted here), and the refresh's changes follow it.
         arrived = {name: getattr(row, name) for name in standings.CHANGED_COLUMNS}
-        standings.apply_changes(connection, [arrived | {"current": True}, *changed])
+        standings.apply_changes(
+            connection, [arrived | {"current": True}, *changed], {vendor.id: vendor.slug}
+        )
         row.log_index = logged.index
     if inserted is None:
         existing = _existing(session, row.id)
