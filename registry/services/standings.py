@@ -70,9 +70,14 @@ def changed_columns() -> list[Any]:
     return [labels.c[name] for name in CHANGED_COLUMNS]
 
 
-def apply_changes(connection: Connection, changed: Iterable[Mapping[str, Any]]) -> None:
+def apply_changes(
+    connection: Connection,
+    changed: Iterable[Mapping[str, Any]],
+    slugs: Mapping[int, str] | None = None,
+) -> None:
     """Labels whose ``current`` flag just changed (their new values, :data:`CHANGED_COLUMNS`):
-    move the counts and recompute the standings of the vendors and groups they belong to."""
+    move the counts and recompute the standings of the vendors and groups they belong to
+    (``slugs``: vendors' slugs the caller has, saving a query each)."""
     deltas: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
     vendors: set[tuple[int, str, str, str]] = set()
     for row in changed:
@@ -84,7 +89,14 @@ def apply_changes(connection: Connection, changed: Iterable[Mapping[str, Any]]) 
         vendors.add((int(row["vendor_id"]), row["suite"], row["task"], row["phase"]))
     _move_counts(connection, {key: d for key, d in deltas.items() if d != [0, 0]})
     for vendor_id, suite, task, phase in sorted(vendors):
-        refresh_vendor(connection, vendor_id=vendor_id, suite=suite, task=task, phase=phase)
+        refresh_vendor(
+            connection,
+            vendor_id=vendor_id,
+            suite=suite,
+            task=task,
+            phase=phase,
+            slug=(slugs or {}).get(vendor_id),
+        )
 
 
 def _move_counts(connection: Connection, deltas: Mapping[tuple[str, ...], list[int]]) -> None:
@@ -195,7 +207,13 @@ def _row(record: Any) -> _Row:
 
 
 def refresh_vendor(
-    connection: Connection, *, vendor_id: int, suite: str, task: str, phase: str
+    connection: Connection,
+    *,
+    vendor_id: int,
+    suite: str,
+    task: str,
+    phase: str,
+    slug: str | None = None,
 ) -> None:
     """Recompute one vendor's standings for a suite, task and phase from its current labels."""
     labels, standings = _labels(), _standings()
@@ -221,8 +239,11 @@ def refresh_vendor(
     )
     if not records:
         return
-    vendors = Vendor.__table__  # type: ignore[attr-defined]
-    slug = connection.execute(select(vendors.c.slug).where(vendors.c.id == vendor_id)).scalar_one()
+    if slug is None:
+        vendors = Vendor.__table__  # type: ignore[attr-defined]
+        slug = connection.execute(
+            select(vendors.c.slug).where(vendors.c.id == vendor_id)
+        ).scalar_one()
     groups = vendor_groups([_row(r) for r in records])
     connection.execute(
         standings.insert(),
