@@ -326,6 +326,23 @@ class VendorStanding(SQLModel, table=True):
     median_quality: float | None = None
 
 
+class PeerBin(SQLModel, table=True):
+    """How many peers (current, measured, standard-workload labels) of one peer group have a
+    graded figure (``energy_ci95_high_wh``) in one bin: ``bin`` b holds the figures in
+    [2**(b/16), 2**((b+1)/16)) (``standings.bin_of``). A percentile sums the bins above a
+    label's and counts only inside its own bin. Maintained with ``current_counts``."""
+
+    __tablename__ = "peer_bins"
+
+    suite: str = Field(primary_key=True, max_length=8)
+    task: str = Field(primary_key=True, max_length=64)
+    phase: str = Field(primary_key=True, max_length=16)
+    hardware_class: str = Field(primary_key=True, max_length=64)
+    size_class: str = Field(primary_key=True, max_length=24)
+    bin: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    peers: int = 0
+
+
 class CurrentCount(SQLModel, table=True):
     """How many current labels (and of them, comparable peers: measured, standard workload) one
     (suite, task, phase, size class, hardware class, zone) holds: the leaderboard's totals and

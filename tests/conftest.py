@@ -28,6 +28,7 @@ PG_ENV = "CARBONLABEL_TEST_DATABASE_URL"
 TABLES = (
     "vendor_standings",
     "current_counts",
+    "peer_bins",
     "attestations",
     "auditors",
     "labels",

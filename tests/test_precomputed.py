@@ -11,6 +11,7 @@ in the PostgreSQL lane, on PostgreSQL.
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from registry.models import Label
-from registry.services import queries, ranking, standings
+from registry.services import peers, queries, ranking, standings
 from schemas.dsse import keyid_for
 from tests.helpers import Publisher, add_key, envelope_bytes, register_publisher
 
@@ -53,6 +54,7 @@ def _groups() -> list[dict[str, Any]]:
 def _check(engine: Engine) -> None:
     with engine.connect() as connection:
         assert standings.stored_counts(connection) == standings.counts_from_scratch(connection)
+        assert standings.stored_bins(connection) == standings.bins_from_scratch(connection)
         assert standings.stored_standings(connection) == standings.standings_from_scratch(
             connection
         )
@@ -60,7 +62,7 @@ def _check(engine: Engine) -> None:
         labels = list(session.exec(select(Label)).all())
         batch = queries.peer_percentiles(session, labels)
         assert batch == {
-            label.id: queries.peer_percentile(session, label)
+            label.id: peers.peer_percentile_from_scratch(session, label)
             if label.measured and label.standard_workload
             else None
             for label in labels
@@ -188,3 +190,14 @@ def test_ranking_pages_carry_total_cursor_and_link(client: TestClient) -> None:
     bad = client.get(url + "&cursor=not-a-cursor")
     assert bad.status_code == 400
     assert bad.json()["type"].endswith("invalid-cursor")
+
+
+def test_bins_hold_exactly_the_figures_between_their_floors() -> None:
+    rng = random.Random(5)
+    values = [rng.lognormvariate(0, 6) for _ in range(5000)]
+    values += [standings.bin_floor(b) for b in range(-200, 200)]  # the edges themselves
+    values += [math.nextafter(standings.bin_floor(b), 0.0) for b in range(-200, 200)]
+    for value in values:
+        number = standings.bin_of(value)
+        assert standings.bin_floor(number) <= value < standings.bin_floor(number + 1)
+    assert standings.bin_of(0.0) == standings.bin_of(-1.0) == standings.LOWEST_BIN

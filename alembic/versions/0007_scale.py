@@ -17,8 +17,10 @@ Create Date: 2026-12-05
   per suite, task, phase, hardware class (or all) and size class (or all), which
   ``GET /v1/vendors`` pages through by score; ``current_counts``: current labels and peers per
   suite, task, phase, size class, hardware class and zone, the leaderboard's totals and filter
-  options. Both are maintained in the transaction of every change to a current flag
-  (``services/standings.py``) and filled here from the labels already stored.
+  options; ``peer_bins``: peers per peer group and bin of the graded figure, from which a peer
+  percentile is a sum over at most a few hundred bins plus a count inside one bin. All three are
+  maintained in the transaction of every change to a current flag (``services/standings.py``)
+  and filled here from the labels already stored.
 """
 
 from collections.abc import Sequence
@@ -111,6 +113,17 @@ def upgrade() -> None:
         sa.Column("peers", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("suite", "task", "phase", "size_class", "hardware_class", "zone"),
     )
+    op.create_table(
+        "peer_bins",
+        sa.Column("suite", sa.String(length=8), nullable=False),
+        sa.Column("task", sa.String(length=64), nullable=False),
+        sa.Column("phase", sa.String(length=16), nullable=False),
+        sa.Column("hardware_class", sa.String(length=64), nullable=False),
+        sa.Column("size_class", sa.String(length=24), nullable=False),
+        sa.Column("bin", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("peers", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("suite", "task", "phase", "hardware_class", "size_class", "bin"),
+    )
     # Filled from the stored labels by the same code that maintains them (as 0002 and 0006 use
     # the grading code: the figures must be the ones ingest would have kept).
     from registry.services.standings import rebuild_all
@@ -122,6 +135,7 @@ def downgrade() -> None:
     op.drop_index("ix_vendor_standings_rank", table_name="vendor_standings")
     op.drop_table("vendor_standings")
     op.drop_table("current_counts")
+    op.drop_table("peer_bins")
     for name in (
         "grade",
         "energy",

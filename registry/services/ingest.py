@@ -388,9 +388,6 @@ def _store(
         for change in changed:
             if change["id"] == row.id:
                 row.current = bool(change["current"])
-        # The peer percentile is read now rather than after the commit: no second transaction
-        # for the answer.
-        percentile = queries.peer_percentile(session, row) if compared else None
         # Last, so the log's lock is held only from here to the commit; it sets log_index too.
         logged = translog.append(
             connection,
@@ -408,6 +405,9 @@ def _store(
         standings.apply_changes(
             connection, [arrived | {"current": True}, *changed], {vendor.id: vendor.slug}
         )
+        # The peer percentile is read now (from the bins just moved) rather than after the
+        # commit: no second transaction for the answer.
+        percentile = queries.peer_percentile(session, row) if compared else None
         row.log_index = logged.index
     if inserted is None:
         existing = _existing(session, row.id)

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func
+from sqlalchemy import and_, bindparam, case, func, tuple_
 from sqlalchemy import select as core_select
 from sqlmodel import Session
 
-from registry.models import Label
+from registry.models import Label, PeerBin
+from registry.services.standings import PEER_GROUP, bin_floor, bin_of
 
 
 def peers_of(
@@ -59,9 +60,10 @@ def _peer_counts() -> Any:
     return core_select(func.count(), func.count().filter(worse)).select_from(labels).where(peers)
 
 
-def peer_percentile(session: Session, label: Label) -> float | None:
-    """Share (0-100) of the current measured peers (same suite, task, phase, hardware class and
-    size class) whose graded figure is worse (higher) than this label's; None without peers."""
+def peer_percentile_from_scratch(session: Session, label: Label) -> float | None:
+    """:func:`peer_percentile` counted over the peers themselves (two counts over
+    ``ix_labels_peers``, whose cost grows with the peer group): the reference the maintained
+    bins are checked against."""
     total, worse = (
         session.connection()
         .execute(
@@ -81,38 +83,72 @@ def peer_percentile(session: Session, label: Label) -> float | None:
     return percentile_of(total, worse)
 
 
+def peer_percentile(session: Session, label: Label) -> float | None:
+    """Share (0-100) of the current measured peers (same suite, task, phase, hardware class and
+    size class) whose graded figure is worse (higher) than this label's; None without peers."""
+    return peer_percentiles(session, [label])[label.id]
+
+
+def _group(label: Label) -> tuple[str, ...]:
+    return tuple(str(getattr(label, name)) for name in PEER_GROUP)
+
+
 def peer_percentiles(session: Session, labels: Sequence[Label]) -> dict[str, float | None]:
-    """:func:`peer_percentile` of many labels in one statement (two index-only counts per label
-    over ``ix_labels_peers``); labels that are not compared (estimates, shortened runs) get
-    None without a query."""
+    """:func:`peer_percentile` of many labels in two statements whose cost does not grow with
+    the peer groups: the groups' bins (``peer_bins``, services/standings.py) give the peers and
+    those in higher bins; a count over ``ix_labels_peers`` inside each label's own bin gives the
+    rest. Labels that are not compared (estimates, shortened runs) get None without a query."""
     compared = [label for label in labels if label.measured and label.standard_workload]
     found: dict[str, float | None] = {label.id: None for label in labels}
     if not compared:
         return found
+    connection = session.connection()
+    bins = PeerBin.__table__  # type: ignore[attr-defined]
+    groups = sorted({_group(label) for label in compared})
+    per_group: dict[tuple[str, ...], list[tuple[int, int]]] = {group: [] for group in groups}
+    for row in connection.execute(
+        core_select(*(bins.c[name] for name in PEER_GROUP), bins.c.bin, bins.c.peers).where(
+            tuple_(*(bins.c[name] for name in PEER_GROUP)).in_(groups), bins.c.peers != 0
+        )
+    ):
+        per_group[tuple(row[:5])].append((int(row[5]), int(row[6])))
     table = Label.__table__  # type: ignore[attr-defined]
     own = table.alias("own")
     peer = table.alias("peer")
-    peers = peers_of(
-        peer.c,
-        suite=own.c.suite,
-        task=own.c.task,
-        phase=own.c.phase,
-        hardware_class=own.c.hardware_class,
-        size_class=own.c.size_class,
-        label_id=own.c.id,
+    ceiling = case(
+        {label.id: bin_floor(bin_of(label.energy_ci95_high_wh) + 1) for label in compared},
+        value=own.c.id,
     )
-    total = core_select(func.count()).select_from(peer).where(peers).scalar_subquery()
-    worse = (
+    inside = (
         core_select(func.count())
         .select_from(peer)
-        .where(peers, peer.c.energy_ci95_high_wh > own.c.energy_ci95_high_wh)
+        .where(
+            peers_of(
+                peer.c,
+                suite=own.c.suite,
+                task=own.c.task,
+                phase=own.c.phase,
+                hardware_class=own.c.hardware_class,
+                size_class=own.c.size_class,
+                label_id=own.c.id,
+            ),
+            peer.c.energy_ci95_high_wh > own.c.energy_ci95_high_wh,
+            peer.c.energy_ci95_high_wh < ceiling,
+        )
         .scalar_subquery()
     )
-    rows = session.connection().execute(
-        core_select(own.c.id, total, worse).where(own.c.id.in_([label.id for label in compared]))
+    worse_inside: dict[str, int] = dict(
+        connection.execute(
+            core_select(own.c.id, inside).where(own.c.id.in_([label.id for label in compared]))
+        ).all()
     )
-    for label_id, peer_count, worse_count in rows:
-        found[label_id] = percentile_of(peer_count, worse_count)
+    for label in compared:
+        own_bin = bin_of(label.energy_ci95_high_wh)
+        counts = per_group[_group(label)]
+        # the label itself is in the bins when it is current (it is measured, standard)
+        total = sum(n for _, n in counts) - (1 if label.current else 0)
+        worse = sum(n for b, n in counts if b > own_bin) + int(worse_inside.get(label.id, 0))
+        found[label.id] = percentile_of(total, worse)
     return found
 
 

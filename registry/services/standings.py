@@ -1,9 +1,10 @@
 """Figures kept up to date as labels come and go, so that rankings and pages never aggregate a
-whole group per request: ``vendor_standings`` (each vendor's aggregates per ranking group) and
+whole group per request: ``vendor_standings`` (each vendor's aggregates per ranking group),
 ``current_counts`` (current labels and peers per suite, task, phase, size class, hardware class
-and zone).
+and zone) and ``peer_bins`` (peers per peer group and bin of the graded figure, for the
+percentiles).
 
-Both change only when a label's ``current`` flag changes: on ingest (a newer label replaces its
+All three change only when a label's ``current`` flag changes: on ingest (a newer label replaces its
 model's current one) and when a key is reported compromised (its later labels lose their
 standing). Those code paths call :func:`apply_changes` in the same transaction, after taking the
 transparency log's lock (which every such change takes), so changes are applied one at a time
@@ -19,6 +20,7 @@ ranking query counts it from the ``score_wh`` index).
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -30,7 +32,7 @@ from sqlalchemy import Connection, and_, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from registry.models import CurrentCount, Label, Vendor, VendorStanding
+from registry.models import CurrentCount, Label, PeerBin, Vendor, VendorStanding
 
 ALL = "*"
 """The hardware class or size class of a row that covers all of them."""
@@ -45,11 +47,38 @@ CHANGED_COLUMNS = (
     "zone",
     "measured",
     "standard_workload",
+    "energy_ci95_high_wh",
     "current",
 )
 """What :func:`apply_changes` needs of each label whose ``current`` flag changed (its new value)."""
 
 _COUNT_KEY = ("suite", "task", "phase", "size_class", "hardware_class", "zone")
+PEER_GROUP = ("suite", "task", "phase", "hardware_class", "size_class")
+"""A label's peer group (``queries.peers_of``): the key of ``peer_bins`` with the bin."""
+
+BINS_PER_OCTAVE = 16
+LOWEST_BIN = -(10**6)
+"""The bin of figures <= 0 (none is, in a valid label; kept apart so that the bins cover every
+float)."""
+
+
+def bin_floor(number: int) -> float:
+    """The smallest figure in bin ``number``: ``2 ** (number / 16)``."""
+    return float(2.0 ** (number / BINS_PER_OCTAVE))
+
+
+def bin_of(value_wh: float) -> int:
+    """The bin holding ``value_wh``: the b with ``bin_floor(b) <= value_wh < bin_floor(b + 1)``
+    (found from the logarithm, then settled against ``bin_floor`` itself, so that the bins and
+    the range counts inside one bin agree to the last bit)."""
+    if not value_wh > 0.0:
+        return LOWEST_BIN
+    number = math.floor(math.log2(value_wh) * BINS_PER_OCTAVE)
+    while value_wh < bin_floor(number):
+        number -= 1
+    while value_wh >= bin_floor(number + 1):
+        number += 1
+    return number
 
 
 def _labels() -> Any:
@@ -62,6 +91,10 @@ def _standings() -> Any:
 
 def _counts() -> Any:
     return CurrentCount.__table__  # type: ignore[attr-defined]
+
+
+def _bins() -> Any:
+    return PeerBin.__table__  # type: ignore[attr-defined]
 
 
 def changed_columns() -> list[Any]:
@@ -79,6 +112,7 @@ def apply_changes(
     move the counts and recompute the standings of the vendors and groups they belong to
     (``slugs``: vendors' slugs the caller has, saving a query each)."""
     deltas: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
+    bins: dict[tuple[Any, ...], int] = defaultdict(int)
     vendors: set[tuple[int, str, str, str]] = set()
     for row in changed:
         step = 1 if row["current"] else -1
@@ -86,8 +120,11 @@ def apply_changes(
         delta[0] += step
         if row["measured"] and row["standard_workload"]:
             delta[1] += step
+            group = tuple(str(row[name]) for name in PEER_GROUP)
+            bins[(*group, bin_of(float(row["energy_ci95_high_wh"])))] += step
         vendors.add((int(row["vendor_id"]), row["suite"], row["task"], row["phase"]))
     _move_counts(connection, {key: d for key, d in deltas.items() if d != [0, 0]})
+    _move_bins(connection, {key: d for key, d in bins.items() if d})
     for vendor_id, suite, task, phase in sorted(vendors):
         refresh_vendor(
             connection,
@@ -116,6 +153,25 @@ def _move_counts(connection: Connection, deltas: Mapping[tuple[str, ...], list[i
         statement,
         [
             dict(zip(_COUNT_KEY, key, strict=True)) | {"labels": d[0], "peers": d[1]}
+            for key, d in sorted(deltas.items())
+        ],
+    )
+
+
+def _move_bins(connection: Connection, deltas: Mapping[tuple[Any, ...], int]) -> None:
+    if not deltas:
+        return
+    bins = _bins()
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(bins)
+    statement = statement.on_conflict_do_update(
+        index_elements=[*PEER_GROUP, "bin"],
+        set_={"peers": bins.c.peers + statement.excluded.peers},
+    )
+    connection.execute(
+        statement,
+        [
+            dict(zip((*PEER_GROUP, "bin"), key, strict=True)) | {"peers": d}
             for key, d in sorted(deltas.items())
         ],
     )
@@ -306,6 +362,29 @@ def stored_counts(connection: Connection) -> dict[tuple[str, ...], tuple[int, in
     return {tuple(r[:6]): (int(r[6]), int(r[7])) for r in rows if (r[6], r[7]) != (0, 0)}
 
 
+def bins_from_scratch(connection: Connection) -> dict[tuple[Any, ...], int]:
+    """``peer_bins`` computed from the labels: (peer group, bin) to peers, non-empty bins only."""
+    labels = _labels()
+    found: dict[tuple[Any, ...], int] = defaultdict(int)
+    rows = connection.execute(
+        select(*(labels.c[name] for name in PEER_GROUP), labels.c.energy_ci95_high_wh).where(
+            labels.c.current, labels.c.measured, labels.c.standard_workload
+        )
+    )
+    for row in rows:
+        found[(*row[:5], bin_of(float(row[5])))] += 1
+    return dict(found)
+
+
+def stored_bins(connection: Connection) -> dict[tuple[Any, ...], int]:
+    """``peer_bins`` as stored, non-empty bins only."""
+    bins = _bins()
+    rows = connection.execute(
+        select(*(bins.c[name] for name in PEER_GROUP), bins.c.bin, bins.c.peers)
+    ).all()
+    return {tuple(r[:6]): int(r[6]) for r in rows if r[6]}
+
+
 def stored_standings(connection: Connection) -> dict[tuple[Any, ...], dict[str, Any]]:
     """``vendor_standings`` as stored, in the form of :func:`standings_from_scratch`."""
     standings = _standings()
@@ -330,10 +409,17 @@ def stored_standings(connection: Connection) -> dict[tuple[Any, ...], dict[str, 
 
 
 def rebuild_all(connection: Connection) -> None:
-    """Recompute both tables from the labels (a migration, a bulk load)."""
-    standings, counts = _standings(), _counts()
+    """Recompute the three tables from the labels (a migration, a bulk load)."""
+    standings, counts, bins = _standings(), _counts(), _bins()
     connection.execute(delete(standings))
     connection.execute(delete(counts))
+    connection.execute(delete(bins))
+    peer_bins = [
+        dict(zip((*PEER_GROUP, "bin"), key, strict=True)) | {"peers": n}
+        for key, n in bins_from_scratch(connection).items()
+    ]
+    if peer_bins:
+        connection.execute(bins.insert(), peer_bins)
     vendors = Vendor.__table__  # type: ignore[attr-defined]
     slugs: dict[int, str] = {
         int(r[0]): str(r[1]) for r in connection.execute(select(vendors.c.id, vendors.c.slug))
