@@ -7,8 +7,12 @@ Steps, all in one run:
 1. Pre-sign distinct envelopes in a process pool (signing is client work: off the clock).
 2. Drop and recreate the ``public`` schema of a dedicated database (``carbonlabel_bench`` by
    default; ``test`` and ``postgres`` are refused), run the migrations, create ``bench_ref``.
+   ``--keep-data`` skips this and ingests on top of the data there (e.g. the 1M labels of
+   ``bench/scale.py --sizes 1000000 --database-url ...carbonlabel_scale``); row counts are then
+   checked against the rows added.
 3. Start the registry with uvicorn (one worker) on a free port, wait for ``/healthz``, create the
-   vendor ``bench`` and register its Ed25519 key.
+   vendor ``bench`` (``--keep-data``: only if missing; else a new token of it) and register its
+   Ed25519 key.
 4. Drive ``POST /v1/labels`` with ``--clients`` closed-loop clients over keep-alive connections
    for ``--warmup`` + ``--seconds``; only responses completed inside the ``--seconds`` window
    count towards labels/s and latency. Every label is distinct; anything but 201 is an error.
@@ -497,6 +501,33 @@ def reset_database(sqlalchemy_url: str) -> str:
     return str(row[0]) if row else "?"
 
 
+def keep_database(sqlalchemy_url: str) -> str:
+    """``--keep-data``: use the database as it is (only ``bench_ref`` is created if missing)."""
+    import psycopg
+
+    with psycopg.connect(libpq_url(sqlalchemy_url), autocommit=True) as conn:
+        conn.execute(REF_TABLE_DDL.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def existing_vendor_token(sqlalchemy_url: str) -> str | None:
+    """A new API token of the vendor ``bench`` if it exists already (stored as the registry
+    stores tokens: their SHA-256), else None."""
+    import hashlib
+
+    import psycopg
+
+    token = "clt_" + secrets.token_urlsafe(32)
+    with psycopg.connect(libpq_url(sqlalchemy_url), autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO api_tokens (vendor_id, token_sha256, prefix, created_at)"
+            " SELECT id, %s, %s, now() FROM vendors WHERE slug = %s RETURNING id",
+            (hashlib.sha256(token.encode()).hexdigest(), token[:8], VENDOR),
+        ).fetchone()
+    return token if row else None
+
+
 def count_rows(sqlalchemy_url: str, table: str) -> int:
     import psycopg
     from psycopg import sql
@@ -806,7 +837,9 @@ def _http_json(method: str, url: str, token: str, payload: dict[str, Any]) -> di
     return data
 
 
-def setup_vendor(public_url: str, admin_token: str, private_raw: bytes) -> str:
+def setup_vendor(
+    public_url: str, admin_token: str, private_raw: bytes, vendor_token: str | None = None
+) -> str:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from schemas.dsse import keyid_for, raw_public_key
@@ -816,9 +849,9 @@ def setup_vendor(public_url: str, admin_token: str, private_raw: bytes) -> str:
     except ImportError:  # older layout
         from registry.services.keys import proof_message  # type: ignore[attr-defined,no-redef]
 
-    vendor_token = _http_json("POST", f"{public_url}/v1/vendors", admin_token, {"slug": VENDOR})[
-        "token"
-    ]
+    if vendor_token is None:  # else the vendor exists (--keep-data)
+        created = _http_json("POST", f"{public_url}/v1/vendors", admin_token, {"slug": VENDOR})
+        vendor_token = created["token"]
     key = Ed25519PrivateKey.from_private_bytes(private_raw)
     raw = raw_public_key(key.public_key())
     proof = key.sign(proof_message(public_url, VENDOR, keyid_for(raw)))
@@ -951,6 +984,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-reference", action="store_true", help="registry only")
     parser.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="no schema reset: ingest on top of the database as it is (e.g. bench/scale.py's "
+        "labels); the vendor `bench` is created only if missing",
+    )
+    parser.add_argument(
         "--no-analyze",
         action="store_true",
         help="no ANALYZE half-way through the warm-up (the planner then has no statistics "
@@ -995,9 +1034,14 @@ def main(argv: list[str] | None = None) -> int:
     envelope_bytes = sum(len(b) for b in bodies) / len(bodies)
     print(f"pre-signed {len(bodies)} envelopes in {presign_s:.1f} s", flush=True)
 
-    pg_version = reset_database(args.database_url)
+    if args.keep_data:
+        pg_version = keep_database(args.database_url)
+        print(f"database kept as it is (PostgreSQL {pg_version})", flush=True)
+    else:
+        pg_version = reset_database(args.database_url)
+        print(f"database reset and migrated (PostgreSQL {pg_version})", flush=True)
     db_name = str(make_url(args.database_url).database)
-    print(f"database reset and migrated (PostgreSQL {pg_version})", flush=True)
+    rows_before = {t: count_rows(args.database_url, t) for t in ("labels", "bench_ref")}
 
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONLABEL_")}
     admin_token = secrets.token_urlsafe(32)
@@ -1027,7 +1071,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             server.wait_healthy(f"{public_url}/healthz")
-            vendor_token = setup_vendor(public_url, admin_token, private_raw)
+            existing = existing_vendor_token(args.database_url) if args.keep_data else None
+            vendor_token = setup_vendor(public_url, admin_token, private_raw, existing)
             print(
                 f"registry up (pid {server.pid}); driving {args.clients} clients for "
                 f"{args.warmup:g} s warm-up + {args.seconds:g} s",
@@ -1056,7 +1101,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
         reg = summarize("registry", reg_result)
-        reg.rows = count_rows(args.database_url, "labels")
+        reg.rows = count_rows(args.database_url, "labels") - rows_before["labels"]
         print(
             f"registry: {reg.rate:.1f} labels/s, p50 {reg.p50_ms:.1f} ms, "
             f"p99 {reg.p99_ms:.1f} ms, errors {reg.errors_in_window}",
@@ -1100,7 +1145,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 ref_server.stop()
             ref = summarize("reference", ref_result)
-            ref.rows = count_rows(args.database_url, "bench_ref")
+            ref.rows = count_rows(args.database_url, "bench_ref") - rows_before["bench_ref"]
             print(
                 f"reference: {ref.rate:.1f} inserts/s, p50 {ref.p50_ms:.1f} ms, "
                 f"p99 {ref.p99_ms:.1f} ms, errors {ref.errors_in_window}",

@@ -1,0 +1,538 @@
+"""Scale benchmark (not a test): the read routes at 10k, 100k and 1M labels, through HTTP.
+
+    .venv/bin/python bench/scale.py [--sizes 10000,100000,1000000] [--seconds 5] [--reuse]
+
+For each size N:
+
+1. Create the dedicated database ``carbonlabel_scale`` if needed (``test`` and ``postgres`` are
+   refused), drop and recreate its ``public`` schema, run the migrations, and fill it by COPY
+   with N labels of the issue-11 shape (``bench/scale_data.py``: N/100 vendors, N/10 models,
+   suite-1 tasks x phases x 13 hardware classes, a quarter current, a real transparency log,
+   real signatures on a sample of about 1,000 labels). ``--reuse`` keeps a database that already
+   holds exactly that shape.
+2. Start the registry (``uvicorn --factory registry.main:create_app``, one worker, rate limits
+   off) and drive every route with ``--clients`` keep-alive connections (``bench/badges.py``'s
+   load generator: raw HTTP/1.1, its own process): ``--warmup`` s of warm-up then ``--seconds``
+   s measured per route, cycling over a deterministic sample of real vendors, models, labels and
+   task/phase pairs; ``/healthz`` (a constant route of the same app) is measured first and last,
+   and each route's p95 is given as a ratio to its p95. The uncached badge is measured on a
+   second server with ``CARBONLABEL_BADGE_CACHE_TTL_S=0``; then two workers (cache off) for the
+   ranking, the leaderboard and the badge.
+3. Checks (any failure: exit 2): row counts and references, the log's checkpoint (signature,
+   size and the root computed while loading), inclusion proofs of a few entries (RFC 9162
+   verification), every non-200 answer, and the sampled labels' envelopes (signature, schema,
+   results) under their vendor's registered key.
+4. ``EXPLAIN (ANALYZE, BUFFERS)`` of the SQL that one request of each route runs (captured from
+   the app in-process; ``--no-explain`` skips it): scan types, sorts and time per statement.
+
+Targets (issue 11; a miss prints FAIL but does not change the exit status): p95 at 1M labels
+<= 25 ms for the ranking (JSON and CSV), ``/v1/labels`` and ``/v1/labels/{id}``; <= 60 ms for
+``/``, ``/compare``, ``/vendors/{v}`` and ``/models/{v}/{m}``; <= 10 ms for the uncached badge;
+and each route's p95 at the largest size within 1.5x of its p95 at the smallest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import math
+import os
+import secrets
+import shlex
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import badges  # noqa: E402  (bench/ is not a package)
+import ingest  # noqa: E402
+import scale_data  # noqa: E402
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/carbonlabel_scale"
+CONSTANT = "/healthz"
+GROWTH_LIMIT = 1.5
+# route name -> p95 target at 1M labels (ms); None: no target
+TARGETS_MS: dict[str, float | None] = {
+    "ranking": 25,
+    "ranking csv": 25,
+    "leaderboard": 60,
+    "compare": 60,
+    "vendor page": 60,
+    "model page": 60,
+    "label": 25,
+    "labels list": 25,
+    "badge cached": None,
+    "badge uncached": 10,
+}
+TWO_WORKER_ROUTES = ("ranking", "leaderboard", "badge uncached")
+
+
+@dataclass
+class Stats:
+    route: str
+    example: str
+    ok: int
+    errors: int
+    rate: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SizeResult:
+    labels: int
+    shape: scale_data.Shape
+    generation_s: float | None
+    timings_s: dict[str, float]
+    one: dict[str, Stats]  # one worker, with the constant route under CONSTANT / CONSTANT + " ttl0"
+    two: dict[str, Stats]
+    failures: list[str]
+    explain: list[str]
+
+
+def route_paths(shape: scale_data.Shape, label_ids: list[str]) -> dict[str, list[str]]:
+    """Every route's request paths: a deterministic sample of real rows and task/phase pairs."""
+    pairs = sorted({(task, phase) for task, phase, _ in scale_data.combos()})
+    vendors = [scale_data.vendor_slug(v) for v in range(0, shape.vendors, -(-shape.vendors // 200))]
+    models = [
+        (scale_data.vendor_slug(m % shape.vendors), scale_data.model_name(m))
+        for m in range(0, shape.models, -(-shape.models // 200))
+    ]
+    trios = [",".join(vendors[(i + k * 7) % len(vendors)] for k in range(3)) for i in range(60)]
+    return {
+        CONSTANT: [CONSTANT],
+        "ranking": [f"/v1/vendors?task={t}&phase={p}" for t, p in pairs],
+        "ranking csv": [f"/v1/vendors?task={t}&phase={p}&format=csv" for t, p in pairs],
+        "leaderboard": [f"/?task={t}&phase={p}" for t, p in pairs],
+        "compare": [
+            f"/compare?task={t}&phase={p}&vendors={trio}"
+            for i, trio in enumerate(trios)
+            for t, p in [pairs[i % len(pairs)]]
+        ],
+        "vendor page": [f"/vendors/{v}" for v in vendors],
+        "model page": [f"/models/{v}/{m}" for v, m in models],
+        "label": [f"/v1/labels/{i}" for i in label_ids],
+        "labels list": [f"/v1/labels?task={t}&phase={p}&current=true" for t, p in pairs],
+        "badge cached": [f"/badge/{models[0][0]}/{models[0][1]}.svg"],
+        "badge uncached": [f"/badge/{v}/{m}.svg" for v, m in models],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Database
+# --------------------------------------------------------------------------------------------
+
+
+def reset_database(url: str) -> str:
+    """Create the database if needed, drop and recreate its public schema, migrate."""
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    from registry.db import upgrade
+
+    name = make_url(url).database
+    if not name or name in ingest.REFUSED_DATABASES:
+        raise SystemExit(f"refusing to wipe database {name!r}: use a dedicated one")
+    with psycopg.connect(ingest.libpq_url(url, "postgres"), autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(ingest.libpq_url(url), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    upgrade(url)
+    return pg_version(url)
+
+
+def pg_version(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(ingest.libpq_url(url)) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def reused(url: str, shape: scale_data.Shape) -> scale_data.LoadReport | None:
+    """The load report of a database that already holds ``shape``, or None."""
+    import psycopg
+
+    try:
+        with psycopg.connect(ingest.libpq_url(url)) as conn:
+            head = conn.execute("SELECT tree_size, root_hash FROM log_head").fetchone()
+            labels = conn.execute("SELECT count(*) FROM labels").fetchone()
+            if head is None or labels is None or labels[0] != shape.labels:
+                return None
+            if head[0] != shape.labels + shape.vendors:
+                return None
+            report = scale_data.LoadReport(tree_size=head[0], root_hash=bytes(head[1]))
+            every = max(1, shape.labels // 500)
+            query = "SELECT id FROM labels WHERE (log_index - %s) %% %s = 0 ORDER BY log_index"
+            report.label_ids = [r[0] for r in conn.execute(query, (shape.vendors, every))]
+            sampled = conn.execute(query, (shape.vendors, shape.sample_every))
+            report.sample_ids = [r[0] for r in sampled]
+            nodes = conn.execute("SELECT count(*) FROM log_nodes").fetchone()
+            report.log_nodes = int(nodes[0]) if nodes else 0
+    except psycopg.Error:
+        return None
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def server(url: str, workers: int, badge_ttl_s: float | None, log_dir: Path) -> Any:
+    port = ingest.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONLABEL_")} | {
+        "CARBONLABEL_DATABASE_URL": url,
+        "CARBONLABEL_ADMIN_TOKEN": secrets.token_urlsafe(32),
+        "CARBONLABEL_LOG_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "CARBONLABEL_PUBLIC_URL": scale_data.REGISTRY_URL,
+        "CARBONLABEL_RATE_LIMIT_PER_MINUTE": "0",
+        "CARBONLABEL_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "0",
+    }
+    if badge_ttl_s is not None:
+        env["CARBONLABEL_BADGE_CACHE_TTL_S"] = str(badge_ttl_s)
+    args = ["--factory", "registry.main:create_app", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--workers", str(workers), "--no-access-log", "--timeout-graceful-shutdown", "10"]
+    proc = ingest.Server(f"registry-{workers}w-{badge_ttl_s}", args, env, log_dir)
+    try:
+        proc.wait_healthy(f"http://127.0.0.1:{port}{CONSTANT}")
+        yield proc, port
+    finally:
+        proc.stop()
+
+
+def measure(
+    port: int, pid: int, database: str, routes: dict[str, list[str]], args: argparse.Namespace
+) -> dict[str, Stats]:
+    """Each route: a warm-up window, then a measured one; the constant route first and last."""
+    routes = {CONSTANT: [CONSTANT], **routes}
+    names = [CONSTANT, *(r for r in routes if r != CONSTANT), CONSTANT]
+    phases = []
+    for name in names:
+        phases.append(badges.Phase("warmup", routes[name], args.warmup))
+        phases.append(badges.Phase(name, routes[name], args.seconds))
+    plan = badges.LoadPlan("127.0.0.1", port, args.clients, phases, pid, database)
+    results, _ = badges.drive(plan)
+    out = {}
+    for name in dict.fromkeys(names):
+        parts = [r for r in results if r.name == name]
+        latencies = sorted(x for p in parts for x in p.latencies_ms)
+        seconds = sum(p.seconds for p in parts)
+        ok = sum(p.ok for p in parts)
+        out[name] = Stats(
+            route=name,
+            example=routes[name][0],
+            ok=ok,
+            errors=sum(p.errors for p in parts),
+            rate=ok / seconds if seconds else math.nan,
+            p50_ms=ingest.percentile(latencies, 50),
+            p95_ms=ingest.percentile(latencies, 95),
+            p99_ms=ingest.percentile(latencies, 99),
+            examples=[e for p in parts for e in p.error_examples][:3],
+        )
+        print(f"    {name}: p95 {out[name].p95_ms:.2f} ms, {out[name].rate:.0f}/s", flush=True)
+    return out
+
+
+def check_http(port: int, url: str, report: scale_data.LoadReport) -> list[str]:
+    """The log (checkpoint, inclusion proofs) and the sampled labels' signatures."""
+    import httpx
+    import psycopg
+
+    from schemas import merkle
+    from schemas.dsse import load_public_key
+    from schemas.note import open_checkpoint
+    from schemas.verify import VerifyExit, verify_envelope_bytes
+
+    failures = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
+        info = client.get("/v1/log").json()
+        checkpoint = open_checkpoint(client.get("/v1/log/checkpoint").text, info["verifier_key"])
+        root = base64.b64decode(info["root_hash"])
+        if (checkpoint.tree_size, checkpoint.root_hash) != (report.tree_size, report.root_hash):
+            failures.append(f"log checkpoint {checkpoint.tree_size} differs from the loaded log")
+        if root != report.root_hash or info["tree_size"] != report.tree_size:
+            failures.append("GET /v1/log: size or root differs from the loaded log")
+        size = report.tree_size
+        for index in sorted({0, 1, size // 3, size // 2, size - 2, size - 1}):
+            proof = client.get("/v1/log/proof/inclusion", params={"index": index}).json()
+            leaf = base64.b64decode(client.get(f"/v1/log/entries/{index}").json()["leaf"])
+            path = [base64.b64decode(h) for h in proof["proof"]]
+            if not merkle.verify_inclusion(merkle.leaf_hash(leaf), index, size, path, root):
+                failures.append(f"inclusion proof of entry {index} does not verify")
+        with psycopg.connect(ingest.libpq_url(url)) as conn:
+            keys = dict(conn.execute("SELECT keyid, public_key_b64 FROM public_keys").fetchall())
+        for label_id in report.sample_ids[:: max(1, len(report.sample_ids) // 25)]:
+            label = client.get(f"/v1/labels/{label_id}").json()
+            envelope = client.get(f"/v1/labels/{label_id}/envelope").content
+            key = load_public_key(keys[label["verification"]["keyid"]])
+            verdict = verify_envelope_bytes(envelope, key)
+            if verdict.outcome != VerifyExit.OK or label["receipt"] is None:
+                failures.append(f"sampled label {label_id}: {verdict.message}")
+    return failures
+
+
+# --------------------------------------------------------------------------------------------
+# EXPLAIN
+# --------------------------------------------------------------------------------------------
+
+
+def explain(url: str, routes: dict[str, list[str]]) -> list[str]:
+    """One request per route in-process; EXPLAIN (ANALYZE, BUFFERS) of each SELECT it ran (the
+    three slowest shown): scans, sorts (rows sorted), execution time."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from registry.config import Settings
+    from registry.main import create_app
+
+    settings = Settings(
+        database_url=url,
+        admin_token=secrets.token_urlsafe(32),
+        log_signing_key=base64.b64encode(os.urandom(32)).decode(),  # type: ignore[arg-type]
+        public_url=scale_data.REGISTRY_URL,
+        rate_limit_per_minute=0,
+        rate_limit_per_address_per_minute=0,
+        badge_cache_ttl_s=0,
+    )
+    captured: list[tuple[str, Any]] = []
+    lines = []
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+
+        def capture(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
+            if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+                captured.append((statement, parameters))
+
+        event.listen(engine, "before_cursor_execute", capture)
+        for name, paths in routes.items():
+            if name in (CONSTANT, "badge cached"):
+                continue
+            path = paths[len(paths) // 2]
+            captured.clear()
+            client.get(path)
+            plans = []
+            with engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                for statement, parameters in list(captured):
+                    found = raw.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement,
+                                        parameters).fetchone()  # fmt: skip
+                    plans.append((found[0][0], statement))
+            total_ms = sum(plan["Execution Time"] for plan, _ in plans)
+            lines.append(f"- **{name}** `{path}`: {len(plans)} queries, {total_ms:.2f} ms")
+            plans.sort(key=lambda item: -item[0]["Execution Time"])
+            lines += ["  - " + plan_summary(plan, statement) for plan, statement in plans[:3]]
+    return lines
+
+
+def plan_summary(plan: dict[str, Any], statement: str) -> str:
+    nodes: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        kind = node["Node Type"]
+        rows = int(node.get("Actual Rows", 0) * node.get("Actual Loops", 1))
+        if kind.endswith("Sort") and node.get("Plans"):
+            sorted_rows = node["Plans"][0].get("Actual Rows", 0) * node["Plans"][0].get(
+                "Actual Loops", 1
+            )
+            nodes.append(f"**{kind} of {int(sorted_rows):,} rows**")
+        elif kind.endswith("Scan"):
+            where = node.get("Index Name") or node.get("Relation Name") or ""
+            nodes.append(f"{kind} {where} ({rows:,} rows)")
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan["Plan"])
+    flat = " ".join(statement.split())
+    sql = flat[flat.find(" FROM ") + 1 :][:100] if " FROM " in flat else flat[:100]
+    top = plan["Plan"]
+    return (
+        f"{plan['Execution Time']:.2f} ms, buffers hit {top.get('Shared Hit Blocks', 0)} read "
+        f"{top.get('Shared Read Blocks', 0)}: {'; '.join(nodes) or top['Node Type']} (`{sql}`)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def size_table(result: SizeResult) -> list[str]:
+    s = result.shape
+    gen = "reused" if result.generation_s is None else f"{result.generation_s:.0f} s"
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings_s.items())
+    out = [
+        f"#### {result.labels:,} labels",
+        "",
+        f"{s.vendors:,} vendors, {s.models:,} models, {s.groups:,} current labels, real "
+        f"signatures on every {s.sample_every:,}th label; generated in {gen}"
+        + (f" ({steps})" if steps else "")
+        + ".",
+        "",
+        "| route | example | p50 ms | p95 ms | p99 ms | req/s | p95 / constant | target p95 "
+        "(1M) | |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, stats in result.one.items():
+        base = result.one[CONSTANT + " ttl0" if name == "badge uncached" else CONSTANT]
+        target = TARGETS_MS.get(name)
+        verdict = "" if target is None else ("PASS" if stats.p95_ms <= target else "FAIL")
+        out.append(
+            f"| {name.replace(' ttl0', ' (cache off)')} | `{stats.example[:80]}` | "
+            f"{_f(stats.p50_ms, 2)} | {_f(stats.p95_ms, 2)} | {_f(stats.p99_ms, 2)} | "
+            f"{_f(stats.rate, 0)} | {_f(stats.p95_ms / base.p95_ms, 1)} | "
+            f"{'-' if target is None else f'{target:g}'} | {verdict} |"
+        )
+    if result.two:
+        out += ["", "One worker against two (badge cache off in both):", ""]
+        out += ["| route | 1 worker req/s | 2 workers req/s | x | 1 worker p95 | 2 workers p95 |"]
+        out += ["|---|---:|---:|---:|---:|---:|"]
+        for name in TWO_WORKER_ROUTES:
+            a, b = result.one[name], result.two[name]
+            out.append(
+                f"| {name} | {_f(a.rate, 0)} | {_f(b.rate, 0)} | {_f(b.rate / a.rate, 2)} | "
+                f"{_f(a.p95_ms, 2)} | {_f(b.p95_ms, 2)} |"
+            )
+    if result.explain:
+        out += ["", "EXPLAIN (ANALYZE, BUFFERS) of one request per route:", "", *result.explain]
+    out += ["", f"Checks: {'all passed' if not result.failures else 'FAILED'}."]
+    out += [f"- {failure}" for failure in result.failures]
+    return [*out, ""]
+
+
+def growth_table(results: list[SizeResult]) -> list[str]:
+    first, last = results[0], results[-1]
+    out = [
+        f"#### Growth: p95 at {last.labels:,} over p95 at {first.labels:,} labels "
+        f"(target <= {GROWTH_LIMIT})",
+        "",
+        "| route | p95 small | p95 large | ratio | |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name in TARGETS_MS:
+        a, b = first.one[name].p95_ms, last.one[name].p95_ms
+        ratio = b / a if a else math.nan
+        verdict = "PASS" if ratio <= GROWTH_LIMIT else "FAIL"
+        out.append(f"| {name} | {_f(a, 2)} | {_f(b, 2)} | {_f(ratio, 2)} | {verdict} |")
+    return [*out, ""]
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestration
+# --------------------------------------------------------------------------------------------
+
+
+def run_size(labels: int, args: argparse.Namespace, log_dir: Path) -> SizeResult:
+    from sqlalchemy.engine import make_url
+
+    url, shape = args.database_url, scale_data.Shape.of(labels)
+    database = str(make_url(url).database)
+    dsn = ingest.libpq_url(url)
+    print(f"== {labels:,} labels: {shape}", flush=True)
+    report = reused(url, shape) if args.reuse else None
+    generation_s: float | None = None
+    if report is None:
+        started = time.perf_counter()
+        reset_database(url)
+        report = scale_data.load(dsn, shape)
+        generation_s = time.perf_counter() - started
+        print(f"  generated in {generation_s:.1f} s", flush=True)
+    failures = scale_data.check_counts(dsn, shape, report)
+    routes = route_paths(shape, report.label_ids)
+    one_routes = {k: v for k, v in routes.items() if k != "badge uncached"}
+    with server(url, 1, None, log_dir) as (proc, port):
+        print("  one worker:", flush=True)
+        one = measure(port, proc.pid, database, one_routes, args)
+        failures += check_http(port, url, report)
+    with server(url, 1, 0, log_dir) as (proc, port):
+        print("  one worker, badge cache off:", flush=True)
+        off = measure(port, proc.pid, database, {"badge uncached": routes["badge uncached"]}, args)
+    one["badge uncached"] = off["badge uncached"]
+    one[CONSTANT + " ttl0"] = off[CONSTANT]
+    two: dict[str, Stats] = {}
+    if not args.no_workers:
+        with server(url, 2, 0, log_dir) as (proc, port):
+            print("  two workers, badge cache off:", flush=True)
+            two = measure(port, proc.pid, database, {k: routes[k] for k in TWO_WORKER_ROUTES}, args)
+    for stats in [*one.values(), *two.values()]:
+        if stats.errors or not stats.ok:
+            failures.append(f"{stats.route}: {stats.errors} errors {stats.examples}, {stats.ok} ok")
+    lines = [] if args.no_explain else explain(url, routes)
+    return SizeResult(labels, shape, generation_s, report.timings_s, one, two, failures, lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="label counts")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured s per route (5)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up s per route (2)")
+    parser.add_argument("--clients", type=int, default=8, help="keep-alive connections (8)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("CARBONLABEL_SCALE_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="SQLAlchemy URL of a dedicated database: its public schema is dropped",
+    )
+    parser.add_argument("--reuse", action="store_true", help="keep a database of the same shape")
+    parser.add_argument("--no-explain", action="store_true", help="skip the EXPLAIN summaries")
+    parser.add_argument("--no-workers", action="store_true", help="skip the two-worker runs")
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    parser.add_argument(
+        "--output", type=Path, default=BENCH_DIR / "results" / f"scale-{day}.md", help="markdown"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = " ".join([".venv/bin/python", "bench/scale.py", *map(shlex.quote, sys.argv[1:])])
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
+    results: list[SizeResult] = []
+    with tempfile.TemporaryDirectory(prefix="carbonlabel-scale-") as tmp:
+        for labels in sizes:
+            results.append(run_size(labels, args, Path(tmp)))
+            print("\n".join(size_table(results[-1])), flush=True)
+    machine = ingest.machine_info(pg_version(args.database_url))
+    out = [f"### Scale run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}", ""]
+    out += [f"Command: `{command}`", ""]
+    out += [
+        f"Settings: {args.clients} keep-alive connections, {args.warmup:g} s warm-up and "
+        f"{args.seconds:g} s measured per route, one uvicorn worker unless said; constant "
+        f"route `{CONSTANT}`.",
+        "",
+        "Machine: " + "; ".join(f"{k}: {v}" for k, v in machine.items()),
+        "",
+    ]
+    for result in results:
+        out += size_table(result)
+    if len(results) > 1:
+        out += growth_table(results)
+        print("\n".join(growth_table(results)))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("\n".join(out))
+    print(f"written to {args.output}")
+    failed = [f for r in results for f in r.failures]
+    if failed:
+        print(f"ERROR: {len(failed)} checks failed", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
