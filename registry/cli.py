@@ -41,13 +41,13 @@ def _settings(database_url: str | None, demo: bool = False) -> Settings:
     return Settings(database_url=database_url or "", demo=demo)
 
 
-def _upgrade(url: str) -> None:
+def _upgrade(url: str, prepared_statements: bool = True) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from registry.db import upgrade
 
     try:
-        upgrade(url)
+        upgrade(url, prepared_statements=prepared_statements)
     except SQLAlchemyError as exc:
         reason = str(exc.args[0]).splitlines()[0] if exc.args else ""
         raise OperatorError(
@@ -64,8 +64,9 @@ def _safe(url: str) -> str:
 
 def db_upgrade(database_url: DatabaseOpt = None) -> None:
     """Apply the database migrations up to head."""
-    url = _settings(database_url).resolved_database_url()
-    _upgrade(url)
+    settings = _settings(database_url)
+    url = settings.resolved_database_url()
+    _upgrade(url, settings.database_prepared_statements)
     out.print(f"database at head: {_safe(url)}")
 
 
@@ -82,8 +83,9 @@ def vendor_create(
     from registry.errors import ProblemError
     from registry.services.vendors import create_vendor
 
-    url = _settings(database_url).resolved_database_url()
-    engine = make_engine(url)
+    settings = _settings(database_url)
+    url = settings.resolved_database_url()
+    engine = make_engine(url, prepared_statements=settings.database_prepared_statements)
     try:
         with Session(engine) as session:
             _vendor, token = create_vendor(session, slug=slug, display_name=name)
@@ -160,11 +162,11 @@ def serve(
     except Exception as exc:  # SettingsError or a pydantic validation error
         raise OperatorError(str(exc).splitlines()[0]) from None
     if migrate:
-        _upgrade(url)
+        _upgrade(url, settings.database_prepared_statements)
     if demo:
         from registry.demo import seed
 
-        engine = make_engine(url)
+        engine = make_engine(url, prepared_statements=settings.database_prepared_statements)
         try:
             seeded = seed(engine, public)
         finally:

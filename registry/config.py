@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     worker_threads: int = 4
     """Threads per process running the database-bound routes. Few threads suffice (the
     database is local and fast) and fewer threads contend less for Python's GIL."""
+    database_prepared_statements: bool = True
+    """PostgreSQL: let psycopg prepare a statement on the server once it has run 5 times on a
+    connection (its ``prepare_threshold``). ``false`` for a pooler that cannot keep prepared
+    statements, such as PgBouncer in transaction mode before 1.22 or without
+    ``max_prepared_statements`` (docs/operations.md). No effect on SQLite."""
+    page_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
+    """Bytes of rendered pages and rankings kept in memory per process (``0``: none kept;
+    ETags and 304s work either way)."""
 
     @field_validator("public_url")
     @classmethod

@@ -17,8 +17,13 @@ from alembic import command
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the settings each backend needs (SQLite: WAL, foreign keys, busy timeout)."""
+def make_engine(url: str, *, prepared_statements: bool = True, **kwargs: Any) -> Engine:
+    """An engine with the settings each backend needs (SQLite: WAL, foreign keys, busy timeout).
+
+    ``prepared_statements=False`` (PostgreSQL): psycopg never prepares statements on the server
+    (``prepare_threshold=None``), for a pooler in transaction mode that hands each transaction
+    to another server connection (PgBouncer before 1.22 or without ``max_prepared_statements``).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -37,6 +42,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
+    if not prepared_statements:
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": None}
     kwargs.setdefault("json_serializer", _json_dumps)
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
@@ -58,10 +65,17 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    if make_url(url).get_backend_name() == "sqlite":
-        make_engine(url).dispose()  # creates the file's folder
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head", *, prepared_statements: bool = True) -> None:
+    """Migrate to ``revision``, on a connection of an engine made as the server's would be
+    (``prepared_statements`` as in :func:`make_engine`)."""
+    engine = make_engine(url, prepared_statements=prepared_statements)
+    try:
+        with engine.connect() as connection:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+    finally:
+        engine.dispose()
 
 
 def head_revision(url: str) -> str | None:

@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from registry import pages
+from registry import http_cache, pages
 from registry.api import auditors, badges, health, log, rankings, routes
 from registry.config import Settings, SettingsError
 from registry.db import head_revision, make_engine
@@ -113,7 +113,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         url = settings.resolved_database_url()
         own_engine = engine is None
-        app.state.engine = engine if engine is not None else make_engine(url)
+        app.state.engine = (
+            engine
+            if engine is not None
+            else make_engine(url, prepared_statements=settings.database_prepared_statements)
+        )
         app.state.migrations_head = head_revision(url)
         try:
             yield
@@ -142,6 +146,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(health.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    # Innermost: the pages' and the ranking's validators and stored answers (http_cache.py).
+    http_cache.install(app, pages.router.routes, rankings.router.routes)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outside the body limit: a refused request is answered before its body is read.
     app.add_middleware(

@@ -6,6 +6,11 @@ tree). An append locks the head row (``FOR UPDATE`` on PostgreSQL; SQLite serial
 anyway), so appends take turns and indexes have no gaps; it reads only that row and writes
 O(log n) new nodes (on PostgreSQL in one statement). A proof reads only the O(log n) perfect nodes
 it needs, in one query. The database refuses updates and deletes of entries and nodes.
+
+The head is also the data version of the pages and the vendor ranking (``registry/http_cache.py``:
+their ETags, and the answers each process keeps). So every change that can alter a page or a
+ranking must append here in its own transaction, as labels, keys and attestations do; a change
+that does not leaves every process's validators stale.
 """
 
 from __future__ import annotations

@@ -1,0 +1,408 @@
+"""HTTP caching of the HTML pages and the vendor ranking (``GET /v1/vendors``): strong ETags,
+``Cache-Control``, 304 answers to ``If-None-Match``, and an in-process cache of rendered bodies.
+
+**The data version.** Every change that can alter a page or a ranking appends to the
+transparency log in its own transaction: a label (ingest), a key's registration, retirement or
+compromise (standings and currency), an auditor's registration and attestations (tiers). So the
+log's head (``log_head``: tree size and root hash, one row read by primary key) is a version of
+everything these answers show, and every server process, on any host, sees a change as soon as
+it is committed. Vendor creation is the one write that is not logged: it changes no answer that
+had a validator (the vendor's page was a 404, which carries none and is never stored; no other
+page or ranking shows a vendor without labels). A new mutation that can change a page must
+append to the log in the same transaction, or the pages' validators go stale.
+
+**The ETag** is the SHA-256 of (the build identity, the data version, the path, the query
+parameters in a canonical order, the negotiated representation). The build identity hashes the
+code, templates and methodology files, the migrations' head and the public URL, so a new release
+or another configuration never answers 304 to a validator of the old one. An ``If-None-Match``
+that names the ETag is answered 304 before any page code runs: one primary-key read.
+
+**Bodies.** A 200 is stored (bounded in bytes, least recently used out) under its ETag when the
+version read after rendering is the one read before: no change was committed meanwhile, so the
+body is exactly that version's (otherwise it is sent without an ETag and not stored). Entries of
+another version are dropped when a request reads a new head, and never served. Concurrent misses
+of the same answer wait for one render. Only GET and HEAD, only 200s; problems (4xx, 5xx) pass
+through untouched. Pages carry no per-request state (no nonce, cookie or session): the same URL
+at the same version is the same bytes for everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.api.badge_cache import _matches
+from registry.api.rankings import wants_csv
+from registry.services import translog
+
+CACHE_CONTROL = "public, max-age=0, must-revalidate"
+"""Any cache may store the answer but must revalidate it before each use: answers change with
+every logged event, and revalidation costs the registry one primary-key read (docs/operations.md
+says why not a longer max-age)."""
+RANKING_PATH = "/v1/vendors"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUILD_FOLDERS = ("registry", "schemas", "web/templates")
+"""What a page is made from besides the data: code, methodology files and templates."""
+_STRIPPED_FROM_304 = {b"content-type", b"content-length", b"content-disposition"}
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    tree_size: int
+    root_hash: bytes
+
+
+def read_data_version(engine: Engine) -> DataVersion:
+    """The log's head: one primary-key read. The read transaction ends with COMMIT (psycopg
+    drops a connection's prepared statements on ROLLBACK; see ``registry.api.deps``)."""
+    with engine.connect() as connection:
+        head = translog.head(connection)
+        connection.commit()
+    return DataVersion(head.tree_size, head.root_hash)
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 over the files pages are made from (paths and contents), once per process."""
+    digest = hashlib.sha256()
+    for folder in BUILD_FOLDERS:
+        for path in sorted((PROJECT_ROOT / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                digest.update(str(path.relative_to(PROJECT_ROOT)).encode() + b"\0")
+                digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.cache
+def build_identity(public_url: str, migrations_head: str | None) -> str:
+    """What else, besides the data, an answer depends on: the build and the configuration."""
+    parts = (code_digest(), migrations_head or "", public_url)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def canonical_query(query_string: bytes) -> list[tuple[str, str]]:
+    """The query parameters as the app parses them, ordered by name; the values of one name keep
+    their order (``vendors=b&vendors=a`` orders the compare page's columns)."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    return sorted(pairs, key=lambda pair: pair[0])
+
+
+def make_etag(
+    identity: str, version: DataVersion, path: str, query_string: bytes, variant: str
+) -> str:
+    basis = json.dumps(
+        [
+            identity,
+            version.tree_size,
+            version.root_hash.hex(),
+            path,
+            canonical_query(query_string),
+            variant,
+        ],
+        separators=(",", ":"),
+    )
+    return '"' + hashlib.sha256(basis.encode()).hexdigest() + '"'
+
+
+# -- the routes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CachedRoute:
+    """A route whose GET answers are cached; ``vary_accept``: its representation is negotiated
+    (``Vary: Accept``), so the ETag names the representation chosen."""
+
+    route: BaseRoute
+    vary_accept: bool = False
+
+    def variant(self, scope: Scope) -> str:
+        if not self.vary_accept:
+            return ""
+        accept = b",".join(v for k, v in scope["headers"] if k == b"accept").decode("latin-1")
+        return "csv" if wants_csv(accept) else "json"
+
+
+def cacheable_routes(
+    page_routes: Iterable[BaseRoute], api_routes: Iterable[BaseRoute]
+) -> list[CachedRoute]:
+    """Every GET route of the pages' router, and the vendor ranking's of the API's (routers
+    included in the app without a prefix: their paths are the app's)."""
+    found = [CachedRoute(route) for route in page_routes if _is_get(route)]
+    found += [
+        CachedRoute(route, vary_accept=True)
+        for route in api_routes
+        if _is_get(route) and getattr(route, "path", None) == RANKING_PATH
+    ]
+    return found
+
+
+def _is_get(route: BaseRoute) -> bool:
+    return "GET" in (getattr(route, "methods", None) or ())
+
+
+# -- the body cache --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A 200 answer with its ETag and Cache-Control, and the headers of its 304."""
+
+    body: bytes
+    etag: str
+    raw_headers: list[tuple[bytes, bytes]]
+    raw_headers_304: list[tuple[bytes, bytes]]
+
+
+class PageCache:
+    """Rendered answers of one data version, at most ``max_bytes`` of bodies (least recently
+    used out; an answer over an eighth of it is not kept). One per app
+    (``app.state.page_cache``)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.version: DataVersion | None = None
+        self._entries: OrderedDict[str, Stored] = OrderedDict()
+        self._bytes = 0
+        self._pending: dict[str, asyncio.Event] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def observe(self, version: DataVersion) -> None:
+        """A version read from the database: a different one drops every stored answer."""
+        if version != self.version:
+            self._entries.clear()
+            self._bytes = 0
+            self.version = version
+
+    def get(self, etag: str) -> Stored | None:
+        entry = self._entries.get(etag)
+        if entry is not None:
+            self._entries.move_to_end(etag)
+        return entry
+
+    def put(self, etag: str, version: DataVersion, entry: Stored) -> None:
+        size = len(entry.body)
+        if version != self.version or size > self.max_bytes // 8 or etag in self._entries:
+            return
+        self._entries[etag] = entry
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, dropped = self._entries.popitem(last=False)
+            self._bytes -= len(dropped.body)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+        self.version = None
+
+    def in_flight(self, etag: str) -> asyncio.Event | None:
+        """Set when the render of this answer now running ends (None: none runs)."""
+        return self._pending.get(etag) if self.max_bytes > 0 else None
+
+    @contextmanager
+    def rendering(self, etag: str) -> Iterator[None]:
+        done = asyncio.Event()
+        self._pending[etag] = done
+        try:
+            yield
+        finally:
+            del self._pending[etag]
+            done.set()
+
+
+# -- the middleware --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Captured:
+    status: int = 500
+    headers: list[tuple[bytes, bytes]] | None = None
+    body: bytearray | None = None
+
+
+class HttpCacheMiddleware:
+    """Validators, 304s and stored bodies for the routes given (see the module's docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: list[CachedRoute],
+        cache: PageCache,
+        engine: Callable[[], Engine],
+        identity: Callable[[], str],
+    ) -> None:
+        self.app = app
+        self.routes = routes
+        self.cache = cache
+        self.engine = engine
+        self.identity = identity
+        # a cheap first look: the first segment of every cached path ("" for "/")
+        self._first_segments = {
+            str(getattr(cached.route, "path", "/"))[1:].partition("/")[0] for cached in routes
+        }
+
+    def _match(self, scope: Scope) -> CachedRoute | None:
+        if scope["path"][1:].partition("/")[0] not in self._first_segments:
+            return None  # the badges, the most requested routes, leave here
+        probe = scope if scope["method"] == "GET" else {**scope, "method": "GET"}
+        for cached in self.routes:
+            match, _ = cached.route.matches(probe)
+            if match == Match.FULL:
+                return cached
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        cached = self._match(scope)
+        if cached is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            version, identity = await run_in_threadpool(self._look_up)
+        except (SQLAlchemyError, RuntimeError):
+            # no version (the database is down, or not migrated): answered as without a cache
+            await self.app(scope, receive, send)
+            return
+        self.cache.observe(version)
+        etag = make_etag(
+            identity,
+            version,
+            scope["path"],
+            scope.get("query_string", b""),
+            cached.variant(scope),
+        )
+        with_body = scope["method"] == "GET"
+        condition = _if_none_match(scope)
+        # ``*`` matches only an existing answer (a 404 is none): it is checked after rendering.
+        if condition is not None and condition.strip() != "*" and _matches(condition, etag):
+            scope["route"] = cached.route  # for the metrics: no routing happens
+            stored = self.cache.get(etag)
+            headers = stored.raw_headers_304 if stored else _headers_304(etag, cached)
+            await _send(send, 304, headers, b"")
+            return
+        while True:
+            stored = self.cache.get(etag)
+            if stored is not None:
+                scope["route"] = cached.route
+                await self._answer(send, stored, with_body, condition)
+                return
+            pending = self.cache.in_flight(etag)
+            if pending is None:
+                break
+            await pending.wait()  # then look again; if that answer was not stored, render
+        with self.cache.rendering(etag):
+            captured = await self._render(scope, receive)
+            if captured.headers is None:
+                return  # the app answered nothing (the client went away)
+            body = bytes(captured.body or b"")
+            if captured.status != 200 or not _storable(captured.headers):
+                await _send(send, captured.status, captured.headers, body if with_body else b"")
+                return
+            headers = [*captured.headers, (b"cache-control", CACHE_CONTROL.encode())]
+            try:
+                after = await run_in_threadpool(read_data_version, self.engine())
+            except (SQLAlchemyError, RuntimeError):
+                after = None
+            if after != version:
+                # a change was committed while rendering: this body may be either version's
+                await _send(send, 200, headers, body if with_body else b"")
+                return
+            headers.append((b"etag", etag.encode()))
+            headers_304 = [h for h in headers if h[0] not in _STRIPPED_FROM_304]
+            answer = Stored(body, etag, headers, headers_304)
+            self.cache.put(etag, version, answer)
+        await self._answer(send, answer, with_body, condition)
+
+    async def _answer(
+        self, send: Send, answer: Stored, with_body: bool, condition: str | None
+    ) -> None:
+        """A stored (or storable) 200, or its 304 when ``condition`` names it (or is ``*``)."""
+        if condition is not None and _matches(condition, answer.etag):
+            await _send(send, 304, answer.raw_headers_304, b"")
+        else:
+            await _send(send, 200, answer.raw_headers, answer.body if with_body else b"")
+
+    def _look_up(self) -> tuple[DataVersion, str]:
+        """The data version and the build identity (in the thread pool: both may read)."""
+        return read_data_version(self.engine()), self.identity()
+
+    async def _render(self, scope: Scope, receive: Receive) -> _Captured:
+        """The app's answer to the request as a GET, kept whole."""
+        captured = _Captured()
+        inner = scope if scope["method"] == "GET" else {**scope, "method": "GET"}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured.status = message["status"]
+                captured.headers = list(message.get("headers", []))
+                captured.body = bytearray()
+            elif message["type"] == "http.response.body" and captured.body is not None:
+                captured.body += message.get("body", b"")
+
+        await self.app(inner, receive, capture)
+        if inner is not scope and "route" in inner:
+            scope["route"] = inner["route"]
+        return captured
+
+
+def _if_none_match(scope: Scope) -> str | None:
+    values = [v for k, v in scope["headers"] if k == b"if-none-match"]
+    return b",".join(values).decode("latin-1") if values else None
+
+
+def _storable(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Not an answer that chose its own caching, or set a cookie."""
+    names = {name.lower() for name, _ in headers}
+    return not names & {b"cache-control", b"etag", b"set-cookie"}
+
+
+def _headers_304(etag: str, cached: CachedRoute) -> list[tuple[bytes, bytes]]:
+    """A 304's headers when no stored answer has them (RFC 9110 15.4.5)."""
+    headers = [(b"cache-control", CACHE_CONTROL.encode()), (b"etag", etag.encode())]
+    if cached.vary_accept:
+        headers.append((b"vary", b"Accept"))
+    return headers
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def install(
+    app: Any, page_routes: Iterable[BaseRoute], api_routes: Iterable[BaseRoute]
+) -> PageCache:
+    """Add the middleware to ``app`` (innermost of those added so far) for the routes that
+    :func:`cacheable_routes` picks; returns its cache (also ``app.state.page_cache``)."""
+    settings = app.state.settings
+    cache = PageCache(settings.page_cache_max_bytes)
+    app.state.page_cache = cache
+    app.add_middleware(
+        HttpCacheMiddleware,
+        routes=cacheable_routes(page_routes, api_routes),
+        cache=cache,
+        engine=lambda: app.state.engine,
+        identity=lambda: build_identity(
+            settings.public_url, getattr(app.state, "migrations_head", None)
+        ),
+    )
+    return cache
