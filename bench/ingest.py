@@ -88,22 +88,24 @@ def _init_signer(private_raw: bytes) -> None:
     _SIGNING_KEY = Ed25519PrivateKey.from_private_bytes(private_raw)
 
 
-def _sign_range(args: tuple[int, int, str]) -> list[tuple[str, bytes]]:
+def _sign_range(args: tuple[int, int, str, int]) -> list[tuple[str, bytes]]:
     from schemas.dsse import build_statement, sign_statement
     from schemas.synthetic import make_label
 
-    start, stop, registry = args
+    start, stop, registry, offset = args
     out = []
     for i in range(start, stop):
-        label = make_label(vendor=VENDOR, model=f"m{i % 20}", registry=registry, seed=i)
+        label = make_label(vendor=VENDOR, model=f"m{i % 20}", registry=registry, seed=offset + i)
         envelope = sign_statement(build_statement(label), _SIGNING_KEY)
         out.append((label["label_id"], json.dumps(envelope, separators=(",", ":")).encode()))
     return out
 
 
-def presign(count: int, registry: str, private_raw: bytes, workers: int) -> list[bytes]:
+def presign(
+    count: int, registry: str, private_raw: bytes, workers: int, seed_offset: int = 0
+) -> list[bytes]:
     chunk = 500
-    ranges = [(s, min(s + chunk, count), registry) for s in range(0, count, chunk)]
+    ranges = [(s, min(s + chunk, count), registry, seed_offset) for s in range(0, count, chunk)]
     bodies: list[bytes] = []
     seen: set[str] = set()
     ctx = multiprocessing.get_context("spawn")
@@ -1029,7 +1031,11 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     t0 = time.perf_counter()
-    bodies = presign(count, public_url, private_raw, workers=os.cpu_count() or 1)
+    # --keep-data: seeds (hence label ids) unlike those of an earlier run on the same database
+    offset = secrets.randbits(48) if args.keep_data else 0
+    bodies = presign(
+        count, public_url, private_raw, workers=os.cpu_count() or 1, seed_offset=offset
+    )
     presign_s = time.perf_counter() - t0
     envelope_bytes = sum(len(b) for b in bodies) / len(bodies)
     print(f"pre-signed {len(bodies)} envelopes in {presign_s:.1f} s", flush=True)

@@ -1,29 +1,25 @@
 """Synthetic registry data at scale for ``bench/scale.py``: N labels in PostgreSQL by COPY.
 
 Shape (``Shape.of``): N labels, N/100 vendors (one active Ed25519 key each), N/10 models (ten per
-vendor), the suite-1 tasks x phases x the 13 hardware classes of ``schemas/methodology.json``.
-Labels come in groups of four (model, suite, task, phase, hardware class; revisions v1..v4, later
-ones created later): the newest of each group is current, so a quarter of the labels are. About
-90 % are measured (the rest estimated: no grade).
+vendor), the suite-1 tasks x phases x 13 hardware classes of ``schemas/methodology.json``; labels
+in groups of four (model, suite, task, phase, hardware class; revisions v1..v4 created in that
+order) whose newest is current, so a quarter are current; about 90 % measured, the rest estimated.
 
-Labels and signatures: every ``sample_every``-th label is real: ``schemas.synthetic.make_label``
-for its own vendor, model, revision and date, signed (DSSE, Ed25519) with its vendor's key, so it
-verifies. The others are rendered from templates (real labels per hardware class, task, phase,
-energy level and zone, graded by ``registry.services.workloads.grade_of`` as ingest does) with
-the label id, vendor, model, revision and date substituted in the predicate and in the envelope's
-payload; their envelopes carry the template's signature, which does NOT verify. Typed columns,
-``payload_sha256`` and the log leaf's ``envelope_sha256`` match the stored bytes of every row.
+Every ``sample_every``-th label (about 1,000 in all) is a real ``schemas.synthetic.make_label``
+label of its vendor, model, revision and date, signed with its vendor's key (DSSE, Ed25519). The
+others are rendered from templates (real labels per hardware class, task, phase, energy level and
+zone) with the label id, vendor, model, revision and date substituted in the predicate and in the
+envelope's payload: their envelopes carry the template's signature, which does NOT verify. Typed
+columns follow from the document as ingest sets them (``grade_of``, ``suite_columns``);
+``payload_sha256`` and the log leaf's ``envelope_sha256`` hash the stored bytes. The transparency
+log is real: a ``key-add`` entry per vendor key, then a ``label`` entry per label in the order
+received, every perfect subtree in ``log_nodes``, size, root and frontier in ``log_head``.
 
-The transparency log is real: one ``key-add`` entry per vendor key, then one ``label`` entry per
-label in the order received (leaf bytes as ``translog.append`` encodes them), ``log_nodes`` holds
-every perfect subtree and ``log_head`` the size, root and frontier.
-
-Loading: one transaction per COPY stream (``labels`` and the small tables on one connection, the
-log on another, fed from the same loop), each table truncated first so that ``COPY ... FREEZE``
-applies (rows frozen and all-visible: index-only scans without waiting for a vacuum); triggers,
-foreign-key checks included, are off for the load (``session_replication_role = replica``; the
-checks in ``check_counts`` stand in for them); the secondary indexes of ``labels`` and
-``log_entries`` are dropped first and rebuilt from their own ``pg_indexes`` definitions.
+Loading: ``COPY ... (FORMAT BINARY, FREEZE)`` into tables truncated in the same transaction (rows
+frozen and all-visible), ``labels`` on one connection and the log on another, fed from one loop;
+triggers and foreign-key checks off (``session_replication_role = replica``: ``check_counts``
+stands in for them); the secondary indexes of ``labels`` and ``log_entries`` dropped first and
+rebuilt from their own ``pg_indexes`` definitions; TOAST compression lz4 for this session.
 """
 
 from __future__ import annotations
@@ -79,54 +75,18 @@ class Shape:
         return cls(labels, vendors, models, groups, max(1, labels // SAMPLE_TARGET))
 
 
-# --------------------------------------------------------------------------------------------
-# PostgreSQL binary COPY fields
-# --------------------------------------------------------------------------------------------
-
-
-def f_text(value: str | None) -> bytes:
-    if value is None:
-        return _NULL
-    data = value.encode()
-    return struct.pack("!i", len(data)) + data
-
-
-def f_bytes(data: bytes) -> bytes:
-    return struct.pack("!i", len(data)) + data
-
-
-def f_int(value: int) -> bytes:
-    return struct.pack("!ii", 4, value)
-
-
-def f_big(value: int) -> bytes:
-    return struct.pack("!iq", 8, value)
-
-
-def f_float(value: float | None) -> bytes:
-    return _NULL if value is None else struct.pack("!id", 8, value)
-
-
-def f_bool(value: bool) -> bytes:
-    return _TRUE if value else _FALSE
-
-
-def f_time(moment: datetime) -> bytes:
-    return f_big((moment - _EPOCH_PG) // timedelta(microseconds=1))
-
-
-def f_jsonb(text: str) -> bytes:
-    data = text.encode()
-    return struct.pack("!i", len(data) + 1) + b"\x01" + data
-
-
-def row(*fields: bytes) -> bytes:
-    return struct.pack("!h", len(fields)) + b"".join(fields)
-
-
-# --------------------------------------------------------------------------------------------
-# Keys and templates
-# --------------------------------------------------------------------------------------------
+# PostgreSQL binary COPY fields (length-prefixed, big-endian)
+# fmt: off
+def f_bytes(data: bytes) -> bytes: return struct.pack("!i", len(data)) + data
+def f_text(value: str | None) -> bytes: return _NULL if value is None else f_bytes(value.encode())
+def f_int(value: int) -> bytes: return struct.pack("!ii", 4, value)
+def f_big(value: int) -> bytes: return struct.pack("!iq", 8, value)
+def f_float(x: float | None) -> bytes: return _NULL if x is None else struct.pack("!id", 8, x)
+def f_bool(value: bool) -> bytes: return _TRUE if value else _FALSE
+def f_time(t: datetime) -> bytes: return f_big((t - _EPOCH_PG) // timedelta(microseconds=1))
+def f_jsonb(text: str) -> bytes: return f_bytes(b"\x01" + text.encode())
+def row(*fields: bytes) -> bytes: return struct.pack("!h", len(fields)) + b"".join(fields)
+# fmt: on
 
 
 def vendor_slug(v: int) -> str:
@@ -182,18 +142,9 @@ def make(combo: tuple[str, str, str], level: int, measured: bool, **names: Any) 
     task, phase, hw = combo
     zone, intensity = ZONES[(level + len(task) + len(hw)) % len(ZONES)]
     units = 1 if phase == "training" else 100 if task == "text-generation" else 1000
-    label = make_label(
-        task=task,
-        phase=phase,
-        hardware_class=hw,
-        zone=zone,
-        intensity_g_per_kwh=intensity,
-        power_w=75.0 * 2 ** (4 * level / LEVELS),
-        units_per_trial=units,
-        trials=3,
-        registry=REGISTRY_URL,
-        **names,
-    )
+    label = make_label(task=task, phase=phase, hardware_class=hw, zone=zone,
+                       intensity_g_per_kwh=intensity, power_w=75.0 * 2 ** (4 * level / LEVELS),
+                       units_per_trial=units, trials=3, registry=REGISTRY_URL, **names)  # fmt: skip
     return label if measured else estimated(label)
 
 
@@ -293,31 +244,24 @@ def build_templates() -> dict[tuple[int, int, bool], Template]:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Rows
-# --------------------------------------------------------------------------------------------
-
-
 @dataclass
 class Keys:
+    """Per vendor (index v): slug, keyid, base64 public key, registration time."""
+
     slugs: list[str]
     keyids: list[str]
     public_b64: list[str]
     created: list[datetime]
 
+    @classmethod
+    def of(cls, shape: Shape) -> Keys:
+        from schemas.dsse import keyid_for, raw_public_key
 
-def make_keys(shape: Shape) -> Keys:
-    from schemas.dsse import keyid_for, raw_public_key
-
-    keys = Keys([], [], [], [])
-    for v in range(shape.vendors):
-        slug = vendor_slug(v)
-        raw = raw_public_key(vendor_key(slug).public_key())
-        keys.slugs.append(slug)
-        keys.keyids.append(keyid_for(raw))
-        keys.public_b64.append(base64.b64encode(raw).decode())
-        keys.created.append(_START - timedelta(days=30) + timedelta(seconds=v))
-    return keys
+        slugs = [vendor_slug(v) for v in range(shape.vendors)]
+        raws = [raw_public_key(vendor_key(slug).public_key()) for slug in slugs]
+        created = [_START - timedelta(days=30, seconds=-v) for v in range(shape.vendors)]
+        public = [base64.b64encode(raw).decode() for raw in raws]
+        return cls(slugs, [keyid_for(raw) for raw in raws], public, created)
 
 
 def label_leaf(**fields: str) -> bytes:
@@ -404,11 +348,6 @@ def label_rows(
         yield LabelRow(row_bytes, leaf, label_id, at, keyid, sampled)
 
 
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
-
-
 @dataclass
 class LoadReport:
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -485,7 +424,7 @@ def load(dsn: str, shape: Shape) -> LoadReport:
 
     report = LoadReport()
     done = _timed(report, "templates and vendor keys")
-    templates, keys = build_templates(), make_keys(shape)
+    templates, keys = build_templates(), Keys.of(shape)
     done()
     with psycopg.connect(dsn, autocommit=True) as admin:
         query = "SELECT column_name FROM information_schema.columns WHERE table_name = 'labels'"
@@ -517,9 +456,8 @@ def load(dsn: str, shape: Shape) -> LoadReport:
         pks = _Stream(
             cur, "public_keys", "id, vendor_id, keyid, public_key_b64, status, created_at"
         )
-        entries = _Stream(
-            log_cur, "log_entries", "idx, kind, leaf, leaf_hash, logged_at, label_id, keyid"
-        )
+        entries = _Stream(log_cur, "log_entries", "idx, kind, leaf, leaf_hash, logged_at, label_id,"
+                          " keyid")  # fmt: skip
         for v, slug in enumerate(keys.slugs):
             keyid, public, at = keys.keyids[v], keys.public_b64[v], keys.created[v]
             pks.add(row(f_int(v + 1), f_int(v + 1), f_text(keyid), f_text(public),
@@ -609,13 +547,15 @@ def finish(dsn: str, indexes: list[tuple[str, str]], report: LoadReport) -> None
         rebuild_all(connection)
     engine.dispose()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE vendor_standings")
-        conn.execute("VACUUM ANALYZE current_counts")
+        query = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        for (table,) in conn.execute(query).fetchall():
+            if table not in (*LOADED_TABLES, *LOG_TABLES):
+                conn.execute(f'VACUUM ANALYZE "{table}"')
     done()
     report.standings = "rebuilt by registry.services.standings.rebuild_all"
 
 
-def check_counts(dsn: str, shape: Shape, report: LoadReport) -> list[str]:
+def check_counts(dsn: str, shape: Shape) -> list[str]:
     """Row counts and the references the disabled foreign-key checks would have enforced."""
     import psycopg
 
