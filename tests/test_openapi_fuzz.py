@@ -117,9 +117,10 @@ CHECK_OVERRIDES: list[dict[str, Any]] = [
     ),
     {
         # Which suites offer which task and phase (chat-serving: suite 2, inference only) is a
-        # rule across parameters that OpenAPI cannot state: other combinations are 422.
+        # rule across parameters that OpenAPI cannot state: other combinations are 422; and
+        # ``cursor`` is opaque, as for GET /v1/labels (400 invalid-cursor).
         "include-name": "GET /v1/vendors",
-        "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "422", "429"]}},
+        "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "422", "429"]}},
     },
     {
         # ``cursor`` is opaque: only strings this API issued are valid, any other is 400

@@ -128,7 +128,7 @@ def to_csv(vendors: list[VendorRank]) -> str:
             "description": "the ranking, best first; CSV with `Accept: text/csv` or `?format=csv`",
             "content": {"application/json": {}, CSV_MEDIA_TYPE: {"schema": {"type": "string"}}},
         },
-        **problems(422),
+        **problems(400, 422),
     },
 )
 def vendor_ranking(
