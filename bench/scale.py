@@ -10,14 +10,16 @@ For each size N:
    suite-1 tasks x phases x 13 hardware classes, a quarter current, a real transparency log,
    real signatures on a sample of about 1,000 labels). ``--reuse`` keeps a database that already
    holds exactly that shape.
-2. Start the registry (``uvicorn --factory registry.main:create_app``, one worker, rate limits
-   off) and drive every route with ``--clients`` keep-alive connections (``bench/badges.py``'s
-   load generator: raw HTTP/1.1, its own process): ``--warmup`` s of warm-up then ``--seconds``
-   s measured per route, cycling over a deterministic sample of real vendors, models, labels and
-   task/phase pairs; ``/healthz`` (a constant route of the same app) is measured first and last,
-   and each route's p95 is given as a ratio to its p95. The uncached badge is measured on a
-   second server with ``CARBONLABEL_BADGE_CACHE_TTL_S=0``; then two workers (cache off) for the
-   ranking, the leaderboard and the badge.
+2. Start the registry (``uvicorn --factory registry.main:create_app``, rate limits off) and drive
+   each route with ``--clients`` keep-alive connections (``bench/badges.py``'s load generator:
+   raw HTTP/1.1, its own process): ``--warmup`` s of warm-up then ``--seconds`` s measured per
+   route, cycling over a deterministic sample of real vendors, models, labels and task/phase
+   pairs. ``/healthz``, a constant route of the same app, is measured first and last, and each
+   route's p95 is also given as a ratio to its p95. Three servers in turn: one worker with its
+   caches off (``CARBONLABEL_BADGE_CACHE_TTL_S=0``, ``CARBONLABEL_PAGE_CACHE_MAX_BYTES=1``: the
+   main table and the targets; the "uncached badge" is this server's, over 200 models), one
+   worker as deployed (caches on; the "cached badge" asks for one URL again and again), and two
+   workers with the caches off for the ranking, the leaderboard and the badge.
 3. Checks (any failure: exit 2): row counts and references, the log's checkpoint (signature,
    size and the root computed while loading), inclusion proofs of a few entries (RFC 9162
    verification), every non-200 answer, and the sampled labels' envelopes (signature, schema,
@@ -60,17 +62,9 @@ CONSTANT = "/healthz"
 GROWTH_LIMIT = 1.5
 # route name -> p95 target at 1M labels (ms); None: no target
 TARGETS_MS: dict[str, float | None] = {
-    "ranking": 25,
-    "ranking csv": 25,
-    "leaderboard": 60,
-    "compare": 60,
-    "vendor page": 60,
-    "model page": 60,
-    "label": 25,
-    "labels list": 25,
-    "badge cached": None,
-    "badge uncached": 10,
-}
+    "ranking": 25, "ranking csv": 25, "leaderboard": 60, "compare": 60, "vendor page": 60,
+    "model page": 60, "label": 25, "labels list": 25, "badge cached": None, "badge uncached": 10,
+}  # fmt: skip
 TWO_WORKER_ROUTES = ("ranking", "leaderboard", "badge uncached")
 
 
@@ -96,15 +90,24 @@ class SizeResult:
     shape: scale_data.Shape
     generation_s: float | None
     timings_s: dict[str, float]
-    one: dict[str, Stats]  # one worker, with the constant route under CONSTANT / CONSTANT + " ttl0"
-    two: dict[str, Stats]
+    off: dict[str, Stats]  # one worker, caches off (the main table)
+    on: dict[str, Stats]  # one worker, caches on (as deployed)
+    two: dict[str, Stats]  # two workers, caches off
     failures: list[str]
     explain: list[str]
 
 
-def route_paths(shape: scale_data.Shape, label_ids: list[str]) -> dict[str, list[str]]:
-    """Every route's request paths: a deterministic sample of real rows and task/phase pairs."""
+def route_paths(
+    shape: scale_data.Shape, label_ids: list[str], bust: bool = False
+) -> dict[str, list[str]]:
+    """Every route's request paths: a deterministic sample of real rows and task/phase pairs.
+
+    ``bust``: each task/phase query also in 16 versions (``&cb=k``, a parameter the routes
+    ignore), so that concurrent requests are seldom for the same URL and the page cache's
+    coalescing of identical requests in flight does not serve them (see ``server``)."""
     pairs = sorted({(task, phase) for task, phase, _ in scale_data.combos()})
+    tp = [f"task={t}&phase={p}{f'&cb={k}' if k else ''}" for k in range(16 if bust else 1)
+          for t, p in pairs]  # fmt: skip
     vendors = [scale_data.vendor_slug(v) for v in range(0, shape.vendors, -(-shape.vendors // 200))]
     models = [
         (scale_data.vendor_slug(m % shape.vendors), scale_data.model_name(m))
@@ -113,9 +116,9 @@ def route_paths(shape: scale_data.Shape, label_ids: list[str]) -> dict[str, list
     trios = [",".join(vendors[(i + k * 7) % len(vendors)] for k in range(3)) for i in range(60)]
     return {
         CONSTANT: [CONSTANT],
-        "ranking": [f"/v1/vendors?task={t}&phase={p}" for t, p in pairs],
-        "ranking csv": [f"/v1/vendors?task={t}&phase={p}&format=csv" for t, p in pairs],
-        "leaderboard": [f"/?task={t}&phase={p}" for t, p in pairs],
+        "ranking": [f"/v1/vendors?{q}" for q in tp],
+        "ranking csv": [f"/v1/vendors?{q}&format=csv" for q in tp],
+        "leaderboard": [f"/?{q}" for q in tp],
         "compare": [
             f"/compare?task={t}&phase={p}&vendors={trio}"
             for i, trio in enumerate(trios)
@@ -124,15 +127,10 @@ def route_paths(shape: scale_data.Shape, label_ids: list[str]) -> dict[str, list
         "vendor page": [f"/vendors/{v}" for v in vendors],
         "model page": [f"/models/{v}/{m}" for v, m in models],
         "label": [f"/v1/labels/{i}" for i in label_ids],
-        "labels list": [f"/v1/labels?task={t}&phase={p}&current=true" for t, p in pairs],
+        "labels list": [f"/v1/labels?{q}&current=true" for q in tp],
         "badge cached": [f"/badge/{models[0][0]}/{models[0][1]}.svg"],
         "badge uncached": [f"/badge/{v}/{m}.svg" for v, m in models],
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Database
-# --------------------------------------------------------------------------------------------
 
 
 def reset_database(url: str) -> str:
@@ -178,9 +176,11 @@ def reused(url: str, shape: scale_data.Shape) -> scale_data.LoadReport | None:
                 return None  # made by older migrations
             head = conn.execute("SELECT tree_size, root_hash FROM log_head").fetchone()
             labels = conn.execute("SELECT count(*) FROM labels").fetchone()
-            if head is None or labels is None or labels[0] != shape.labels:
-                return None
-            if head[0] != shape.labels + shape.vendors:
+            if (
+                not head
+                or not labels
+                or (labels[0], head[0]) != (shape.labels, shape.labels + shape.vendors)
+            ):
                 return None
             report = scale_data.LoadReport(tree_size=head[0], root_hash=bytes(head[1]))
             every = max(1, shape.labels // 500)
@@ -188,20 +188,14 @@ def reused(url: str, shape: scale_data.Shape) -> scale_data.LoadReport | None:
             report.label_ids = [r[0] for r in conn.execute(query, (shape.vendors, every))]
             sampled = conn.execute(query, (shape.vendors, shape.sample_every))
             report.sample_ids = [r[0] for r in sampled]
-            nodes = conn.execute("SELECT count(*) FROM log_nodes").fetchone()
-            report.log_nodes = int(nodes[0]) if nodes else 0
     except psycopg.Error:
         return None
     return report
 
 
-# --------------------------------------------------------------------------------------------
-# HTTP
-# --------------------------------------------------------------------------------------------
-
-
 @contextmanager
-def server(url: str, workers: int, badge_ttl_s: float | None, log_dir: Path) -> Any:
+def server(url: str, workers: int, caches: bool, log_dir: Path) -> Any:
+    """The registry under uvicorn; ``caches`` False: no badge cache, no page cache."""
     port = ingest.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONLABEL_")} | {
         "CARBONLABEL_DATABASE_URL": url,
@@ -211,11 +205,14 @@ def server(url: str, workers: int, badge_ttl_s: float | None, log_dir: Path) -> 
         "CARBONLABEL_RATE_LIMIT_PER_MINUTE": "0",
         "CARBONLABEL_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "0",
     }
-    if badge_ttl_s is not None:
-        env["CARBONLABEL_BADGE_CACHE_TTL_S"] = str(badge_ttl_s)
+    if not caches:
+        # 1 byte: no page is stored (a body must fit in an eighth of it). Not 0: with 0,
+        # registry/http_cache.py answers 500 to concurrent requests for the same URL (KeyError in
+        # PageCache.rendering: in_flight() is off, so two renders register the same ETag).
+        env |= {"CARBONLABEL_BADGE_CACHE_TTL_S": "0", "CARBONLABEL_PAGE_CACHE_MAX_BYTES": "1"}
     args = ["--factory", "registry.main:create_app", "--host", "127.0.0.1", "--port", str(port)]
     args += ["--workers", str(workers), "--no-access-log", "--timeout-graceful-shutdown", "10"]
-    proc = ingest.Server(f"registry-{workers}w-{badge_ttl_s}", args, env, log_dir)
+    proc = ingest.Server(f"registry-{workers}w-{caches}", args, env, log_dir)
     try:
         proc.wait_healthy(f"http://127.0.0.1:{port}{CONSTANT}")
         yield proc, port
@@ -252,11 +249,14 @@ def measure(
             p99_ms=ingest.percentile(latencies, 99),
             server_cpu_ms=sum(p.server_cpu_s for p in parts) * 1000 / max(ok, 1),
             postgres_cpu_ms=sum(p.postgres_cpu_s for p in parts) * 1000 / max(ok, 1),
-            other_cores=sum(
-                p.machine_busy_s - p.server_cpu_s - p.postgres_cpu_s - p.loadgen_cpu_s
-                for p in parts
-            )
-            / max(seconds, 1e-9),
+            other_cores=max(
+                0.0,
+                sum(
+                    p.machine_busy_s - p.server_cpu_s - p.postgres_cpu_s - p.loadgen_cpu_s
+                    for p in parts
+                )
+                / max(seconds, 1e-9),
+            ),
             examples=[e for p in parts for e in p.error_examples][:3],
         )
         print(f"    {name}: p95 {out[name].p95_ms:.2f} ms, {out[name].rate:.0f}/s", flush=True)
@@ -302,11 +302,6 @@ def check_http(port: int, url: str, report: scale_data.LoadReport) -> list[str]:
     return failures
 
 
-# --------------------------------------------------------------------------------------------
-# EXPLAIN
-# --------------------------------------------------------------------------------------------
-
-
 def explain(url: str, routes: dict[str, list[str]]) -> list[str]:
     """One request per route in-process; EXPLAIN (ANALYZE, BUFFERS) of each SELECT it ran (the
     three slowest shown): scans, sorts (rows sorted), execution time."""
@@ -325,6 +320,7 @@ def explain(url: str, routes: dict[str, list[str]]) -> list[str]:
         rate_limit_per_minute=0,
         rate_limit_per_address_per_minute=0,
         badge_cache_ttl_s=0,
+        page_cache_max_bytes=1,
     )
     captured: list[tuple[str, Any]] = []
     lines = []
@@ -383,11 +379,6 @@ def plan_summary(plan: dict[str, Any], statement: str) -> str:
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------------
-
-
 def _f(value: float | None, digits: int = 1) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
@@ -404,28 +395,40 @@ def size_table(result: SizeResult) -> list[str]:
         + (f" ({steps})" if steps else "")
         + ".",
         "",
+        "Caches off (`CARBONLABEL_BADGE_CACHE_TTL_S=0`, `CARBONLABEL_PAGE_CACHE_MAX_BYTES=1`), "
+        "one worker; then the same server with its caches on (as deployed):",
+        "",
         "| route | example | p50 ms | p95 ms | p99 ms | req/s | p95 / constant | target p95 "
-        "(1M) | | server / PostgreSQL CPU ms per request | other processes (cores) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "(1M) | | server / PostgreSQL CPU ms per request | other processes (cores) | caches on: "
+        "p95 ms | caches on: req/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
-    for name, stats in result.one.items():
-        base = result.one[CONSTANT + " ttl0" if name == "badge uncached" else CONSTANT]
+    for name in dict.fromkeys([*result.off, *result.on]):
+        stats, on = result.off.get(name), result.on.get(name)
+        shown = stats or on
+        assert shown is not None
+        base = (result.off if stats else result.on)[CONSTANT]
         target = TARGETS_MS.get(name)
-        verdict = "" if target is None else ("PASS" if stats.p95_ms <= target else "FAIL")
-        out.append(
-            f"| {name.replace(' ttl0', ' (cache off)')} | `{stats.example[:80]}` | "
-            f"{_f(stats.p50_ms, 2)} | {_f(stats.p95_ms, 2)} | {_f(stats.p99_ms, 2)} | "
-            f"{_f(stats.rate, 0)} | {_f(stats.p95_ms / base.p95_ms, 1)} | "
-            f"{'-' if target is None else f'{target:g}'} | {verdict} | "
-            f"{_f(stats.server_cpu_ms, 2)} / {_f(stats.postgres_cpu_ms, 2)} | "
-            f"{_f(stats.other_cores, 2)} |"
+        verdict = (
+            "" if target is None or not stats else ("PASS" if stats.p95_ms <= target else "FAIL")
         )
+        cells = [f"{name} | `{shown.example[:80]}`"]
+        if stats:
+            cells += [_f(stats.p50_ms, 2), _f(stats.p95_ms, 2), _f(stats.p99_ms, 2)]
+            cells += [_f(stats.rate, 0), _f(stats.p95_ms / base.p95_ms, 1)]
+        else:
+            cells += ["-"] * 5
+        cells += ["-" if target is None else f"{target:g}", verdict]
+        cells += [f"{_f(shown.server_cpu_ms, 2)} / {_f(shown.postgres_cpu_ms, 2)}"]
+        cells += [_f(shown.other_cores, 2)]
+        cells += [_f(on.p95_ms, 2), _f(on.rate, 0)] if on else ["-", "-"]
+        out.append("| " + " | ".join(cells) + " |")
     if result.two:
-        out += ["", "One worker against two (badge cache off in both):", ""]
+        out += ["", "One worker against two (caches off in both):", ""]
         out += ["| route | 1 worker req/s | 2 workers req/s | x | 1 worker p95 | 2 workers p95 |"]
         out += ["|---|---:|---:|---:|---:|---:|"]
         for name in TWO_WORKER_ROUTES:
-            a, b = result.one[name], result.two[name]
+            a, b = result.off[name], result.two[name]
             out.append(
                 f"| {name} | {_f(a.rate, 0)} | {_f(b.rate, 0)} | {_f(b.rate / a.rate, 2)} | "
                 f"{_f(a.p95_ms, 2)} | {_f(b.p95_ms, 2)} |"
@@ -447,16 +450,11 @@ def growth_table(results: list[SizeResult]) -> list[str]:
         "|---|---:|---:|---:|---|",
     ]
     for name in TARGETS_MS:
-        a, b = first.one[name].p95_ms, last.one[name].p95_ms
+        a, b = (r.off[name].p95_ms if name in r.off else r.on[name].p95_ms for r in (first, last))
         ratio = b / a if a else math.nan
         verdict = "PASS" if ratio <= GROWTH_LIMIT else "FAIL"
         out.append(f"| {name} | {_f(a, 2)} | {_f(b, 2)} | {_f(ratio, 2)} | {verdict} |")
     return [*out, ""]
-
-
-# --------------------------------------------------------------------------------------------
-# Orchestration
-# --------------------------------------------------------------------------------------------
 
 
 def run_size(labels: int, args: argparse.Namespace, log_dir: Path) -> SizeResult:
@@ -476,26 +474,28 @@ def run_size(labels: int, args: argparse.Namespace, log_dir: Path) -> SizeResult
         print(f"  generated in {generation_s:.1f} s", flush=True)
     failures = scale_data.check_counts(dsn, shape)
     routes = route_paths(shape, report.label_ids)
-    one_routes = {k: v for k, v in routes.items() if k != "badge uncached"}
-    with server(url, 1, None, log_dir) as (proc, port):
-        print("  one worker:", flush=True)
-        one = measure(port, proc.pid, database, one_routes, args)
-        failures += check_http(port, url, report)
-    with server(url, 1, 0, log_dir) as (proc, port):
-        print("  one worker, badge cache off:", flush=True)
-        off = measure(port, proc.pid, database, {"badge uncached": routes["badge uncached"]}, args)
-    one["badge uncached"] = off["badge uncached"]
-    one[CONSTANT + " ttl0"] = off[CONSTANT]
-    two: dict[str, Stats] = {}
-    if not args.no_workers:
-        with server(url, 2, 0, log_dir) as (proc, port):
-            print("  two workers, badge cache off:", flush=True)
-            two = measure(port, proc.pid, database, {k: routes[k] for k in TWO_WORKER_ROUTES}, args)
-    for stats in [*one.values(), *two.values()]:
+    busted = route_paths(shape, report.label_ids, bust=True)
+    runs: dict[str, dict[str, Stats]] = {}
+    plans = [("off", 1, False), ("on", 1, True)]
+    plans += [] if args.no_workers else [("two", 2, False)]
+    for name, workers, caches in plans:
+        wanted = TWO_WORKER_ROUTES if name == "two" else routes
+        skip = "badge cached" if not caches else "badge uncached"  # a cache-off server has none
+        with server(url, workers, caches, log_dir) as (proc, port):
+            print(f"  {workers} worker(s), caches {'on' if caches else 'off'}:", flush=True)
+            paths = routes if caches else busted
+            chosen = {k: paths[k] for k in wanted if k not in (skip, CONSTANT)}
+            runs[name] = measure(port, proc.pid, database, chosen, args)
+            if name == "off":
+                failures += check_http(port, url, report)
+    for stats in [s for run in runs.values() for s in run.values()]:
         if stats.errors or not stats.ok:
             failures.append(f"{stats.route}: {stats.errors} errors {stats.examples}, {stats.ok} ok")
     lines = [] if args.no_explain else explain(url, routes)
-    return SizeResult(labels, shape, generation_s, report.timings_s, one, two, failures, lines)
+    return SizeResult(
+        labels, shape, generation_s, report.timings_s, runs["off"], runs["on"],
+        runs.get("two", {}), failures, lines,
+    )  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -353,10 +353,8 @@ class LoadReport:
     timings_s: dict[str, float] = field(default_factory=dict)
     tree_size: int = 0
     root_hash: bytes = b""
-    log_nodes: int = 0
     sample_ids: list[str] = field(default_factory=list)
     label_ids: list[str] = field(default_factory=list)  # a deterministic sample of every kind
-    standings: str = "not available (no registry.services.standings)"
 
 
 class _Stream:
@@ -507,7 +505,6 @@ def _log_nodes(log: Any, hashes: list[bytes], report: LoadReport) -> None:
             nodes.add(row(struct.pack("!ih", 2, level), f_big(index), f_bytes(digest)))
             if (level, index) in frontier_keys:
                 known[(level, index)] = digest
-        report.log_nodes += len(current)
         current = [
             merkle.node_hash(a, b) for a, b in zip(current[::2], current[1::2], strict=False)
         ]
@@ -552,7 +549,6 @@ def finish(dsn: str, indexes: list[tuple[str, str]], report: LoadReport) -> None
             if table not in (*LOADED_TABLES, *LOG_TABLES):
                 conn.execute(f'VACUUM ANALYZE "{table}"')
     done()
-    report.standings = "rebuilt by registry.services.standings.rebuild_all"
 
 
 def check_counts(dsn: str, shape: Shape) -> list[str]:
