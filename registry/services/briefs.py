@@ -2,17 +2,23 @@
 (the quality statement, the CI's lower bound, the serving summary), never the envelope or the
 whole document (which carries the traces: kilobytes to megabytes a label).
 
-A brief label is a transient :class:`~registry.models.Label` (never added to a session) whose
-``predicate`` holds just those parts at their usual paths and whose ``envelope`` is empty, so the
-views that read lists (``queries.label_summary``, ``pages.rows.label_row``) take it as they take a
-stored label. Code that needs the envelope or the whole document reads the label by id.
+A brief label is a :class:`~registry.models.Label` loaded by the ORM with ``envelope`` deferred
+(reading it raises) and ``predicate`` set, as a committed value, to a document holding just those
+parts at their usual paths, then detached from the session: the views that read lists
+(``queries.label_summary``, ``pages.rows.label_row``) take it as they take a stored label, and a
+later full read of the same label in the same session gets the whole stored document. A label the
+session already holds in full is returned as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import cache
+from collections.abc import Sequence
 from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.orm import defer
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, col, select
 
 from registry.models import Label
 
@@ -25,13 +31,13 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-@cache
-def columns() -> tuple[Any, ...]:
-    """What a brief label selects: the typed columns and the JSON parts."""
-    table = Label.__table__  # type: ignore[attr-defined]
-    typed = [c for c in table.c if c.name not in ("envelope", "predicate")]
-    parts = [table.c.predicate[path].label(name) for name, path in PARTS]
-    return (*typed, *parts)
+def brief_select(*extra: Any) -> Any:
+    """``SELECT`` of brief labels: the label (envelope and document deferred), the document's
+    listed parts, then ``extra`` columns."""
+    parts = [col(Label.predicate)[path].label(name) for name, path in PARTS]
+    envelope: Any = Label.envelope
+    document: Any = Label.predicate
+    return select(Label, *parts, *extra).options(defer(envelope, raiseload=True), defer(document))
 
 
 def _put(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -40,13 +46,19 @@ def _put(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     document[path[-1]] = value
 
 
-def brief_label(row: Mapping[Any, Any]) -> Label:
-    """A transient label from a row of :func:`columns` (extra keys are ignored)."""
-    table = Label.__table__  # type: ignore[attr-defined]
-    document: dict[str, Any] = {}
-    for name, path in PARTS:
-        value = row[name]
-        if value is not None:
-            _put(document, path, value)
-    typed = {c.name: row[c.name] for c in table.c if c.name not in ("envelope", "predicate")}
-    return Label(**typed, envelope=b"", predicate=document)
+def brief_labels(session: Session, rows: Sequence[Any]) -> list[Label]:
+    """The labels of rows of :func:`brief_select`, their listed parts in ``predicate``."""
+    found: list[Label] = []
+    for row in rows:
+        label: Label = row[0]
+        state = inspect(label)
+        if "predicate" in state.unloaded:
+            document: dict[str, Any] = {}
+            for name, path in PARTS:
+                value = row._mapping[name]
+                if value is not None:
+                    _put(document, path, value)
+            set_committed_value(label, "predicate", document)
+            session.expunge(label)
+        found.append(label)
+    return found

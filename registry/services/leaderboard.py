@@ -138,7 +138,7 @@ def page(
     forward = [col.desc() if descending else col.asc() for col in columns]
     backward = [col.asc() if descending else col.desc() for col in columns]
     keys = [column.label(f"k_{n}") for n, column in enumerate(columns)]
-    query = select(*briefs.columns(), *keys).where(*group.where())
+    query = briefs.brief_select(*keys).where(*group.where())
     start = _decode(after, sort, columns) if after else None
     end = _decode(before, sort, columns) if before and start is None else None
     if end is not None:
@@ -148,13 +148,9 @@ def page(
             if descending
             else tuple_(*columns) < _row_value(columns, values)
         )
-        found = (
-            session.connection()
-            .execute(query.where(comparison).order_by(*backward).limit(limit))
-            .mappings()
-            .all()
+        found = list(
+            reversed(session.exec(query.where(comparison).order_by(*backward).limit(limit)).all())
         )
-        found = list(reversed(found))
         offset = max(0, position - len(found))
         more_before = offset > 0
         more_after = True
@@ -167,17 +163,18 @@ def page(
                 else tuple_(*columns) > _row_value(columns, after_values)
             )
             query = query.where(comparison)
-        found = (
-            session.connection().execute(query.order_by(*forward).limit(limit + 1)).mappings().all()
-        )
+        found = list(session.exec(query.order_by(*forward).limit(limit + 1)).all())
         more_after = len(found) > limit
         found = list(found[:limit])
         offset = position
         more_before = offset > 0
-    rows = [(briefs.brief_label(dict(r)), r["vendor_slug"], r["model_name"]) for r in found]
+    rows = [
+        (label, label.vendor_slug, label.model_name)
+        for label in briefs.brief_labels(session, found)
+    ]
 
     def key_of(row: Any) -> list[Any]:  # as the database compares them
-        return [row[f"k_{n}"] for n in range(len(columns))]
+        return [row._mapping[f"k_{n}"] for n in range(len(columns))]
 
     next_cursor = prev_cursor = None
     if found and more_after:

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_
-from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
@@ -277,14 +276,12 @@ def list_labels(
     brief: bool = False,
 ) -> tuple[list[tuple[Label, str, str]], str | None]:
     """One page of labels and the cursor of the next page (None at the end). ``brief``: the
-    labels as lists show them (``briefs.brief_label``: no envelope, the document's listed parts
+    labels as lists show them (``services.briefs``: no envelope, the document's listed parts
     only)."""
     descending = sort.startswith("-")
     column = SORTS[sort.lstrip("-")]
     selected: Any = (
-        core_select(
-            *briefs.columns(), col(Vendor.slug).label("v_slug"), col(Model.name).label("m_name")
-        )
+        briefs.brief_select(col(Vendor.slug).label("v_slug"), col(Model.name).label("m_name"))
         if brief
         else select(Label, Vendor.slug, Model.name)
     )
@@ -323,8 +320,11 @@ def list_labels(
     )
     query = query.order_by(*order).limit(limit + 1)
     if brief:
-        found = session.connection().execute(query).mappings().all()
-        rows: Sequence[Any] = [(briefs.brief_label(r), r["v_slug"], r["m_name"]) for r in found]
+        found = session.exec(query).all()
+        rows: Sequence[Any] = [
+            (label, r._mapping["v_slug"], r._mapping["m_name"])
+            for label, r in zip(briefs.brief_labels(session, found), found, strict=True)
+        ]
     else:
         rows = session.exec(query).all()
     page = [(r[0], r[1], r[2]) for r in rows[:limit]]
