@@ -93,6 +93,27 @@ def _group(label: Label) -> tuple[str, ...]:
     return tuple(str(getattr(label, name)) for name in PEER_GROUP)
 
 
+@cache
+def _inside_parts() -> tuple[Any, Any, Any]:
+    """The aliases and the peer condition of the count inside a bin (built once)."""
+    table = Label.__table__  # type: ignore[attr-defined]
+    own = table.alias("own")
+    peer = table.alias("peer")
+    same_group = and_(
+        peers_of(
+            peer.c,
+            suite=own.c.suite,
+            task=own.c.task,
+            phase=own.c.phase,
+            hardware_class=own.c.hardware_class,
+            size_class=own.c.size_class,
+            label_id=own.c.id,
+        ),
+        peer.c.energy_ci95_high_wh > own.c.energy_ci95_high_wh,
+    )
+    return own, peer, same_group
+
+
 def peer_percentiles(session: Session, labels: Sequence[Label]) -> dict[str, float | None]:
     """:func:`peer_percentile` of many labels in two statements whose cost does not grow with
     the peer groups: the groups' bins (``peer_bins``, services/standings.py) give the peers and
@@ -112,9 +133,7 @@ def peer_percentiles(session: Session, labels: Sequence[Label]) -> dict[str, flo
         )
     ):
         per_group[tuple(row[:5])].append((int(row[5]), int(row[6])))
-    table = Label.__table__  # type: ignore[attr-defined]
-    own = table.alias("own")
-    peer = table.alias("peer")
+    own, peer, same_group = _inside_parts()
     ceiling = case(
         {label.id: bin_floor(bin_of(label.energy_ci95_high_wh) + 1) for label in compared},
         value=own.c.id,
@@ -122,19 +141,7 @@ def peer_percentiles(session: Session, labels: Sequence[Label]) -> dict[str, flo
     inside = (
         core_select(func.count())
         .select_from(peer)
-        .where(
-            peers_of(
-                peer.c,
-                suite=own.c.suite,
-                task=own.c.task,
-                phase=own.c.phase,
-                hardware_class=own.c.hardware_class,
-                size_class=own.c.size_class,
-                label_id=own.c.id,
-            ),
-            peer.c.energy_ci95_high_wh > own.c.energy_ci95_high_wh,
-            peer.c.energy_ci95_high_wh < ceiling,
-        )
+        .where(same_group, peer.c.energy_ci95_high_wh < ceiling)
         .scalar_subquery()
     )
     worse_inside: dict[str, int] = dict(
