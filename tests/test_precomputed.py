@@ -140,6 +140,13 @@ def test_precomputed_figures_match_a_computation_from_scratch(
             )
             _submit(client, publisher, active[-1], label)
         _check(db)
+    # and (whatever the timing did to the compromise windows) a stored label that is not current
+    publisher = publishers[0]
+    for days in (40, 20):
+        created = EPOCH + timedelta(days=days)
+        label = publisher.label(model="late", revision=f"d{days}", created_at=created)
+        _submit(client, publisher, keys[publisher.slug][-1], label)
+    _check(db)
     with db.connect() as connection:
         # the sequence reached the cases it is meant to: several groups, labels that are not
         # current, labels that lost their standing

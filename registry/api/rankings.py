@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from registry.api.deps import SessionDep
@@ -110,12 +109,17 @@ def neutralise(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
+def _as_row(vendor: VendorRank) -> dict[str, Any]:
+    """The ranking row's fields (``dataclasses.asdict`` without its deep copies)."""
+    return {name: getattr(vendor, name) for name in FIELDS}
+
+
 def to_csv(vendors: list[VendorRank]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)  # RFC 4180: CRLF line ends, quotes where needed
     writer.writerow(FIELDS)
     for vendor in vendors:
-        row = asdict(vendor)
+        row = _as_row(vendor)
         writer.writerow([neutralise(row[field]) for field in FIELDS])
     return buffer.getvalue()
 
@@ -235,6 +239,6 @@ def vendor_ranking(
         "score": SCORE_DESCRIPTION,
         "total": page.total,
         "next_cursor": page.next_cursor,
-        "vendors": [asdict(v) for v in vendors],
+        "vendors": [_as_row(v) for v in vendors],
     }
-    return JSONResponse(body, headers=headers)
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)

@@ -30,14 +30,15 @@ import json
 import math
 import statistics
 from dataclasses import dataclass
+from functools import cache
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_
+from sqlalchemy import and_, bindparam, case, exists, func, or_
 
 # SQLModel's select is typed for at most four columns; the aggregates take more.
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from registry.errors import ProblemError
 from registry.models import Label, Vendor, VendorStanding
@@ -123,11 +124,30 @@ def default_suite(session: Session, *, task: str, phase: str) -> str:
     """The suite a ranking of this task and phase shows when none is asked for: the newest with
     a current measured label (else the newest with a current label, else the newest suite)."""
     newest_first = list(reversed(suites_offering(task, phase))) or list(reversed(suite_versions()))
-    for extra in ([col(Label.measured)], []):
-        for version in newest_first:
-            where = _Group(task, phase, version).where()
-            if session.exec(select(Label.id).where(*where, *extra).limit(1)).first():
-                return version
+    # from the vendors' standings over all hardware and size classes (a vendor has a row there
+    # when it has a current standard-workload label in the group): one statement of EXISTS
+    # probes on their primary key, whatever the number of labels
+    standings = VendorStanding.__table__  # type: ignore[attr-defined]
+
+    def present(version: str, measured: bool) -> Any:
+        probe = sa_select(standings.c.vendor_id).where(
+            standings.c.suite == version,
+            standings.c.task == task,
+            standings.c.phase == phase,
+            standings.c.hardware_class == ALL,
+            standings.c.size_class == ALL,
+        )
+        return exists(probe.where(standings.c.measured > 0) if measured else probe)
+
+    probes = [(version, measured) for measured in (True, False) for version in newest_first]
+    found = (
+        session.connection()
+        .execute(sa_select(*(present(version, measured) for version, measured in probes)))
+        .one()
+    )
+    for (version, _), hit in zip(probes, found, strict=True):
+        if hit:
+            return version
     return newest_first[0]
 
 
@@ -357,6 +377,61 @@ def ranking_page(
     return RankingPage(vendors=page, total=total, next_cursor=next_cursor)
 
 
+@cache
+def _stored_statements() -> dict[str, Any]:
+    """The ranking's reads of ``vendor_standings``, built once (bind parameters: the group, the
+    cursor and the page size), each a range of ``ix_vendor_standings_rank`` or its primary key:
+    none reads the whole group but the counts, which read only the index."""
+    standings = VendorStanding.__table__  # type: ignore[attr-defined]
+    c = standings.c
+    in_group = and_(
+        c.suite == bindparam("suite"),
+        c.task == bindparam("task"),
+        c.phase == bindparam("phase"),
+        c.hardware_class == bindparam("hardware_class"),
+        c.size_class == bindparam("size_class"),
+    )
+    order = (c.score_wh.asc().nulls_last(), c.vendor_slug)
+    rows = (
+        sa_select(standings, col(Vendor.display_name))
+        .join(Vendor, col(Vendor.id) == c.vendor_id)
+        .where(in_group)
+    )
+
+    def count(*where: Any) -> Any:
+        return sa_select(func.count()).select_from(standings).where(in_group, *where)
+
+    after_score = or_(
+        c.score_wh > bindparam("score"),
+        and_(c.score_wh == bindparam("score"), c.vendor_slug > bindparam("slug")),
+        c.score_wh.is_(None),
+    )
+    after_unscored = and_(c.score_wh.is_(None), c.vendor_slug > bindparam("slug"))
+    return {
+        "first": rows.order_by(*order).limit(bindparam("n")),
+        "after_score": rows.where(after_score).order_by(*order).limit(bindparam("n")),
+        "after_unscored": rows.where(after_unscored).order_by(*order).limit(bindparam("n")),
+        "chosen": rows.where(c.vendor_slug.in_(bindparam("slugs", expanding=True))),
+        "total": count(),
+        "scored": count(c.score_wh.is_not(None)),
+        # vendors strictly better than a score: the rank is one more
+        "better": count(c.score_wh < bindparam("score")),
+        # rows before (score, slug) in the ranking order: the position is one more
+        "before_score": count(
+            or_(
+                c.score_wh < bindparam("score"),
+                and_(c.score_wh == bindparam("score"), c.vendor_slug < bindparam("slug")),
+            )
+        ),
+        "before_unscored": count(
+            or_(
+                c.score_wh.is_not(None),
+                and_(c.score_wh.is_(None), c.vendor_slug < bindparam("slug")),
+            )
+        ),
+    }
+
+
 def _stored_page(
     session: Session,
     group: tuple[str, str, str, str, str],
@@ -365,62 +440,65 @@ def _stored_page(
     after: tuple[float | None, str] | None,
     vendors: list[str] | None,
 ) -> tuple[list[VendorRank], bool, int]:
-    standings = VendorStanding.__table__  # type: ignore[attr-defined]
+    statements = _stored_statements()
+    connection = session.connection()
     suite, task, phase, hardware_class, size_class = group
-    in_group = and_(
-        standings.c.suite == suite,
-        standings.c.task == task,
-        standings.c.phase == phase,
-        standings.c.hardware_class == hardware_class,
-        standings.c.size_class == size_class,
-    )
-    ranked = (
-        sa_select(
-            standings,
-            func.rank().over(order_by=standings.c.score_wh.asc().nulls_last()).label("rank"),
-            func.count().over().label("total"),
-        )
-        .where(in_group)
-        .subquery()
-    )
-    query = sa_select(ranked, col(Vendor.display_name)).join(
-        Vendor, col(Vendor.id) == ranked.c.vendor_id
-    )
+    params: dict[str, Any] = {
+        "suite": suite,
+        "task": task,
+        "phase": phase,
+        "hardware_class": hardware_class,
+        "size_class": size_class,
+        "n": limit + 1,
+    }
+
+    def scalar(name: str, **extra: Any) -> int:
+        return int(connection.execute(statements[name], params | extra).scalar_one())
+
+    total = scalar("total")
+    scored = scalar("scored")
+    ranks: list[int] = []
     if vendors is not None:
-        query = query.where(ranked.c.vendor_slug.in_(vendors))
-    if after is not None:
-        score, slug = after
-        if score is None:
-            query = query.where(ranked.c.score_wh.is_(None), ranked.c.vendor_slug > slug)
-        else:
-            query = query.where(
-                or_(
-                    ranked.c.score_wh > score,
-                    and_(ranked.c.score_wh == score, ranked.c.vendor_slug > slug),
-                    ranked.c.score_wh.is_(None),
-                )
-            )
-    rows = (
-        session.connection()
-        .execute(
-            query.order_by(ranked.c.score_wh.asc().nulls_last(), ranked.c.vendor_slug).limit(
-                limit + 1
-            )
-        )
-        .mappings()
-        .all()
-    )
-    if rows:
-        total = int(rows[0]["total"])
+        rows = sorted(
+            connection.execute(statements["chosen"], params | {"slugs": vendors}).mappings(),
+            key=lambda r: (r["score_wh"] is None, r["score_wh"] or 0.0, r["vendor_slug"]),
+        )[:limit]
+        # each at its rank in the whole group: one more than the vendors with a better score
+        for r in rows:
+            score = r["score_wh"]
+            ranks.append(1 + (scored if score is None else scalar("better", score=score)))
+        more = False
     else:
-        total = int(
-            session.connection()
-            .execute(sa_select(func.count()).select_from(standings).where(in_group))
-            .scalar_one()
-        )
+        if after is None:
+            found = connection.execute(statements["first"], params)
+        elif after[0] is None:
+            found = connection.execute(statements["after_unscored"], params | {"slug": after[1]})
+        else:
+            found = connection.execute(
+                statements["after_score"], params | {"score": after[0], "slug": after[1]}
+            )
+        fetched = list(found.mappings())
+        more = len(fetched) > limit
+        rows = fetched[:limit]
+        if rows:
+            # the first row's rank and position from two index counts; the others follow
+            first = rows[0]
+            score = first["score_wh"]
+            if score is None:
+                rank = 1 + scored
+                position = 1 + scalar("before_unscored", slug=first["vendor_slug"])
+            else:
+                rank = 1 + scalar("better", score=score)
+                position = 1 + scalar("before_score", score=score, slug=first["vendor_slug"])
+            previous = score
+            for offset, r in enumerate(rows):
+                if offset and r["score_wh"] != previous:  # equal scores share a rank
+                    rank = position + offset
+                previous = r["score_wh"]
+                ranks.append(rank)
     page = [
         VendorRank(
-            rank=int(r["rank"]),
+            rank=rank,
             vendor=r["vendor_slug"],
             display_name=r["display_name"],
             score_wh=r["score_wh"],
@@ -433,6 +511,6 @@ def _stored_page(
             worst_grade=r["worst_grade"],
             median_quality=r["median_quality"],
         )
-        for r in rows[:limit]
+        for r, rank in zip(rows, ranks, strict=True)
     ]
-    return page, len(rows) > limit, total
+    return page, more, total
