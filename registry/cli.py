@@ -70,6 +70,57 @@ def db_upgrade(database_url: DatabaseOpt = None) -> None:
     out.print(f"database at head: {_safe(url)}")
 
 
+def db_derived(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="recompute them from the labels when they differ")
+    ] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Check the figures kept beside the labels (vendor standings, current counts, peer bins)
+    against a computation from scratch; exit 1 when they differ (and --repair was not given)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from registry.db import make_engine
+    from registry.services import standings
+
+    settings = _settings(database_url)
+    url = settings.resolved_database_url()
+    engine = make_engine(url, prepared_statements=settings.database_prepared_statements)
+    try:
+        with engine.begin() as connection:
+            differing = [
+                name
+                for name, stored, scratch in (
+                    (
+                        "vendor_standings",
+                        standings.stored_standings,
+                        standings.standings_from_scratch,
+                    ),
+                    ("current_counts", standings.stored_counts, standings.counts_from_scratch),
+                    ("peer_bins", standings.stored_bins, standings.bins_from_scratch),
+                )
+                if stored(connection) != scratch(connection)
+            ]
+            if differing and repair:
+                standings.rebuild_all(connection)
+    except SQLAlchemyError as exc:
+        raise OperatorError(
+            f"database error ({exc.__class__.__name__}); "
+            "is it migrated? run `carbonlabel db upgrade`"
+        ) from None
+    finally:
+        engine.dispose()
+    if not differing:
+        out.print("derived figures match the labels")
+    elif repair:
+        out.print(f"recomputed from the labels: {', '.join(differing)}")
+    else:
+        raise OperatorError(
+            f"derived figures differ from the labels: {', '.join(differing)}; "
+            "run `carbonlabel db derived --repair`"
+        )
+
+
 def vendor_create(
     slug: Annotated[str, typer.Argument(help="lowercase letters, digits and hyphens")],
     name: Annotated[str | None, typer.Option("--name", help="display name")] = None,

@@ -128,6 +128,30 @@ def test_db_upgrade_and_vendor_create(tmp_path: Path) -> None:
     assert "cannot migrate" in one_line_error(unreachable)
 
 
+def test_db_derived_checks_and_repairs_the_kept_figures(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    assert run("db", "upgrade", "--database-url", url, cwd=tmp_path).returncode == 0
+    fine = run("db", "derived", "--database-url", url, cwd=tmp_path)
+    assert fine.returncode == 0, fine.stderr
+    assert "match" in fine.stdout
+    # a count that no label supports (as a hand-made SQL change would leave)
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        conn.execute(
+            "INSERT INTO current_counts VALUES ('1', 'text-classification', 'inference', '', "
+            "'cpu-x86-64', 'FR', 3, 2)"
+        )
+    off = run("db", "derived", "--database-url", url, cwd=tmp_path)
+    assert off.returncode != 0
+    assert "current_counts" in one_line_error(off)
+    assert "--repair" in one_line_error(off)
+    repaired = run("db", "derived", "--repair", "--database-url", url, cwd=tmp_path)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "current_counts" in repaired.stdout
+    assert run("db", "derived", "--database-url", url, cwd=tmp_path).returncode == 0
+
+
 def test_serve_refuses_without_admin_token(tmp_path: Path) -> None:
     result = run("serve", "--database-url", f"sqlite:///{tmp_path / 'r.db'}", cwd=tmp_path)
     assert "CARBONLABEL_ADMIN_TOKEN" in one_line_error(result)
