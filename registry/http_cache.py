@@ -217,12 +217,15 @@ class PageCache:
 
     @contextmanager
     def rendering(self, etag: str) -> Iterator[None]:
+        """Mark a render of this answer as running. Several may run at once (when no body is
+        kept, ``in_flight`` makes nobody wait): each removes only its own mark."""
         done = asyncio.Event()
         self._pending[etag] = done
         try:
             yield
         finally:
-            del self._pending[etag]
+            if self._pending.get(etag) is done:
+                del self._pending[etag]
             done.set()
 
 

@@ -307,3 +307,20 @@ def test_the_page_cache_is_bounded_and_holds_one_version() -> None:
     assert len(cache) == 0
     cache.put("late", v1, entry(10))  # rendered under the version before
     assert cache.get("late") is None
+
+
+def test_overlapping_renders_of_one_answer_without_stored_bodies() -> None:
+    """With no body kept nobody waits for a render in flight, so two renders of the same
+    answer overlap: each ends without disturbing the other (it was a KeyError, a 500)."""
+    cache = PageCache(max_bytes=0)
+    with cache.rendering('"e"'):
+        assert cache.in_flight('"e"') is None
+        with cache.rendering('"e"'):
+            pass
+    kept = PageCache(max_bytes=1000)
+    with kept.rendering('"e"'):
+        mark = kept.in_flight('"e"')
+        assert mark is not None
+        assert not mark.is_set()
+    assert mark.is_set()
+    assert kept.in_flight('"e"') is None
