@@ -4,10 +4,11 @@ whole document (which carries the traces: kilobytes to megabytes a label).
 
 A brief label is a :class:`~registry.models.Label` loaded by the ORM with ``envelope`` deferred
 (reading it raises) and ``predicate`` set, as a committed value, to a document holding just those
-parts at their usual paths, then detached from the session: the views that read lists
-(``queries.label_summary``, ``pages.rows.label_row``) take it as they take a stored label, and a
-later full read of the same label in the same session gets the whole stored document. A label the
-session already holds in full is returned as it is.
+parts at their usual paths: the views that read lists (``queries.label_summary``,
+``pages.rows.label_row``) take it as they take a stored label. It stays in the session's identity
+map, so a full read of a label in a session that may hold it brief asks the ORM to populate the
+existing object (``queries.get_label`` does). A label the session already holds in full is
+returned as it is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from registry.models import Label
 
@@ -46,7 +47,7 @@ def _put(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     document[path[-1]] = value
 
 
-def brief_labels(session: Session, rows: Sequence[Any]) -> list[Label]:
+def brief_labels(rows: Sequence[Any]) -> list[Label]:
     """The labels of rows of :func:`brief_select`, their listed parts in ``predicate``."""
     found: list[Label] = []
     for row in rows:
@@ -59,6 +60,5 @@ def brief_labels(session: Session, rows: Sequence[Any]) -> list[Label]:
                 if value is not None:
                     _put(document, path, value)
             set_committed_value(label, "predicate", document)
-            session.expunge(label)
         found.append(label)
     return found

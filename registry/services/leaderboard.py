@@ -168,10 +168,7 @@ def page(
         found = list(found[:limit])
         offset = position
         more_before = offset > 0
-    rows = [
-        (label, label.vendor_slug, label.model_name)
-        for label in briefs.brief_labels(session, found)
-    ]
+    rows = [(label, label.vendor_slug, label.model_name) for label in briefs.brief_labels(found)]
 
     def key_of(row: Any) -> list[Any]:  # as the database compares them
         return [row._mapping[f"k_{n}"] for n in range(len(columns))]

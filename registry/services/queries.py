@@ -232,6 +232,8 @@ def get_label(session: Session, label_id: str) -> tuple[Label, str, str]:
         .join(Vendor, col(Vendor.id) == Label.vendor_id)
         .join(Model, col(Model.id) == Label.model_id)
         .where(Label.id == label_id.lower())
+        # the whole stored label, even where this session holds it brief (services.briefs)
+        .execution_options(populate_existing=True)
     ).first()
     if row is None:
         raise ProblemError("not-found", f"no label {label_id!r}")
@@ -323,7 +325,7 @@ def list_labels(
         found = session.exec(query).all()
         rows: Sequence[Any] = [
             (label, r._mapping["v_slug"], r._mapping["m_name"])
-            for label, r in zip(briefs.brief_labels(session, found), found, strict=True)
+            for label, r in zip(briefs.brief_labels(found), found, strict=True)
         ]
     else:
         rows = session.exec(query).all()
