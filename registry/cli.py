@@ -76,7 +76,8 @@ def db_derived(
     ] = False,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Check the figures kept beside the labels (vendor standings, current counts, peer bins)
+    """Check the figures kept beside the labels (vendor standings and totals, current counts,
+    peer bins)
     against a computation from scratch; exit 1 when they differ (and --repair was not given)."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -98,6 +99,7 @@ def db_derived(
                     ),
                     ("current_counts", standings.stored_counts, standings.counts_from_scratch),
                     ("peer_bins", standings.stored_bins, standings.bins_from_scratch),
+                    ("ranking_totals", standings.stored_totals, standings.totals_from_scratch),
                 )
                 if stored(connection) != scratch(connection)
             ]

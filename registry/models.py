@@ -343,6 +343,22 @@ class PeerBin(SQLModel, table=True):
     peers: int = 0
 
 
+class RankingTotal(SQLModel, table=True):
+    """How many vendors one ranking group (as ``vendor_standings``) ranks, and how many of them
+    have a score: a page's total and the rank of the vendors without a score, read by primary
+    key. Maintained with ``vendor_standings``."""
+
+    __tablename__ = "ranking_totals"
+
+    suite: str = Field(primary_key=True, max_length=8)
+    task: str = Field(primary_key=True, max_length=64)
+    phase: str = Field(primary_key=True, max_length=16)
+    hardware_class: str = Field(primary_key=True, max_length=64)
+    size_class: str = Field(primary_key=True, max_length=24)
+    vendors: int = 0
+    scored: int = 0
+
+
 class CurrentCount(SQLModel, table=True):
     """How many current labels (and of them, comparable peers: measured, standard workload) one
     (suite, task, phase, size class, hardware class, zone) holds: the leaderboard's totals and

@@ -29,6 +29,7 @@ TABLES = (
     "vendor_standings",
     "current_counts",
     "peer_bins",
+    "ranking_totals",
     "attestations",
     "auditors",
     "labels",

@@ -55,6 +55,7 @@ def _check(engine: Engine) -> None:
     with engine.connect() as connection:
         assert standings.stored_counts(connection) == standings.counts_from_scratch(connection)
         assert standings.stored_bins(connection) == standings.bins_from_scratch(connection)
+        assert standings.stored_totals(connection) == standings.totals_from_scratch(connection)
         assert standings.stored_standings(connection) == standings.standings_from_scratch(
             connection
         )

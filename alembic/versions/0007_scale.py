@@ -15,7 +15,8 @@ Create Date: 2026-12-05
   is an index-only range scan that never visits the table.
 - ``vendor_standings``: each vendor's aggregates (models, labels, grades, score, median quality)
   per suite, task, phase, hardware class (or all) and size class (or all), which
-  ``GET /v1/vendors`` pages through by score; ``current_counts``: current labels and peers per
+  ``GET /v1/vendors`` pages through by score, with ``ranking_totals`` (vendors and scored vendors
+  per group); ``current_counts``: current labels and peers per
   suite, task, phase, size class, hardware class and zone, the leaderboard's totals and filter
   options; ``peer_bins``: peers per peer group and bin of the graded figure, from which a peer
   percentile is a sum over at most a few hundred bins plus a count inside one bin. All three are
@@ -124,6 +125,17 @@ def upgrade() -> None:
         sa.Column("peers", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("suite", "task", "phase", "hardware_class", "size_class", "bin"),
     )
+    op.create_table(
+        "ranking_totals",
+        sa.Column("suite", sa.String(length=8), nullable=False),
+        sa.Column("task", sa.String(length=64), nullable=False),
+        sa.Column("phase", sa.String(length=16), nullable=False),
+        sa.Column("hardware_class", sa.String(length=64), nullable=False),
+        sa.Column("size_class", sa.String(length=24), nullable=False),
+        sa.Column("vendors", sa.Integer(), nullable=False),
+        sa.Column("scored", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("suite", "task", "phase", "hardware_class", "size_class"),
+    )
     # Filled from the stored labels by the same code that maintains them (as 0002 and 0006 use
     # the grading code: the figures must be the ones ingest would have kept).
     from registry.services.standings import rebuild_all
@@ -136,6 +148,7 @@ def downgrade() -> None:
     op.drop_table("vendor_standings")
     op.drop_table("current_counts")
     op.drop_table("peer_bins")
+    op.drop_table("ranking_totals")
     for name in (
         "grade",
         "energy",

@@ -41,7 +41,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from registry.errors import ProblemError
-from registry.models import Label, Vendor, VendorStanding
+from registry.models import Label, RankingTotal, Vendor, VendorStanding
 from registry.services.standings import ALL
 from schemas.suites import suite_versions, suites_offering
 
@@ -381,8 +381,10 @@ def ranking_page(
 def _stored_statements() -> dict[str, Any]:
     """The ranking's reads of ``vendor_standings``, built once (bind parameters: the group, the
     cursor and the page size), each a range of ``ix_vendor_standings_rank`` or its primary key:
-    none reads the whole group but the counts, which read only the index."""
+    the group's totals come from ``ranking_totals``; only the counts behind a page's first rank
+    and position read the index up to that page."""
     standings = VendorStanding.__table__  # type: ignore[attr-defined]
+    totals = RankingTotal.__table__  # type: ignore[attr-defined]
     c = standings.c
     in_group = and_(
         c.suite == bindparam("suite"),
@@ -412,8 +414,13 @@ def _stored_statements() -> dict[str, Any]:
         "after_score": rows.where(after_score).order_by(*order).limit(bindparam("n")),
         "after_unscored": rows.where(after_unscored).order_by(*order).limit(bindparam("n")),
         "chosen": rows.where(c.vendor_slug.in_(bindparam("slugs", expanding=True))),
-        "total": count(),
-        "scored": count(c.score_wh.is_not(None)),
+        "totals": sa_select(totals.c.vendors, totals.c.scored).where(
+            totals.c.suite == bindparam("suite"),
+            totals.c.task == bindparam("task"),
+            totals.c.phase == bindparam("phase"),
+            totals.c.hardware_class == bindparam("hardware_class"),
+            totals.c.size_class == bindparam("size_class"),
+        ),
         # vendors strictly better than a score: the rank is one more
         "better": count(c.score_wh < bindparam("score")),
         # rows before (score, slug) in the ranking order: the position is one more
@@ -455,8 +462,9 @@ def _stored_page(
     def scalar(name: str, **extra: Any) -> int:
         return int(connection.execute(statements[name], params | extra).scalar_one())
 
-    total = scalar("total")
-    scored = scalar("scored")
+    # the group's size and its scored vendors, by primary key (ranking_totals)
+    counted = connection.execute(statements["totals"], params).first()
+    total, scored = (int(counted[0]), int(counted[1])) if counted is not None else (0, 0)
     ranks: list[int] = []
     if vendors is not None:
         rows = sorted(

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, and_, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from registry.models import CurrentCount, Label, PeerBin, Vendor, VendorStanding
+from registry.models import CurrentCount, Label, PeerBin, RankingTotal, Vendor, VendorStanding
 
 ALL = "*"
 """The hardware class or size class of a row that covers all of them."""
@@ -95,6 +95,13 @@ def _counts() -> Any:
 
 def _bins() -> Any:
     return PeerBin.__table__  # type: ignore[attr-defined]
+
+
+def _totals() -> Any:
+    return RankingTotal.__table__  # type: ignore[attr-defined]
+
+
+_TOTALS_KEY = ("suite", "task", "phase", "hardware_class", "size_class")
 
 
 def changed_columns() -> list[Any]:
@@ -173,6 +180,30 @@ def _move_bins(connection: Connection, deltas: Mapping[tuple[Any, ...], int]) ->
         [
             dict(zip((*PEER_GROUP, "bin"), key, strict=True)) | {"peers": d}
             for key, d in sorted(deltas.items())
+        ],
+    )
+
+
+def _move_totals(connection: Connection, deltas: Mapping[tuple[str, ...], tuple[int, int]]) -> None:
+    """Move ``ranking_totals`` (vendors, scored vendors) of ranking groups by ``deltas``."""
+    moving = {key: d for key, d in deltas.items() if d != (0, 0)}
+    if not moving:
+        return
+    totals = _totals()
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(totals)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(_TOTALS_KEY),
+        set_={
+            "vendors": totals.c.vendors + statement.excluded.vendors,
+            "scored": totals.c.scored + statement.excluded.scored,
+        },
+    )
+    connection.execute(
+        statement,
+        [
+            dict(zip(_TOTALS_KEY, key, strict=True)) | {"vendors": v, "scored": n}
+            for key, (v, n) in sorted(moving.items())
         ],
     )
 
@@ -283,15 +314,32 @@ def refresh_vendor(
         )
         .order_by(labels.c.model_id)
     ).all()
-    connection.execute(
-        delete(standings).where(
-            and_(
-                standings.c.suite == suite,
-                standings.c.task == task,
-                standings.c.phase == phase,
-                standings.c.vendor_id == vendor_id,
+    old = {
+        (r[0], r[1]): r[2] is not None
+        for r in connection.execute(
+            delete(standings)
+            .where(
+                and_(
+                    standings.c.suite == suite,
+                    standings.c.task == task,
+                    standings.c.phase == phase,
+                    standings.c.vendor_id == vendor_id,
+                )
             )
+            .returning(standings.c.hardware_class, standings.c.size_class, standings.c.score_wh)
         )
+    }
+    groups = vendor_groups([_row(r) for r in records])
+    new = {key: figures["score_wh"] is not None for key, figures in groups.items()}
+    _move_totals(
+        connection,
+        {
+            (suite, task, phase, *key): (
+                int(key in new) - int(key in old),
+                int(new.get(key, False)) - int(old.get(key, False)),
+            )
+            for key in set(old) | set(new)
+        },
     )
     if not records:
         return
@@ -300,7 +348,6 @@ def refresh_vendor(
         slug = connection.execute(
             select(vendors.c.slug).where(vendors.c.id == vendor_id)
         ).scalar_one()
-    groups = vendor_groups([_row(r) for r in records])
     connection.execute(
         standings.insert(),
         [
@@ -385,6 +432,25 @@ def stored_bins(connection: Connection) -> dict[tuple[Any, ...], int]:
     return {tuple(r[:6]): int(r[6]) for r in rows if r[6]}
 
 
+def totals_from_scratch(connection: Connection) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """``ranking_totals`` computed from the labels: group to (vendors, scored vendors)."""
+    found: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    for key, figures in standings_from_scratch(connection).items():
+        total = found[key[:5]]
+        total[0] += 1
+        total[1] += figures["score_wh"] is not None
+    return {key: (v, n) for key, (v, n) in found.items()}
+
+
+def stored_totals(connection: Connection) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """``ranking_totals`` as stored, non-empty groups only."""
+    totals = _totals()
+    rows = connection.execute(
+        select(*(totals.c[name] for name in _TOTALS_KEY), totals.c.vendors, totals.c.scored)
+    ).all()
+    return {tuple(r[:5]): (int(r[5]), int(r[6])) for r in rows if (r[5], r[6]) != (0, 0)}
+
+
 def stored_standings(connection: Connection) -> dict[tuple[Any, ...], dict[str, Any]]:
     """``vendor_standings`` as stored, in the form of :func:`standings_from_scratch`."""
     standings = _standings()
@@ -410,10 +476,15 @@ def stored_standings(connection: Connection) -> dict[tuple[Any, ...], dict[str, 
 
 def rebuild_all(connection: Connection) -> None:
     """Recompute the three tables from the labels (a migration, a bulk load)."""
-    standings, counts, bins = _standings(), _counts(), _bins()
-    connection.execute(delete(standings))
-    connection.execute(delete(counts))
-    connection.execute(delete(bins))
+    standings, counts, bins, totals = _standings(), _counts(), _bins(), _totals()
+    for table in (standings, counts, bins, totals):
+        connection.execute(delete(table))
+    group_totals = [
+        dict(zip(_TOTALS_KEY, key, strict=True)) | {"vendors": v, "scored": n}
+        for key, (v, n) in totals_from_scratch(connection).items()
+    ]
+    if group_totals:
+        connection.execute(totals.insert(), group_totals)
     peer_bins = [
         dict(zip((*PEER_GROUP, "bin"), key, strict=True)) | {"peers": n}
         for key, n in bins_from_scratch(connection).items()
