@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from sqlmodel import Session
@@ -283,7 +284,18 @@ def submit_label(
     return view
 
 
-@router.get("/labels", responses=problems(400, 422))
+JSON_OBJECT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+}
+
+
+def json_response(body: Any) -> Response:
+    """A JSON answer serialised once by orjson (no model validation of the label documents it
+    carries: they were validated when accepted)."""
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/labels", responses={**JSON_OBJECT, **problems(400, 422)})
 def list_labels(
     session: SessionDep,
     settings: SettingsDep,
@@ -306,7 +318,7 @@ def list_labels(
     sort: SortChoice = "-received_at",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> dict[str, Any]:
+) -> Response:
     check_suite_filters(suite, size_class)
     filters = queries.LabelFilters(
         vendor=vendor,
@@ -324,20 +336,22 @@ def list_labels(
         session, filters=filters, sort=sort, limit=limit, cursor=cursor, brief=True
     )
     base = settings.public_url
-    return {
-        "items": [queries.label_summary(lbl, v, m, base) for lbl, v, m in page],
-        "next_cursor": next_cursor,
-    }
+    return json_response(
+        {
+            "items": [queries.label_summary(lbl, v, m, base) for lbl, v, m in page],
+            "next_cursor": next_cursor,
+        }
+    )
 
 
-@router.get("/labels/{label_id}", responses=problems(404))
+@router.get("/labels/{label_id}", responses={**JSON_OBJECT, **problems(404)})
 def get_label(
     label_id: LabelIdPath, request: Request, session: SessionDep, settings: SettingsDep
-) -> dict[str, Any]:
+) -> Response:
     label, vendor, model = queries.get_label(session, label_id)
     view = queries.label_detail(session, label, vendor, model, settings.public_url)
     view["receipt"] = label_receipt(session, request, label)
-    return view
+    return json_response(view)
 
 
 def label_receipt(session: Session, request: Request, label: Label) -> dict[str, Any] | None:
