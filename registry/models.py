@@ -306,6 +306,8 @@ class VendorStanding(SQLModel, table=True):
             "score_wh",
             "vendor_slug",
         ),
+        # a vendor's rows of one suite, task and phase, recomputed on each of its changes
+        Index("ix_vendor_standings_vendor", "vendor_id", "suite", "task", "phase"),
     )
 
     suite: str = Field(primary_key=True, max_length=8)

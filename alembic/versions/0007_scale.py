@@ -102,6 +102,9 @@ def upgrade() -> None:
         "vendor_standings",
         ["suite", "task", "phase", "hardware_class", "size_class", "score_wh", "vendor_slug"],
     )
+    op.create_index(
+        "ix_vendor_standings_vendor", "vendor_standings", ["vendor_id", "suite", "task", "phase"]
+    )
     op.create_table(
         "current_counts",
         sa.Column("suite", sa.String(length=8), nullable=False),
@@ -145,6 +148,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_vendor_standings_rank", table_name="vendor_standings")
+    op.drop_index("ix_vendor_standings_vendor", table_name="vendor_standings")
     op.drop_table("vendor_standings")
     op.drop_table("current_counts")
     op.drop_table("peer_bins")
