@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
@@ -130,8 +130,8 @@ def apply_changes(
             group = tuple(str(row[name]) for name in PEER_GROUP)
             bins[(*group, bin_of(float(row["energy_ci95_high_wh"])))] += step
         vendors.add((int(row["vendor_id"]), row["suite"], row["task"], row["phase"]))
-    _move_counts(connection, {key: d for key, d in deltas.items() if d != [0, 0]})
-    _move_bins(connection, {key: d for key, d in bins.items() if d})
+    _add(connection, _counts(), _COUNT_KEY, ("labels", "peers"), deltas)
+    _add(connection, _bins(), (*PEER_GROUP, "bin"), ("peers",), {k: (d,) for k, d in bins.items()})
     for vendor_id, suite, task, phase in sorted(vendors):
         refresh_vendor(
             connection,
@@ -143,67 +143,30 @@ def apply_changes(
         )
 
 
-def _move_counts(connection: Connection, deltas: Mapping[tuple[str, ...], list[int]]) -> None:
-    if not deltas:
-        return
-    counts = _counts()
-    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(counts)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(_COUNT_KEY),
-        set_={
-            "labels": counts.c.labels + statement.excluded.labels,
-            "peers": counts.c.peers + statement.excluded.peers,
-        },
-    )
-    connection.execute(
-        statement,
-        [
-            dict(zip(_COUNT_KEY, key, strict=True)) | {"labels": d[0], "peers": d[1]}
-            for key, d in sorted(deltas.items())
-        ],
-    )
-
-
-def _move_bins(connection: Connection, deltas: Mapping[tuple[Any, ...], int]) -> None:
-    if not deltas:
-        return
-    bins = _bins()
-    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(bins)
-    statement = statement.on_conflict_do_update(
-        index_elements=[*PEER_GROUP, "bin"],
-        set_={"peers": bins.c.peers + statement.excluded.peers},
-    )
-    connection.execute(
-        statement,
-        [
-            dict(zip((*PEER_GROUP, "bin"), key, strict=True)) | {"peers": d}
-            for key, d in sorted(deltas.items())
-        ],
-    )
-
-
-def _move_totals(connection: Connection, deltas: Mapping[tuple[str, ...], tuple[int, int]]) -> None:
-    """Move ``ranking_totals`` (vendors, scored vendors) of ranking groups by ``deltas``."""
-    moving = {key: d for key, d in deltas.items() if d != (0, 0)}
+def _add(
+    connection: Connection,
+    table: Any,
+    key: Sequence[str],
+    values: Sequence[str],
+    deltas: Mapping[tuple[Any, ...], Sequence[int]],
+) -> None:
+    """Add ``deltas`` (key to one delta per column of ``values``) to ``table``'s rows, inserting
+    the missing ones: one upsert, in key order (so concurrent writers lock rows in one order).
+    Keys whose deltas are all zero are skipped."""
+    moving = {k: d for k, d in deltas.items() if any(d)}
     if not moving:
         return
-    totals = _totals()
     insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(totals)
+    statement = insert(table)
     statement = statement.on_conflict_do_update(
-        index_elements=list(_TOTALS_KEY),
-        set_={
-            "vendors": totals.c.vendors + statement.excluded.vendors,
-            "scored": totals.c.scored + statement.excluded.scored,
-        },
+        index_elements=list(key),
+        set_={name: table.c[name] + statement.excluded[name] for name in values},
     )
     connection.execute(
         statement,
         [
-            dict(zip(_TOTALS_KEY, key, strict=True)) | {"vendors": v, "scored": n}
-            for key, (v, n) in sorted(moving.items())
+            dict(zip(key, k, strict=True)) | dict(zip(values, d, strict=True))
+            for k, d in sorted(moving.items())
         ],
     )
 
@@ -331,8 +294,11 @@ def refresh_vendor(
     }
     groups = vendor_groups([_row(r) for r in records])
     new = {key: figures["score_wh"] is not None for key, figures in groups.items()}
-    _move_totals(
+    _add(
         connection,
+        _totals(),
+        _TOTALS_KEY,
+        ("vendors", "scored"),
         {
             (suite, task, phase, *key): (
                 int(key in new) - int(key in old),
