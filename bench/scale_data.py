@@ -533,7 +533,7 @@ def finish(dsn: str, indexes: list[tuple[str, str]], report: LoadReport) -> None
         conn.execute("VACUUM ANALYZE")
         done()
     try:
-        from registry.services.standings import rebuild_all
+        from registry.services.rebuild import rebuild_all
     except ImportError:
         return
     from registry.db import make_engine

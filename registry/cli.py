@@ -82,7 +82,7 @@ def db_derived(
     from sqlalchemy.exc import SQLAlchemyError
 
     from registry.db import make_engine
-    from registry.services import standings
+    from registry.services import rebuild
 
     settings = _settings(database_url)
     url = settings.resolved_database_url()
@@ -94,17 +94,17 @@ def db_derived(
                 for name, stored, scratch in (
                     (
                         "vendor_standings",
-                        standings.stored_standings,
-                        standings.standings_from_scratch,
+                        rebuild.stored_standings,
+                        rebuild.standings_from_scratch,
                     ),
-                    ("current_counts", standings.stored_counts, standings.counts_from_scratch),
-                    ("peer_bins", standings.stored_bins, standings.bins_from_scratch),
-                    ("ranking_totals", standings.stored_totals, standings.totals_from_scratch),
+                    ("current_counts", rebuild.stored_counts, rebuild.counts_from_scratch),
+                    ("peer_bins", rebuild.stored_bins, rebuild.bins_from_scratch),
+                    ("ranking_totals", rebuild.stored_totals, rebuild.totals_from_scratch),
                 )
                 if stored(connection) != scratch(connection)
             ]
             if differing and repair:
-                standings.rebuild_all(connection)
+                rebuild.rebuild_all(connection)
     except SQLAlchemyError as exc:
         raise OperatorError(
             f"database error ({exc.__class__.__name__}); "

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from registry.models import Label
-from registry.services import peers, queries, ranking, standings
+from registry.services import peers, queries, ranking, rebuild, standings
 from schemas.dsse import keyid_for
 from tests.helpers import Publisher, add_key, envelope_bytes, register_publisher
 
@@ -53,12 +53,10 @@ def _groups() -> list[dict[str, Any]]:
 
 def _check(engine: Engine) -> None:
     with engine.connect() as connection:
-        assert standings.stored_counts(connection) == standings.counts_from_scratch(connection)
-        assert standings.stored_bins(connection) == standings.bins_from_scratch(connection)
-        assert standings.stored_totals(connection) == standings.totals_from_scratch(connection)
-        assert standings.stored_standings(connection) == standings.standings_from_scratch(
-            connection
-        )
+        assert rebuild.stored_counts(connection) == rebuild.counts_from_scratch(connection)
+        assert rebuild.stored_bins(connection) == rebuild.bins_from_scratch(connection)
+        assert rebuild.stored_totals(connection) == rebuild.totals_from_scratch(connection)
+        assert rebuild.stored_standings(connection) == rebuild.standings_from_scratch(connection)
     with Session(engine) as session:
         labels = list(session.exec(select(Label)).all())
         batch = queries.peer_percentiles(session, labels)
@@ -151,8 +149,8 @@ def test_precomputed_figures_match_a_computation_from_scratch(
     with db.connect() as connection:
         # the sequence reached the cases it is meant to: several groups, labels that are not
         # current, labels that lost their standing
-        assert len(standings.stored_standings(connection)) > 20
-        assert sum(n for n, _ in standings.stored_counts(connection).values()) > 10
+        assert len(rebuild.stored_standings(connection)) > 20
+        assert sum(n for n, _ in rebuild.stored_counts(connection).values()) > 10
         flags = connection.execute(
             text("SELECT current, standing, count(*) FROM labels GROUP BY current, standing")
         ).all()
@@ -170,11 +168,11 @@ def test_rebuild_all_restores_what_maintenance_keeps(client: TestClient, db: Eng
             publisher.label(model=f"m{n}", hardware_class=hardware),
         )
     with db.begin() as connection:
-        kept = standings.stored_standings(connection), standings.stored_counts(connection)
+        kept = rebuild.stored_standings(connection), rebuild.stored_counts(connection)
         assert kept[0]
         assert kept[1]
-        standings.rebuild_all(connection)
-        assert (standings.stored_standings(connection), standings.stored_counts(connection)) == kept
+        rebuild.rebuild_all(connection)
+        assert (rebuild.stored_standings(connection), rebuild.stored_counts(connection)) == kept
 
 
 def test_ranking_pages_carry_total_cursor_and_link(client: TestClient) -> None:

@@ -141,7 +141,7 @@ def upgrade() -> None:
     )
     # Filled from the stored labels by the same code that maintains them (as 0002 and 0006 use
     # the grading code: the figures must be the ones ingest would have kept).
-    from registry.services.standings import rebuild_all
+    from registry.services.rebuild import rebuild_all
 
     rebuild_all(op.get_bind())
 
