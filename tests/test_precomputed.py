@@ -66,6 +66,8 @@ def _check(engine: Engine) -> None:
             else None
             for label in labels
         }
+        # one label at a time (a new label's answer, a label's page): the same figures
+        assert {label.id: peers.peer_percentile(session, label) for label in labels} == batch
         for group in _groups():
             live = ranking.rank_vendors(session, **group)
             paged: list[ranking.VendorRank] = []

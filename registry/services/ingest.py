@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from registry.errors import ProblemError
 from registry.models import KeyStatus, Label, Model, PublicKey, Standing, Vendor, utcnow
-from registry.services import queries, standings, translog
+from registry.services import standings, translog
 from registry.services.workloads import grade_of, suite_columns
 from schemas import check_results, validate_statement
 from schemas.contract import semantic_issues
@@ -54,7 +54,6 @@ class IngestResult:
     model_name: str
     timings: IngestTimings = field(default_factory=IngestTimings)
     logged: translog.Appended | None = None  # the log append of a new label
-    percentile: float | None = None  # a new label's peer percentile, read before the append
 
 
 @dataclass(frozen=True)
@@ -338,8 +337,6 @@ def _store(
     methods = {c["method"] for c in label["measurement"]["components"]}
     measured = "estimate" not in methods
     suite = suite_columns(label)
-    # a non-standard workload (a shrunk suite-2 run) is neither graded nor compared with peers
-    compared = measured and suite["standard_workload"]
     grade, graded_under = grade_of(
         label, measured=measured, suite=suite["suite"], size_class=suite["size_class"]
     )
@@ -405,9 +402,6 @@ def _store(
         standings.apply_changes(
             connection, [arrived | {"current": True}, *changed], {vendor.id: vendor.slug}
         )
-        # The peer percentile is read now (from the bins just moved) rather than after the
-        # commit: no second transaction for the answer.
-        percentile = queries.peer_percentile(session, row) if compared else None
         row.log_index = logged.index
     if inserted is None:
         existing = _existing(session, row.id)
@@ -417,4 +411,4 @@ def _store(
             "label-conflict",
             f"label_id {row.id} is already used by a label with different content",
         )
-    return IngestResult(row, True, vendor, model_name, logged=logged, percentile=percentile)
+    return IngestResult(row, True, vendor, model_name, logged=logged)

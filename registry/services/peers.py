@@ -85,8 +85,57 @@ def peer_percentile_from_scratch(session: Session, label: Label) -> float | None
 
 def peer_percentile(session: Session, label: Label) -> float | None:
     """Share (0-100) of the current measured peers (same suite, task, phase, hardware class and
-    size class) whose graded figure is worse (higher) than this label's; None without peers."""
-    return peer_percentiles(session, [label])[label.id]
+    size class) whose graded figure is worse (higher) than this label's; None without peers.
+
+    :func:`peer_percentiles` for one label, in one statement built once (the figures of a new
+    label's answer and of a label's page)."""
+    if not (label.measured and label.standard_workload):
+        return None
+    own_bin = bin_of(label.energy_ci95_high_wh)
+    total, worse = (
+        session.connection()
+        .execute(
+            _one_label(),
+            {
+                **{name: getattr(label, name) for name in PEER_GROUP},
+                "id": label.id,
+                "bin": own_bin,
+                "value": label.energy_ci95_high_wh,
+                "ceiling": bin_floor(own_bin + 1),
+            },
+        )
+        .one()
+    )
+    # the label itself is in the bins when it is current (it is measured, standard)
+    return percentile_of(int(total) - (1 if label.current else 0), int(worse))
+
+
+@cache
+def _one_label() -> Any:
+    """Peers (from the group's bins) and worse peers (the higher bins' peers and a count over
+    ``ix_labels_peers`` inside the label's own bin) of one label, in one statement."""
+    bins = PeerBin.__table__  # type: ignore[attr-defined]
+    labels = Label.__table__  # type: ignore[attr-defined]
+    group = and_(*(bins.c[name] == bindparam(name) for name in PEER_GROUP))
+    higher = case((bins.c.bin > bindparam("bin"), bins.c.peers), else_=0)
+    from_bins = core_select(
+        func.coalesce(func.sum(bins.c.peers), 0).label("peers"),
+        func.coalesce(func.sum(higher), 0).label("higher"),
+    ).where(group)
+    inside = (
+        core_select(func.count())
+        .select_from(labels)
+        .where(
+            peers_of(
+                labels.c, **{name: bindparam(name) for name in PEER_GROUP}, label_id=bindparam("id")
+            ),
+            labels.c.energy_ci95_high_wh > bindparam("value"),
+            labels.c.energy_ci95_high_wh < bindparam("ceiling"),
+        )
+        .scalar_subquery()
+    )
+    counted = from_bins.subquery()
+    return core_select(counted.c.peers, counted.c.higher + inside)
 
 
 def _group(label: Label) -> tuple[str, ...]:

@@ -20,15 +20,29 @@ ranking query counts it from the ``score_wh`` index).
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, select
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    cast,
+    delete,
+    literal,
+    null,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -117,30 +131,223 @@ def apply_changes(
 ) -> None:
     """Labels whose ``current`` flag just changed (their new values, :data:`CHANGED_COLUMNS`):
     move the counts and recompute the standings of the vendors and groups they belong to
-    (``slugs``: vendors' slugs the caller has, saving a query each)."""
-    deltas: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
-    bins: dict[tuple[Any, ...], int] = defaultdict(int)
+    (``slugs``: vendors' slugs the caller has, saving a query each).
+
+    One read (the vendors' current labels and their standings as stored) and one write: on
+    PostgreSQL a single statement moves every table, so the log's lock, which the caller holds
+    until its commit, is held for two round trips here whatever changed."""
+    counts: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    bins: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0])
     vendors: set[tuple[int, str, str, str]] = set()
     for row in changed:
         step = 1 if row["current"] else -1
-        delta = deltas[tuple(str(row[name]) for name in _COUNT_KEY)]
+        delta = counts[tuple(str(row[name]) for name in _COUNT_KEY)]
         delta[0] += step
         if row["measured"] and row["standard_workload"]:
             delta[1] += step
             group = tuple(str(row[name]) for name in PEER_GROUP)
-            bins[(*group, bin_of(float(row["energy_ci95_high_wh"])))] += step
+            bins[(*group, bin_of(float(row["energy_ci95_high_wh"])))][0] += step
         vendors.add((int(row["vendor_id"]), row["suite"], row["task"], row["phase"]))
-    _add(connection, _counts(), _COUNT_KEY, ("labels", "peers"), deltas)
-    _add(connection, _bins(), (*PEER_GROUP, "bin"), ("peers",), {k: (d,) for k, d in bins.items()})
-    for vendor_id, suite, task, phase in sorted(vendors):
-        refresh_vendor(
-            connection,
-            vendor_id=vendor_id,
-            suite=suite,
-            task=task,
-            phase=phase,
-            slug=(slugs or {}).get(vendor_id),
+    plan = _Plan(_moving(counts), _moving(bins))
+    if vendors:
+        _plan_standings(connection, sorted(vendors), dict(slugs or {}), plan)
+    if connection.dialect.name == "postgresql":
+        _write_postgresql(connection, plan)
+    else:
+        _write(connection, plan)
+
+
+def _moving(deltas: Mapping[tuple[Any, ...], Sequence[int]]) -> dict[tuple[Any, ...], list[int]]:
+    """The deltas that move something, in key order (writers then lock rows in one order)."""
+    return {k: list(d) for k, d in sorted(deltas.items()) if any(d)}
+
+
+@dataclass
+class _Plan:
+    """What one change does to the kept tables."""
+
+    counts: dict[tuple[Any, ...], list[int]]
+    """``current_counts`` key to (labels, peers) deltas."""
+    bins: dict[tuple[Any, ...], list[int]]
+    """``peer_bins`` key to (peers,) delta."""
+    totals: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
+    """``ranking_totals`` key to (vendors, scored) deltas."""
+    put: list[dict[str, Any]] = field(default_factory=list)
+    """``vendor_standings`` rows to write (insert or replace)."""
+    gone: list[dict[str, Any]] = field(default_factory=list)
+    """``vendor_standings`` keys to delete (the vendor no longer has labels there)."""
+
+
+_STANDING_KEY = ("suite", "task", "phase", "hardware_class", "size_class", "vendor_id")
+_VENDOR_GROUP = ("vendor_id", "suite", "task", "phase")
+
+
+def _plan_standings(
+    connection: Connection,
+    vendors: list[tuple[int, str, str, str]],
+    slugs: dict[int, str],
+    plan: _Plan,
+) -> None:
+    """Recompute the standings of each (vendor, suite, task, phase) from its current labels,
+    read in one statement with the standings stored for it."""
+    records: dict[tuple[Any, ...], list[_Row]] = {group: [] for group in vendors}
+    old: dict[tuple[Any, ...], dict[tuple[str, str], bool]] = {group: {} for group in vendors}
+    for r in connection.execute(_read_statement(), {"groups": vendors}):
+        group = (int(r.vendor_id), r.suite, r.task, r.phase)
+        if r.stored:
+            old[group][(r.hardware_class, r.size_class)] = r.score_wh is not None
+            slugs.setdefault(group[0], r.vendor_slug)
+        else:
+            records[group].append(_row(r))
+    missing = sorted({group[0] for group in vendors if records[group]} - set(slugs))
+    if missing:
+        vendor_table = Vendor.__table__  # type: ignore[attr-defined]
+        slugs |= dict(
+            connection.execute(
+                select(vendor_table.c.id, vendor_table.c.slug).where(vendor_table.c.id.in_(missing))
+            ).all()
         )
+    totals: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    for group in vendors:
+        vendor_id, suite, task, phase = group
+        rows = sorted(records[group], key=lambda r: r.model_id)
+        new = vendor_groups(rows)
+        before = old[group]
+        for key in set(before) | set(new):
+            scored = new[key]["score_wh"] is not None if key in new else False
+            total = totals[(suite, task, phase, *key)]
+            total[0] += int(key in new) - int(key in before)
+            total[1] += int(scored) - int(before.get(key, False))
+        for (hardware_class, size_class), figures in sorted(new.items()):
+            plan.put.append(
+                {
+                    "suite": suite,
+                    "task": task,
+                    "phase": phase,
+                    "hardware_class": hardware_class,
+                    "size_class": size_class,
+                    "vendor_id": vendor_id,
+                    "vendor_slug": slugs[vendor_id],
+                    **figures,
+                }
+            )
+        plan.gone += [
+            dict(zip(_STANDING_KEY, (suite, task, phase, *key, vendor_id), strict=True))
+            for key in sorted(set(before) - set(new))
+        ]
+    plan.totals = _moving(totals)
+
+
+@cache
+def _read_statement() -> Any:
+    """A vendor group's current standard-workload labels and its stored standings, in one
+    statement (``stored`` tells them apart)."""
+    labels, standings = _labels(), _standings()
+    groups: Any = bindparam("groups", expanding=True)
+
+    def none(type_: Any) -> Any:
+        return cast(null(), type_)
+
+    from_labels = _ranked_rows().add_columns(
+        literal(False).label("stored"),
+        none(labels.c.energy_ci95_high_wh.type).label("score_wh"),
+        none(standings.c.vendor_slug.type).label("vendor_slug"),
+    )
+    from_labels = from_labels.where(tuple_(*(labels.c[name] for name in _VENDOR_GROUP)).in_(groups))
+    from_standings = select(
+        standings.c.suite,
+        standings.c.task,
+        standings.c.phase,
+        standings.c.vendor_id,
+        none(labels.c.model_id.type),
+        none(labels.c.measured.type),
+        none(labels.c.energy_ci95_high_wh.type),
+        none(labels.c.grade.type),
+        standings.c.hardware_class,
+        standings.c.size_class,
+        none(labels.c.quality.type),
+        literal(True),
+        standings.c.score_wh,
+        standings.c.vendor_slug,
+    ).where(tuple_(*(standings.c[name] for name in _VENDOR_GROUP)).in_(groups))
+    return union_all(from_labels, from_standings)
+
+
+def _write(connection: Connection, plan: _Plan) -> None:
+    """The plan, one statement per table (SQLite, which serialises writers anyway)."""
+    standings = _standings()
+    _add(connection, _counts(), _COUNT_KEY, ("labels", "peers"), plan.counts)
+    _add(connection, _bins(), (*PEER_GROUP, "bin"), ("peers",), plan.bins)
+    _add(connection, _totals(), _TOTALS_KEY, ("vendors", "scored"), plan.totals)
+    key = tuple_(*(standings.c[name] for name in _STANDING_KEY))
+    doomed = [tuple(r[name] for name in _STANDING_KEY) for r in plan.gone + plan.put]
+    if doomed:
+        connection.execute(delete(standings).where(key.in_(doomed)))
+    if plan.put:
+        connection.execute(standings.insert(), plan.put)
+
+
+def _write_postgresql(connection: Connection, plan: _Plan) -> None:
+    """The plan in one statement: an upsert per table in data-modifying CTEs, each fed one
+    JSON array (typed by ``jsonb_to_recordset``)."""
+    if not (plan.counts or plan.bins or plan.totals or plan.put or plan.gone):
+        return
+    connection.execute(
+        _postgresql_write(),
+        {
+            "counts": _json(_COUNT_KEY, ("labels", "peers"), plan.counts),
+            "bins": _json((*PEER_GROUP, "bin"), ("peers",), plan.bins),
+            "totals": _json(_TOTALS_KEY, ("vendors", "scored"), plan.totals),
+            "put": json.dumps(plan.put, allow_nan=False),
+            "gone": json.dumps(plan.gone),
+        },
+    )
+
+
+def _json(
+    key: Sequence[str], values: Sequence[str], deltas: Mapping[tuple[Any, ...], Sequence[int]]
+) -> str:
+    return json.dumps(
+        [
+            dict(zip(key, k, strict=True)) | dict(zip(values, d, strict=True))
+            for k, d in deltas.items()
+        ]
+    )
+
+
+@cache
+def _postgresql_write() -> Any:
+    """The statement of :func:`_write_postgresql`, written from the tables' metadata."""
+    dialect = postgresql.dialect()
+
+    def rows(table: Any, names: Sequence[str], parameter: str) -> str:
+        typed = ", ".join(f"{n} {table.c[n].type.compile(dialect=dialect)}" for n in names)
+        return f"jsonb_to_recordset(CAST(:{parameter} AS jsonb)) AS x({typed})"
+
+    def adding(table: Any, key: Sequence[str], values: Sequence[str], parameter: str) -> str:
+        names = [*key, *values]
+        moved = ", ".join(f"{v} = t.{v} + excluded.{v}" for v in values)
+        # names from the tables' metadata only; every value is bound
+        return (
+            f"INSERT INTO {table.name} AS t ({', '.join(names)})"  # noqa: S608
+            f" SELECT {', '.join(names)} FROM {rows(table, names, parameter)}"
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {moved}"
+        )
+
+    standings = _standings()
+    columns = [c.name for c in standings.c]
+    replaced = ", ".join(f"{n} = excluded.{n}" for n in columns if n not in _STANDING_KEY)
+    matches = " AND ".join(f"t.{n} = x.{n}" for n in _STANDING_KEY)
+    return text(
+        f"WITH counts AS ({adding(_counts(), _COUNT_KEY, ('labels', 'peers'), 'counts')}),"  # noqa: S608
+        f" bins AS ({adding(_bins(), (*PEER_GROUP, 'bin'), ('peers',), 'bins')}),"
+        f" totals AS ({adding(_totals(), _TOTALS_KEY, ('vendors', 'scored'), 'totals')}),"
+        f" gone AS (DELETE FROM {standings.name} AS t"
+        f" USING {rows(standings, _STANDING_KEY, 'gone')} WHERE {matches})"
+        f" INSERT INTO {standings.name} AS t ({', '.join(columns)})"
+        f" SELECT {', '.join(columns)} FROM {rows(standings, columns, 'put')}"
+        f" ON CONFLICT ({', '.join(_STANDING_KEY)}) DO UPDATE SET {replaced}"
+    )
 
 
 def _add(
@@ -150,11 +357,9 @@ def _add(
     values: Sequence[str],
     deltas: Mapping[tuple[Any, ...], Sequence[int]],
 ) -> None:
-    """Add ``deltas`` (key to one delta per column of ``values``) to ``table``'s rows, inserting
-    the missing ones: one upsert, in key order (so concurrent writers lock rows in one order).
-    Keys whose deltas are all zero are skipped."""
-    moving = {k: d for k, d in deltas.items() if any(d)}
-    if not moving:
+    """Add ``deltas`` (key to one delta per column of ``values``, none all zero) to ``table``'s
+    rows, inserting the missing ones: one upsert, in key order."""
+    if not deltas:
         return
     insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
     statement = insert(table)
@@ -166,7 +371,7 @@ def _add(
         statement,
         [
             dict(zip(key, k, strict=True)) | dict(zip(values, d, strict=True))
-            for k, d in sorted(moving.items())
+            for k, d in sorted(deltas.items())
         ],
     )
 
@@ -253,80 +458,4 @@ def _row(record: Any) -> _Row:
         hardware_class=record.hardware_class,
         size_class=record.size_class,
         quality=record.quality,
-    )
-
-
-def refresh_vendor(
-    connection: Connection,
-    *,
-    vendor_id: int,
-    suite: str,
-    task: str,
-    phase: str,
-    slug: str | None = None,
-) -> None:
-    """Recompute one vendor's standings for a suite, task and phase from its current labels."""
-    labels, standings = _labels(), _standings()
-    records = connection.execute(
-        _ranked_rows()
-        .where(
-            labels.c.task == task,
-            labels.c.phase == phase,
-            labels.c.suite == suite,
-            labels.c.vendor_id == vendor_id,
-        )
-        .order_by(labels.c.model_id)
-    ).all()
-    old = {
-        (r[0], r[1]): r[2] is not None
-        for r in connection.execute(
-            delete(standings)
-            .where(
-                and_(
-                    standings.c.suite == suite,
-                    standings.c.task == task,
-                    standings.c.phase == phase,
-                    standings.c.vendor_id == vendor_id,
-                )
-            )
-            .returning(standings.c.hardware_class, standings.c.size_class, standings.c.score_wh)
-        )
-    }
-    groups = vendor_groups([_row(r) for r in records])
-    new = {key: figures["score_wh"] is not None for key, figures in groups.items()}
-    _add(
-        connection,
-        _totals(),
-        _TOTALS_KEY,
-        ("vendors", "scored"),
-        {
-            (suite, task, phase, *key): (
-                int(key in new) - int(key in old),
-                int(new.get(key, False)) - int(old.get(key, False)),
-            )
-            for key in set(old) | set(new)
-        },
-    )
-    if not records:
-        return
-    if slug is None:
-        vendors = Vendor.__table__  # type: ignore[attr-defined]
-        slug = connection.execute(
-            select(vendors.c.slug).where(vendors.c.id == vendor_id)
-        ).scalar_one()
-    connection.execute(
-        standings.insert(),
-        [
-            {
-                "suite": suite,
-                "task": task,
-                "phase": phase,
-                "hardware_class": hardware_class,
-                "size_class": size_class,
-                "vendor_id": vendor_id,
-                "vendor_slug": slug,
-                **figures,
-            }
-            for (hardware_class, size_class), figures in groups.items()
-        ],
     )
