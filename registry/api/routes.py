@@ -236,14 +236,28 @@ def revoke_key(
     return queries.key_view(key)
 
 
+JSON_OBJECT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+}
+
+
+def json_response(body: Any) -> Response:
+    """A JSON answer serialised once by orjson (no model validation of the label documents it
+    carries: they were validated when accepted)."""
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 @router.post(
     "/labels",
     status_code=201,
     responses={
-        200: {"description": "the same envelope was stored before: the stored label"},
+        201: JSON_OBJECT[200] | {"description": "Created: the stored label"},
+        200: JSON_OBJECT[200]
+        | {"description": "the same envelope was stored before: the stored label"},
         **problems(400, 401, 403, 409, 413, 422, 429),
     },
     openapi_extra=ENVELOPE_BODY,
+    response_class=Response,
 )
 def submit_label(
     request: Request,
@@ -251,8 +265,7 @@ def submit_label(
     body: RawBody,
     session: SessionDep,
     settings: SettingsDep,
-    response: Response,
-) -> dict[str, Any]:
+) -> Response:
     # Authenticated here rather than through the CurrentVendor dependency: the hot path then
     # makes one trip to the thread pool instead of two.
     caller = authenticated_vendor(session, token)
@@ -274,26 +287,15 @@ def submit_label(
     else:
         view["receipt"] = label_receipt(session, request, label)
     t = result.timings
+    response = json_response(view)
     response.headers["Server-Timing"] = (
         f"verify;dur={t.verify_s * 1000:.3f}, validate;dur={t.validate_s * 1000:.3f}, "
         f"store;dur={t.store_s * 1000:.3f}"
     )
     if result.created:
+        response.status_code = 201
         response.headers["Location"] = view["links"]["self"]
-    else:
-        response.status_code = 200
-    return view
-
-
-JSON_OBJECT: dict[int | str, dict[str, Any]] = {
-    200: {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
-}
-
-
-def json_response(body: Any) -> Response:
-    """A JSON answer serialised once by orjson (no model validation of the label documents it
-    carries: they were validated when accepted)."""
-    return Response(orjson.dumps(body), media_type="application/json")
+    return response
 
 
 @router.get("/labels", responses={**JSON_OBJECT, **problems(400, 422)})
