@@ -87,6 +87,11 @@ def _submit(client: TestClient, publisher: Publisher, key: Ed25519PrivateKey, la
         "/v1/labels", content=envelope_bytes(label, key), headers=publisher.headers
     )
     assert response.status_code == 201, response.text
+    # the answer's percentile (read in the store's transaction, before the log's lock, with
+    # that transaction's changes added) is the one the label has once stored
+    answered = response.json()["grade"]["percentile"]
+    stored = client.get(f"/v1/labels/{label['label_id']}").json()["grade"]["percentile"]
+    assert answered == stored
 
 
 def test_precomputed_figures_match_a_computation_from_scratch(

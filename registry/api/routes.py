@@ -279,12 +279,11 @@ def submit_label(
     outcomes.labels("created" if result.created else "duplicate").inc()
     label = result.label
     view = queries.label_summary(label, caller.slug, result.model_name, settings.public_url)
-    # The percentile is read after the commit, outside the log's lock (so it counts the peers
-    # stored by then); the receipt of a new label came with its append.
-    view["grade"] = queries.grade_view(session, label)
-    if result.logged is not None:
+    if result.logged is not None:  # no reads needed: all of it came with the store
+        view["grade"] = queries.grade_view(session, label, result.percentile)
         view["receipt"] = translog.appended_receipt(request.app.state.log_signer, result.logged)
     else:
+        view["grade"] = queries.grade_view(session, label)
         view["receipt"] = label_receipt(session, request, label)
     t = result.timings
     response = json_response(view)

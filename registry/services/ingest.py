@@ -24,6 +24,7 @@ from sqlmodel import Session
 from registry.errors import ProblemError
 from registry.models import KeyStatus, Label, Model, PublicKey, Standing, Vendor, utcnow
 from registry.services import standings, translog
+from registry.services.peers import peer_percentile
 from registry.services.workloads import grade_of, suite_columns
 from schemas import check_results, validate_statement
 from schemas.contract import semantic_issues
@@ -54,6 +55,7 @@ class IngestResult:
     model_name: str
     timings: IngestTimings = field(default_factory=IngestTimings)
     logged: translog.Appended | None = None  # the log append of a new label
+    percentile: float | None = None  # a new label's peer percentile, read with its store
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,13 @@ def _store(
         for change in changed:
             if change["id"] == row.id:
                 row.current = bool(change["current"])
+        # The label arrived current (counted by apply_changes below), and the refresh's changes
+        # follow it.
+        arrived = {name: getattr(row, name) for name in standings.CHANGED_COLUMNS}
+        changes = [arrived | {"current": True}, *changed]
+        # Read before the log's lock (which is held until the commit), with this transaction's
+        # changes counted as apply_changes will count them.
+        percentile = peer_percentile(session, row, changes)
         # Last, so the log's lock is held only from here to the commit; it sets log_index too.
         logged = translog.append(
             connection,
@@ -396,12 +405,8 @@ def _store(
             payload_sha256=sha,
             envelope_sha256=hashlib.sha256(body).hexdigest(),
         )
-        # Under the log's lock, so the standings are recomputed one change at a time: the
-        # label arrived current (counted here), and the refresh's changes follow it.
-        arrived = {name: getattr(row, name) for name in standings.CHANGED_COLUMNS}
-        standings.apply_changes(
-            connection, [arrived | {"current": True}, *changed], {vendor.id: vendor.slug}
-        )
+        # Under the log's lock, so the standings are recomputed one change at a time.
+        standings.apply_changes(connection, changes, {vendor.id: vendor.slug})
         row.log_index = logged.index
     if inserted is None:
         existing = _existing(session, row.id)
@@ -411,4 +416,4 @@ def _store(
             "label-conflict",
             f"label_id {row.id} is already used by a label with different content",
         )
-    return IngestResult(row, True, vendor, model_name, logged=logged)
+    return IngestResult(row, True, vendor, model_name, logged=logged, percentile=percentile)

@@ -3,7 +3,7 @@ same suite, task, phase, hardware class and size class) and the share of them it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -83,12 +83,16 @@ def peer_percentile_from_scratch(session: Session, label: Label) -> float | None
     return percentile_of(total, worse)
 
 
-def peer_percentile(session: Session, label: Label) -> float | None:
+def peer_percentile(
+    session: Session, label: Label, pending: Iterable[Mapping[str, Any]] = ()
+) -> float | None:
     """Share (0-100) of the current measured peers (same suite, task, phase, hardware class and
     size class) whose graded figure is worse (higher) than this label's; None without peers.
 
     :func:`peer_percentiles` for one label, in one statement built once (the figures of a new
-    label's answer and of a label's page)."""
+    label's answer and of a label's page). ``pending``: changes of current flags made in this
+    transaction but not yet in ``peer_bins`` (``standings.apply_changes``'s input), counted as
+    if they were: a new label's percentile is then read before the log's lock is taken."""
     if not (label.measured and label.standard_workload):
         return None
     own_bin = bin_of(label.energy_ci95_high_wh)
@@ -106,7 +110,14 @@ def peer_percentile(session: Session, label: Label) -> float | None:
         )
         .one()
     )
-    # the label itself is in the bins when it is current (it is measured, standard)
+    group = _group(label)
+    for change in pending:
+        if not (change["measured"] and change["standard_workload"]):
+            continue
+        if tuple(str(change[name]) for name in PEER_GROUP) == group:
+            step = 1 if change["current"] else -1
+            total += step
+            worse += step if bin_of(float(change["energy_ci95_high_wh"])) > own_bin else 0
     return percentile_of(int(total) - (1 if label.current else 0), int(worse))
 
 

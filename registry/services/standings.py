@@ -192,13 +192,14 @@ def _plan_standings(
     read in one statement with the standings stored for it."""
     records: dict[tuple[Any, ...], list[_Row]] = {group: [] for group in vendors}
     old: dict[tuple[Any, ...], dict[tuple[str, str], bool]] = {group: {} for group in vendors}
-    for r in connection.execute(_read_statement(), {"groups": vendors}):
-        group = (int(r.vendor_id), r.suite, r.task, r.phase)
-        if r.stored:
-            old[group][(r.hardware_class, r.size_class)] = r.score_wh is not None
-            slugs.setdefault(group[0], r.vendor_slug)
-        else:
-            records[group].append(_row(r))
+    for group in vendors:  # one, on ingest (the compromise of a key: one per vendor group)
+        parameters = dict(zip(_VENDOR_GROUP, group, strict=True))
+        for r in connection.execute(_read_statement(), parameters):
+            if r.stored:
+                old[group][(r.hardware_class, r.size_class)] = r.score_wh is not None
+                slugs.setdefault(group[0], r.vendor_slug)
+            else:
+                records[group].append(_row(r))
     missing = sorted({group[0] for group in vendors if records[group]} - set(slugs))
     if missing:
         vendor_table = Vendor.__table__  # type: ignore[attr-defined]
@@ -243,7 +244,6 @@ def _read_statement() -> Any:
     """A vendor group's current standard-workload labels and its stored standings, in one
     statement (``stored`` tells them apart)."""
     labels, standings = _labels(), _standings()
-    groups: Any = bindparam("groups", expanding=True)
 
     def none(type_: Any) -> Any:
         return cast(null(), type_)
@@ -253,7 +253,7 @@ def _read_statement() -> Any:
         none(labels.c.energy_ci95_high_wh.type).label("score_wh"),
         none(standings.c.vendor_slug.type).label("vendor_slug"),
     )
-    from_labels = from_labels.where(tuple_(*(labels.c[name] for name in _VENDOR_GROUP)).in_(groups))
+    from_labels = from_labels.where(*(labels.c[n] == bindparam(n) for n in _VENDOR_GROUP))
     from_standings = select(
         standings.c.suite,
         standings.c.task,
@@ -269,7 +269,7 @@ def _read_statement() -> Any:
         literal(True),
         standings.c.score_wh,
         standings.c.vendor_slug,
-    ).where(tuple_(*(standings.c[name] for name in _VENDOR_GROUP)).in_(groups))
+    ).where(*(standings.c[n] == bindparam(n) for n in _VENDOR_GROUP))
     return union_all(from_labels, from_standings)
 
 
