@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from registry.api.deps import SessionDep, SettingsDep
+from registry.api.deps import SessionDep
 from registry.errors import ProblemError
 from registry.models import Standing
 from registry.pages.common import model_path, not_found, query_string, render, router
@@ -19,9 +19,7 @@ from registry.services import vendors as vendor_service
 
 
 @router.get("/vendors/{vendor}", response_class=HTMLResponse)
-def vendor_page(
-    request: Request, vendor: str, session: SessionDep, settings: SettingsDep
-) -> HTMLResponse:
+def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLResponse:
     """A vendor's profile, keys and models with their current grades."""
     try:
         owner = vendor_service.get_vendor(session, vendor)
@@ -29,7 +27,7 @@ def vendor_page(
         if exc.kind != "not-found":
             raise
         return not_found(request, f"There is no vendor {vendor} in this registry.")
-    profile = queries.vendor_profile(session, owner, settings.public_url, limit=1)
+    model_names = queries.vendor_models(session, owner)
     rows = all_labels(session, queries.LabelFilters(vendor=owner.slug), cap=VENDOR_PAGE_LABELS)
     current = with_percentile(session, (r for r in rows if r[0].current))
     auditors = audit.verifying_auditors(session, [r.label_id for r in current if r.verified])
@@ -39,8 +37,8 @@ def vendor_page(
         key=lambda r: (r.model, r.created_at),
     )
     by_model: dict[str, list[LabelRow]] = {}
-    for name in profile["models"]:
-        by_model[name.partition("/")[2]] = []
+    for name in model_names:
+        by_model[name] = []
     for row in current:
         by_model.setdefault(row.model, []).append(row)
     models: list[dict[str, Any]] = []
@@ -66,7 +64,7 @@ def vendor_page(
             "vendor": owner.slug,
             "display_name": owner.display_name,
             "created_at": owner.created_at,
-            "keys": profile["keys"],
+            "keys": queries.vendor_keys(session, owner),
             "models": models,
             "label_count": len(rows),
             "measured": sum(1 for r in current if r.measured),

@@ -369,12 +369,27 @@ def model_view(
     }
 
 
-def vendor_profile(
-    session: Session, vendor: Vendor, base_url: str, limit: int = 100
-) -> dict[str, Any]:
+def vendor_keys(session: Session, vendor: Vendor) -> list[dict[str, Any]]:
+    """A vendor's keys (:func:`key_view`), oldest first."""
     keys = session.exec(
         select(PublicKey).where(PublicKey.vendor_id == vendor.id).order_by(col(PublicKey.id))
     ).all()
+    return [key_view(k) for k in keys]
+
+
+def vendor_models(session: Session, vendor: Vendor) -> list[str]:
+    """A vendor's model names, in name order."""
+    return list(
+        session.exec(
+            select(Model.name).where(Model.vendor_id == vendor.id).order_by(col(Model.name))
+        ).all()
+    )
+
+
+def vendor_profile(
+    session: Session, vendor: Vendor, base_url: str, limit: int = 100
+) -> dict[str, Any]:
+    keys = vendor_keys(session, vendor)
     page, next_cursor = list_labels(
         session,
         filters=LabelFilters(vendor=vendor.slug),
@@ -383,14 +398,12 @@ def vendor_profile(
         cursor=None,
         brief=True,
     )
-    models = session.exec(
-        select(Model.name).where(Model.vendor_id == vendor.id).order_by(col(Model.name))
-    ).all()
+    models = vendor_models(session, vendor)
     return {
         "vendor": vendor.slug,
         "display_name": vendor.display_name,
         "created_at": vendor.created_at.isoformat().replace("+00:00", "Z"),
-        "keys": [key_view(k) for k in keys],
+        "keys": keys,
         "models": [f"{vendor.slug}/{m}" for m in models],
         "labels": [label_summary(lbl, v, m, base_url) for lbl, v, m in page],
         "labels_next": (
