@@ -130,6 +130,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version="0.1.0",
         description="Signed, verifiable carbon labels for ML models.",
         lifespan=lifespan,
+        # /docs is a page of the registry's own (pages/api_docs.py: no CDN); no /redoc
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.rate_limiter = make_rate_limiter(
@@ -145,6 +148,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(log.router)
     app.include_router(health.router)
     app.include_router(pages.router)
+    # Before /static, which would otherwise take its requests (mounts match by prefix, in order).
+    app.mount(
+        pages.api_docs.ASSETS_URL,
+        StaticFiles(directory=pages.api_docs.assets_dir()),
+        name="swagger-ui",
+    )
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     # Innermost: the pages' and the ranking's validators and stored answers (http_cache.py).
     http_cache.install(app, pages.router.routes, rankings.router.routes)

@@ -1,9 +1,10 @@
-"""HTML pages: leaderboard, model, vendor, compare and methodology.
+"""HTML pages: leaderboard, model, vendor, compare, methodology and the API reference.
 
-One module per page (``leaderboard``, ``model``, ``vendor``, ``compare``, ``methodology``), the
-label views they list (``rows``), what the model page adds for one label (``facts``: chat-serving
-levels, nodes, meter bias, flags in plain words), the chart geometry (``charts``) and what every
-page shares (``common``: the template environment, filters, page headers and links).
+One module per page (``leaderboard``, ``model``, ``vendor``, ``compare``, ``methodology``,
+``api_docs``: ``/docs``), the label views they list (``rows``), what the model page adds for one
+label (``facts``: chat-serving levels, nodes, meter bias, flags in plain words), the chart
+geometry (``charts``) and what every page shares (``common``: the template environment, filters,
+page headers and links).
 ``common`` is the only module that reads ``web/``: Jinja2 templates from ``web/templates``
 (autoescaped; every text from the database goes through the template engine, never into markup
 by hand); the app serves the assets of ``web/static``. A page route calls the same services as
@@ -17,7 +18,7 @@ buttons.
 from __future__ import annotations
 
 # The page modules: importing one adds its routes to ``router``.
-from registry.pages import compare, leaderboard, methodology, model, vendor
+from registry.pages import api_docs, compare, leaderboard, methodology, model, vendor
 from registry.pages.charts import (
     MAX_SERIES_POINTS,
     HistoryChart,
@@ -83,6 +84,7 @@ __all__ = [
     "Tick",
     "TimelineChart",
     "Window",
+    "api_docs",
     "compare",
     "compare_csv",
     "compare_page",
