@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -144,6 +145,14 @@ def bench(
         Path, typer.Option("--out", help="folder for the label and envelope")
     ] = Path("."),
     quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="with --submit: check the token, its vendor, the key and the audience with "
+            "the registry, then stop (bench --submit always checks them before measuring)",
+        ),
+    ] = False,
     endpoint: Annotated[
         str | None,
         typer.Option(help="the server's base URL (http://host:port)", rich_help_panel=SERVING),
@@ -214,7 +223,7 @@ def bench(
     from schemas.dsse import build_statement, sign_statement
     from schemas.suites import units_per_functional_unit_for
 
-    audience = (submit or registry or "").rstrip("/")
+    audience = (registry or submit or "").rstrip("/")  # --registry names it; else --submit
     if not audience:
         raise CliError("name the registry the label is for: --registry URL or --submit URL")
     if submit and not token:
@@ -230,6 +239,13 @@ def bench(
     # only rank 0 of a job signs: the other ranks need no key file (a throwaway never used)
     private_key = _private_key(key) if job is None or job.is_rank0 else Ed25519PrivateKey.generate()
     quiet = quiet or (job is not None and not job.is_rank0)
+    if dry_run and not submit:
+        raise CliError("--dry-run checks a submission with the registry: pass --submit URL")
+    if submit and token and (job is None or job.is_rank0):
+        # before anything is measured: a wrong token, key or audience fails in seconds
+        _check_submission(submit, token, model_id, key, private_key, audience)
+        if dry_run:
+            return
     if job is not None and task == serving_cli.TASK:
         raise CliError(
             f"{task} measures a server from one process: run it without torchrun "
@@ -376,10 +392,11 @@ def bench(
         console.print(line, markup=False)
     if label["measurement"]["flags"]:
         console.print(f"flags: {', '.join(label['measurement']['flags'])}")
-    console.print(f"label: {label_path}")
-    out.print(str(envelope_path))
+    console.print(f"label (the unsigned figures): {label_path}", markup=False)
+    console.print(f"signed envelope (what the registry stores): {envelope_path}", markup=False)
+    out.print(str(envelope_path))  # stdout: the envelope's path alone, for scripts
     if submit:
-        _submit(submit, token or "", envelope_path)
+        _submit(submit, token or "", envelope_path, model_id)
 
 
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
@@ -422,7 +439,7 @@ def _declared_quality(path: Path) -> list[dict[str, Any]]:
         raise CliError(str(exc)) from None
 
 
-def _submit(url: str, token: str, envelope_path: Path) -> None:
+def _submit(url: str, token: str, envelope_path: Path, model_id: str) -> None:
     from bench_runner.client import RegistryClient, RegistryError
 
     try:
@@ -436,4 +453,31 @@ def _submit(url: str, token: str, envelope_path: Path) -> None:
             ) from None
         raise CliError(f"{exc} (envelope kept at {envelope_path})") from None
     verb = "stored" if status == 201 else "already stored"
-    console.print(f"{verb}: {body['links']['self']}")
+    label_url = str(body["links"]["self"])
+    base = label_url.split("/v1/labels/", 1)[0]  # the registry's public URL
+    vendor, _, name = model_id.partition("/")
+    page = f"{base}/models/{quote(vendor, safe='')}/{quote(name, safe='')}"
+    console.print(f"{verb}: {page} (label {label_url})", markup=False)
+
+
+def _check_submission(
+    submit: str, token: str, model_id: str, key: Path, private_key: Any, audience: str
+) -> None:
+    """``bench_runner.preflight``'s checks, printed as one line (a failure: a CliError)."""
+    from bench_runner.preflight import PreflightError, check_submission
+    from schemas.dsse import keyid_for
+
+    vendor, _, model_name = model_id.partition("/")
+    try:
+        ready = check_submission(
+            submit,
+            token,
+            vendor=vendor,
+            model_name=model_name,
+            keyid=keyid_for(private_key.public_key()),
+            key_path=key,
+            audience=audience,
+        )
+    except PreflightError as exc:
+        raise CliError(str(exc)) from None
+    console.print(ready, markup=False, highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
@@ -10,10 +11,23 @@ from rich.table import Table
 from bench_runner.measure import Progress
 
 UNIT_NAMES = {
-    "1k-inferences": ("Wh / 1k inferences", "inferences/s"),
-    "1k-requests": ("Wh / 1k requests", "requests/s"),
-    "step": ("Wh / step", "steps/s"),
+    "1k-inferences": ("Wh per 1,000 inferences", "inferences/s"),
+    "1k-requests": ("Wh per 1,000 requests", "requests/s"),
+    "step": ("Wh per training step", "steps/s"),
 }
+"""The energy unit of each functional unit, as the registry's pages name it, and its rate."""
+
+
+def fig(value: float) -> str:
+    """A figure to 3 significant digits, without an exponent (``0.000123``, ``12.3``,
+    ``12,300``)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    value = float(f"{value:.3g}")  # rounded first: 9.996 is 10.0, not 10.00
+    decimals = 2 - math.floor(math.log10(abs(value)))
+    if decimals > 0:
+        return f"{value:.{decimals}f}"
+    return f"{round(value, decimals):,.0f}"
 
 
 class LiveDisplay:
@@ -90,8 +104,11 @@ class Display(LiveDisplay):
             self.show("quality: none measured (see below)")
 
 
-def _interval(stats: dict[str, Any]) -> str:
-    return f"{stats['mean']:.6g} [{stats['ci95_low']:.6g}, {stats['ci95_high']:.6g}] (95% CI)"
+def _interval(stats: dict[str, Any], unit: str) -> str:
+    return (
+        f"{fig(stats['mean'])} {unit} (95% CI {fig(stats['ci95_low'])} to "
+        f"{fig(stats['ci95_high'])})"
+    )
 
 
 def summary_table(label: dict[str, Any]) -> Table:
@@ -102,8 +119,8 @@ def summary_table(label: dict[str, Any]) -> Table:
     results = label["results"]
     unit = UNIT_NAMES.get(results["functional_unit"], (results["functional_unit"], ""))[0]
     energy = results["energy_per_unit_wh"]
-    table = Table(title=f"{label['model']['id']}@{label['model']['revision']}  ({unit})")
-    for column in ("component", "method", "mean", "95% CI", "CV"):
+    table = Table(title=f"{label['model']['id']}@{label['model']['revision']}")
+    for column in ("component", "method", f"mean ({unit})", "95% CI", "CV"):
         table.add_column(column)
     stats = {name: summarize(v) for name, v in per_trial_component_wh(label).items()}
     for component in results["components"]:
@@ -111,23 +128,23 @@ def summary_table(label: dict[str, Any]) -> Table:
         table.add_row(
             component["name"],
             component["method"],
-            f"{s.mean:.6g}",
-            f"[{s.ci95_low:.6g}, {s.ci95_high:.6g}]",
+            fig(s.mean),
+            f"{fig(s.ci95_low)} to {fig(s.ci95_high)}",
             f"{s.cv:.1%}",
         )
     table.add_row(
         "total (gross)",
         "",
-        f"{energy['mean']:.6g}",
-        f"[{energy['ci95_low']:.6g}, {energy['ci95_high']:.6g}]",
+        fig(energy["mean"]),
+        f"{fig(energy['ci95_low'])} to {fig(energy['ci95_high'])}",
         f"{energy['cv']:.1%}",
     )
     carbon = label["carbon"]
     table.caption = (
-        f"idle {results['idle_power_w']:.1f} W; "
-        f"dynamic {results['dynamic_energy_per_unit_wh']:.6g}; "
-        f"CO2e {carbon['co2e_per_unit_g']['mean']:.6g} g per unit "
-        f"({carbon['zone']}, {carbon['intensity_g_per_kwh']:.0f} g/kWh, PUE {carbon['pue']})"
+        f"idle power {fig(results['idle_power_w'])} W; "
+        f"dynamic energy {fig(results['dynamic_energy_per_unit_wh'])} {unit}; "
+        f"CO2e {fig(carbon['co2e_per_unit_g']['mean'])} {unit.replace('Wh', 'g', 1)} "
+        f"({carbon['zone']}, {fig(carbon['intensity_g_per_kwh'])} g/kWh, PUE {carbon['pue']})"
     )
     return table
 
@@ -136,26 +153,26 @@ def summary_lines(label: dict[str, Any]) -> list[str]:
     """Energy per functional unit, tokens, throughput, energy per output token and quality."""
     results = label["results"]
     unit, rate = UNIT_NAMES.get(results["functional_unit"], (results["functional_unit"], "/s"))
-    lines = [f"energy: {_interval(results['energy_per_unit_wh'])} {unit}"]
+    lines = [f"energy: {_interval(results['energy_per_unit_wh'], unit)}"]
     if "input_tokens_total" in results:
         tokens = f"tokens: {results['input_tokens_total']:,} input"
         if "output_tokens_total" in results:
             tokens += f", {results['output_tokens_total']:,} output"
         lines.append(tokens + " (all trials)")
-    throughput = f"throughput: {results['throughput_units_per_s']:.4g} {rate}"
+    throughput = f"throughput: {fig(results['throughput_units_per_s'])} {rate}"
     if "output_tokens_per_s" in results:
-        throughput += f", {results['output_tokens_per_s']:.4g} output tokens/s"
+        throughput += f", {fig(results['output_tokens_per_s'])} output tokens/s"
     lines.append(throughput)
     if "energy_per_output_token_j" in results:
-        per_token = _interval(results["energy_per_output_token_j"])
-        lines.append(f"energy per output token: {per_token} J")
+        per_token = _interval(results["energy_per_output_token_j"], "J")
+        lines.append(f"energy per output token: {per_token}")
     quality = label.get("quality")
     if quality:
         measured = quality.get("measured")
         if measured:
             correct = sum(measured["outcomes"])
             lines.append(
-                f"quality: {measured['metric']} {measured['value']:.4g} "
+                f"quality: {measured['metric']} {fig(measured['value'])} "
                 f"({correct}/{measured['items']} items, measured in this run)"
             )
         else:
@@ -164,9 +181,9 @@ def summary_lines(label: dict[str, Any]) -> list[str]:
             detail = ", ".join(
                 str(entry[k]) for k in ("task", "filter", "n_samples") if entry.get(k) is not None
             )
-            stderr = f" ± {entry['stderr']:.3g}" if entry.get("stderr") is not None else ""
+            stderr = f" ± {fig(entry['stderr'])}" if entry.get("stderr") is not None else ""
             lines.append(
-                f"declared (not measured here): {entry['metric']} {entry['value']:.4g}{stderr} "
+                f"declared (not measured here): {entry['metric']} {fig(entry['value'])}{stderr} "
                 f"({detail}; {entry['source']})"
             )
     return lines

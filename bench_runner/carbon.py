@@ -188,11 +188,14 @@ def lookup(zone: str) -> GridIntensity:
     row = _table().get(country)
     if row is None:
         info = dataset_info()
+        known = sorted(_table())
         raise CarbonError(
             f"no grid intensity for zone {normalised!r} (country {country!r}) in the bundled "
-            f"table ({info.name}, {info.version}). Supply one: "
-            "carbon.override(zone, intensity_g_per_kwh, source='where the figure comes from'), "
-            "or an hourly intensity CSV (timestamp,intensity_g_per_kwh); see docs/carbon.md"
+            f"table ({info.name}, {info.version}): pass one of its {len(known)} countries with "
+            f"--zone ({', '.join(known[:8])}, ...; a region such as US-CAL takes its country's "
+            "figure), or your own figure with --intensity G_PER_KWH --intensity-source SOURCE, "
+            "or hourly figures with --hourly FILE (timestamp,intensity_g_per_kwh); see "
+            "docs/carbon.md"
         )
     info = dataset_info()
     return GridIntensity(

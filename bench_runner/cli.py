@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable
@@ -72,11 +73,32 @@ def _read(path: Path) -> bytes:
 
 
 def _private_key(path: Path) -> Ed25519PrivateKey:
-    _read(path)
+    if not path.exists():
+        raise CliError(
+            f"no key file {path}: make a key pair with `carbonlabel keygen --out {path}` (and "
+            "register its public half with `carbonlabel key register`)"
+        )
+    data = _read(path)
     try:
         return load_private_key(path)
     except (ValueError, TypeError) as exc:
+        if _is_public_key(data):
+            raise CliError(
+                f"{path} is a public key; pass the private key (keygen wrote both: the private "
+                f"key is {path.name.removesuffix('.pub')}, the public one ends in .pub)"
+            ) from None
         raise CliError(f"{path} is not an Ed25519 private key in PEM: {exc}") from None
+
+
+def _is_public_key(data: bytes) -> bool:
+    """A PEM public key, or what ``keygen`` writes to OUT.pub: a raw 32-byte key in base64."""
+    text = data.strip()
+    if text.startswith(b"-----BEGIN PUBLIC KEY-----"):
+        return True
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except ValueError:
+        return False
 
 
 def keygen(

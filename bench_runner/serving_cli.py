@@ -340,7 +340,13 @@ def _finish(label: dict[str, Any], options: Mapping[str, Any], private_key: Any)
         console.print(line, markup=False)
     if label["measurement"]["flags"]:
         console.print(f"flags: {', '.join(label['measurement']['flags'])}")
-    console.print(f"label: {label_path}")
-    out.print(str(envelope_path))
+    console.print(f"label (the unsigned figures): {label_path}", markup=False)
+    console.print(f"signed envelope (what the registry stores): {envelope_path}", markup=False)
+    out.print(str(envelope_path))  # stdout: the envelope's path alone, for scripts
     if options.get("submit"):
-        _submit(str(options["submit"]), str(options.get("token") or ""), envelope_path)
+        _submit(
+            str(options["submit"]),
+            str(options.get("token") or ""),
+            envelope_path,
+            str(label["model"]["id"]),
+        )

@@ -65,14 +65,18 @@ def main() -> None:
         err.print(f"error: {exc}", markup=False)
         sys.exit(1)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if _is(exc, "Exit"):
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        param = exc.param if _is(exc, "MissingParameter") else None  # type: ignore[attr-defined]
+        if param is not None and getattr(param, "envvar", None) and param.opts:
+            # click names the option only: say where else the value can come from
+            option = max(param.opts, key=len)
+            err.print(f"error: missing {option}: pass {option} or set {param.envvar}")
+            sys.exit(2)
+        if _is(exc, "ClickException"):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        if _is(exc, "Abort"):
             err.print("aborted")
             sys.exit(130)
         from bench_runner.client import RegistryError
@@ -82,3 +86,19 @@ def main() -> None:
             sys.exit(1)
         err.print(f"error: {exc.__class__.__name__}: {exc}", markup=False)
         sys.exit(1)
+
+
+def _is(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is click's exception ``name``: Typer's own copy of click (``typer._click``,
+    Typer 0.2x) or click itself."""
+    import click
+
+    modules: list[object] = [click.exceptions]
+    try:
+        from typer import _click
+
+        modules.append(_click.exceptions)
+    except ImportError:  # a Typer that uses click itself
+        pass
+    kinds = tuple(k for m in modules if isinstance(k := getattr(m, name, None), type))
+    return isinstance(exc, kinds)

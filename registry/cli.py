@@ -197,6 +197,7 @@ def serve(
     from registry.config import Settings
     from registry.db import make_engine
 
+    _check_port_free(host, port)  # before anything is migrated, seeded or printed
     settings = _settings(database_url, demo=demo)
     url = settings.resolved_database_url()
     public = (public_url or f"http://{host}:{port}").rstrip("/")
@@ -239,3 +240,19 @@ def serve(
         workers=workers,
         log_level="info",
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """One line naming --port when HOST:PORT cannot be bound (another server holds it)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OperatorError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): another server is "
+                f"using it; pick a free port with --port (e.g. --port {port + 1})"
+            ) from None

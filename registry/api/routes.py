@@ -280,7 +280,7 @@ def submit_label(
     label = result.label
     view = queries.label_summary(label, caller.slug, result.model_name, settings.public_url)
     if result.logged is not None:  # no reads needed: all of it came with the store
-        view["grade"] = queries.grade_view(session, label, result.percentile)
+        view["grade"] = queries.grade_view(session, label, result.rank)
         view["receipt"] = translog.appended_receipt(request.app.state.log_signer, result.logged)
     else:
         view["grade"] = queries.grade_view(session, label)
@@ -395,3 +395,15 @@ def get_model(
 def get_vendor(vendor: VendorPath, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     owner = vendor_service.get_vendor(session, vendor)
     return queries.vendor_profile(session, owner, settings.public_url)
+
+
+@router.get("/whoami", responses=problems(401))
+def whoami(vendor: CurrentVendor, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """Who a token belongs to, the audience labels for this registry must name and the vendor's
+    keys with their status: what ``carbonlabel bench --submit`` checks before it measures."""
+    return {
+        "vendor": vendor.slug,
+        "display_name": vendor.display_name,
+        "audience": settings.public_url,
+        "keys": queries.vendor_keys(session, vendor),
+    }

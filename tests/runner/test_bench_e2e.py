@@ -7,13 +7,23 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from schemas import check_results, validate_statement
-from schemas.dsse import decode_statement, load_public_key, parse_envelope
+from schemas.dsse import (
+    decode_statement,
+    keyid_for,
+    load_private_key,
+    load_public_key,
+    parse_envelope,
+)
 from schemas.verify import VerifyExit, verify_envelope_bytes
 from tests.helpers import ADMIN_TOKEN
 from tests.server import running_server
@@ -132,7 +142,7 @@ def test_bench_submits_to_a_running_registry(tmp_path: Path) -> None:
             env=env,
         )
         assert result.returncode == 0, result.stderr
-        assert "stored:" in result.stderr
+        assert "/models/acme/reference (label " in result.stderr  # the model page
         items = httpx.get(f"{base}/v1/labels").json()["items"]
     assert len(items) == 1
     assert items[0]["method"] == "estimated"
@@ -141,28 +151,68 @@ def test_bench_submits_to_a_running_registry(tmp_path: Path) -> None:
 
 def test_bench_keeps_the_envelope_when_the_registry_is_down(tmp_path: Path) -> None:
     carbonlabel("keygen", "--out", "key.pem", cwd=tmp_path)
-    from tests.server import free_port
-
-    down = f"http://127.0.0.1:{free_port()}"
-    result = carbonlabel(
-        "bench",
-        "--task",
-        "text-classification",
-        "--model-id",
-        "acme/reference",
-        "--key",
-        "key.pem",
-        "--submit",
-        down,
-        *QUICK,
-        cwd=tmp_path,
-        env={"CARBONLABEL_TOKEN": "clt_x"},
-    )
+    keyid = keyid_for(load_private_key(tmp_path / "key.pem").public_key())
+    with _failing_registry(keyid) as down:  # its checks pass, then it fails every submission
+        result = carbonlabel(
+            "bench",
+            "--task",
+            "text-classification",
+            "--model-id",
+            "acme/reference",
+            "--key",
+            "key.pem",
+            "--submit",
+            down,
+            *QUICK,
+            cwd=tmp_path,
+            env={"CARBONLABEL_TOKEN": "clt_x"},
+        )
     assert result.returncode == 1
     assert "submit it later with: carbonlabel submit" in result.stderr
     kept = list(tmp_path.glob("*.dsse.json"))
     assert len(kept) == 1
     assert json.loads(kept[0].read_text())["payloadType"] == "application/vnd.in-toto+json"
+
+
+@contextmanager
+def _failing_registry(keyid: str) -> Iterator[str]:
+    """A registry that answers bench's checks (GET /v1/whoami) and then 503 to everything."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    where: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path == "/v1/whoami":
+                keys = [{"keyid": keyid, "status": "active"}]
+                self._answer(200, {"vendor": "acme", "audience": where["base"], "keys": keys})
+            else:
+                self._answer(503, {"title": "down"})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self._answer(503, {"title": "down"})
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    where["base"] = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield where["base"]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_bench_with_hourly_intensities(tmp_path: Path) -> None:

@@ -113,12 +113,13 @@ def test_bench_hf_generation_from_the_hub_cache_to_a_registry(
         assert "task text-generation (inference); model hf:acme/tiny-gpt (" in err
         assert "data gsm8k-test, 16 of 1,319 items" in err
         assert "quality: scored 16/16 items" in err
-        assert "Wh / 1k requests" in err
+        assert "Wh per 1,000 requests (95% CI" in err
         assert "energy per output token:" in err
         assert "output tokens/s" in err
         assert "quality: gsm8k-exact-match " in err
         assert "declared (not measured here): exact_match" in err
-        assert "stored:" in err
+        assert "stored: http://127.0.0.1" in err
+        assert "/models/acme/tiny-gpt (label " in err  # the model page first
         statement = statement_of(tmp_path / result.stdout.strip().splitlines()[-1])
         label = statement["predicate"]
         stored = httpx.get(f"{base}/v1/labels/{label['label_id']}").json()
