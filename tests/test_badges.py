@@ -613,7 +613,14 @@ def test_card_route_shows_the_label(client: TestClient, publisher: Publisher) ->
     root = assert_safe_svg(response.text)
     text = " ".join("".join(t.itertext()) for t in root.iter(f"{SVG_NS}text"))
     assert "Grade B" in text
-    assert "better than 100% of current peers" in text
+    assert "too few peers (1) for a percentile" in text  # fewer than MIN_PEERS
+    for n in range(4):  # five peers: the percentile, with their number
+        submit(client, publisher, model=f"more-{n}", power_w=1500.0 + n)
+    other = client.get("/label/acme/peer.svg").text  # a card not drawn (nor cached) before
+    other_text = " ".join(
+        "".join(t.itertext()) for t in assert_safe_svg(other).iter(f"{SVG_NS}text")
+    )
+    assert "better than 80% of 5 current peers" in other_text
     assert "NVIDIA H100 80GB HBM3" in text
     assert f"key {publisher.keyid[:12]}" in text
     link = root.find(f".//{SVG_NS}a")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from registry.services.peers import MIN_PEERS
 from schemas.contract import load_methodology
 from schemas.grading import bands_for, grade_for
 from schemas.suites import meter_bias
@@ -102,10 +104,20 @@ def test_graded_on_the_ci_upper_bound_with_version_and_percentile(
         energy_ci95_high_wh=grade["basis_value_wh"],
         measured=True,
     )
-    assert grade["percentile"] == 50.0  # better than one of its two peers
-    assert client.get(f"/v1/labels/{low['label_id']}").json()["grade"]["percentile"] == 100.0
-    assert client.get(f"/v1/labels/{high['label_id']}").json()["grade"]["percentile"] == 0.0
+    # two peers: too few for a percentile (MIN_PEERS), their number is given
+    assert (grade["percentile"], grade["peers"]) == (None, 2)
     assert [low["grade"]["grade"], high["grade"]["grade"]] == ["A", "E"]
+    for n, power_w in enumerate((50.0, 1000.0, 3000.0)):  # five peers each from here on
+        _submit(client, publisher, model=f"more-{n}", power_w=power_w)
+
+    def rank(label: dict[str, Any]) -> tuple[Any, Any]:
+        shown = client.get(f"/v1/labels/{label['label_id']}").json()["grade"]
+        return shown["percentile"], shown["peers"]
+
+    assert MIN_PEERS == 5
+    assert rank(mid) == (60.0, 5)  # better than high, more-1 and more-2
+    assert rank(low) == (80.0, 5)
+    assert rank(high) == (20.0, 5)
 
 
 def test_only_the_newest_label_of_a_model_is_current(

@@ -158,7 +158,7 @@ def test_leaderboard_lists_current_labels_with_grade_percentile_energy_and_co2e(
     assert 'href="/vendors/globex"' in page
     big = catalogue["big"]
     assert f">{big['grade']['grade']}</span>" in page
-    assert "of peers" in page
+    assert "too few peers (1)" in page  # fewer than MIN_PEERS: no percentile, their number
     assert pages.format_number(big["energy_per_unit_wh"]) in page
     assert pages.format_number(big["co2e_per_unit_g"]) in page
     assert pages.format_number(big["energy_ci95_high_wh"]) in page
@@ -286,7 +286,8 @@ def test_model_page(client: TestClient, publisher: Publisher, catalogue: dict[st
         '<img src="/label/acme/bert.svg?task=text-classification&amp;phase=inference&amp;suite=1"'
         in page
     )
-    assert 'src="/badge/acme/bert.svg"' in page
+    # the README badge is pinned to the task and phase of the label shown first
+    assert 'src="/badge/acme/bert.svg?task=text-classification&amp;phase=inference"' in page
     assert f'href="/badge/label/{current["label_id"]}.svg"' in page
     # one section per current label (inference and training)
     assert page.count('class="label-section"') == 2
@@ -306,13 +307,17 @@ def test_model_page(client: TestClient, publisher: Publisher, catalogue: dict[st
     assert "Schema valid" in page
     assert "Results recomputed" in page
     # embed snippets, absolute, escaped, with copy buttons
-    badge = "http://testserver/badge/acme/bert.svg"
+    badge = "http://testserver/badge/acme/bert.svg?task=text-classification&phase=inference"
     target = "http://testserver/models/acme/bert"
-    markdown = f"[![carbon label of acme/bert]({badge})]({target})"
+    alt = "carbon label of acme/bert (text-classification, inference)"
+    markdown = f"[![{alt}]({badge})]({target})"
     assert html.escape(markdown, quote=False) in page
-    html_snippet = f'<a href="{target}"><img src="{badge}" alt="carbon label of acme/bert"></a>'
+    pinned = badge.replace("&", "&amp;")
+    html_snippet = f'<a href="{target}"><img src="{pinned}" alt="{alt}"></a>'
     assert str(markupsafe.escape(html_snippet)) in page
-    assert f".. image:: {badge}\n   :target: {target}" in page
+    # the label first, the README box below it
+    assert page.index('class="label-section"') < page.index('id="embed-h"')
+    assert html.escape(f".. image:: {badge}\n   :target: {target}", quote=False) in page
     assert page.count('class="copy"') == 3
     # links to the JSON and the envelope
     assert f'href="/v1/labels/{current["label_id"]}"' in page
@@ -433,6 +438,7 @@ def test_compare_page_side_by_side_with_exports(
     assert table_rows[0]["rank"] == "1"
     assert table_rows[0]["task"] == "text-classification"
     assert float(table_rows[0]["score_wh"]) < float(table_rows[1]["score_wh"])
+    assert table_rows[0]["score_unit"] == "Wh per 1,000 inferences"  # the unit beside it
     assert {"models", "measured_share", "best_grade", "worst_grade"} <= set(table_rows[0])
 
     hardware = client.get("/compare.csv?vendors=acme,globex&hardware=nvidia-l4-24gb").text
@@ -497,7 +503,7 @@ def test_methodology_page_renders_the_methodology_file(client: TestClient) -> No
         row = row[: row.index("</tr>")]
         assert f"&lt; {pages.format_number(bands[0])}" in row
         assert f"≥ {pages.format_number(bands[-1])}" in row
-        assert "Wh / 1k requests" in row
+        assert "Wh per 1,000 requests" in row
     assert "grading v2" in suite_2
 
 
@@ -619,7 +625,7 @@ def test_leaderboard_percentiles_match_the_api(client) -> None:  # type: ignore[
 
     publisher = register_publisher(client, "pct")
     ids = []
-    for i, power in enumerate((100.0, 300.0, 900.0, 2700.0)):
+    for i, power in enumerate((100.0, 300.0, 900.0, 2700.0, 8100.0, 24300.0)):
         response = client.post(
             "/v1/labels",
             content=publisher.envelope(model=f"m{i}", power_w=power),
@@ -629,7 +635,9 @@ def test_leaderboard_percentiles_match_the_api(client) -> None:  # type: ignore[
         ids.append(response.json()["label_id"])
     expected = sorted(client.get(f"/v1/labels/{i}").json()["grade"]["percentile"] for i in ids)
     page = client.get("/", params={"task": "text-classification", "phase": "inference"}).text
-    shown = sorted(float(v) for v in re.findall(r"better than ([0-9.]+)% of peers", page))
+    found = re.findall(r"better than ([0-9.]+)% of (\d+) peers", page)
+    assert {int(n) for _, n in found} == {5}  # each label's peers, counted beside it
+    shown = sorted(float(v) for v, _ in found)
     assert shown == [round(v) for v in expected]
 
 
@@ -718,7 +726,7 @@ def test_leaderboard_defaults_to_the_newest_suite_and_shows_quality_per_token_an
     assert {r["model"] for r in found} == {"chat-1b", "chat-8b", "chat-3b", "big-32b"}
     assert {r["suite"] for r in found} == {"2"}
     assert '<option value="2" selected>' in page
-    assert "Wh / 1k requests" in page
+    assert "Wh per 1,000 requests" in page
     assert "Wh per 1,000 requests" in page
     assert "GSM8K exact match" in page
     for key in ("small", "mid", "worse", "big"):
@@ -746,7 +754,7 @@ def test_leaderboard_defaults_to_the_newest_suite_and_shows_quality_per_token_an
     assert "not reported" in suite_1
     assert "J/token" not in suite_1
     assert "Model size" not in suite_1  # no size classes in suite 1
-    assert "Wh/1k" in suite_1
+    assert "Wh per 1,000 inferences" in suite_1
 
     # classification: accuracy, or why there is none; sorting keeps the missing figure last
     classes = client.get("/?task=text-classification&suite=2&sort=-quality").text

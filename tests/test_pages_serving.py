@@ -325,7 +325,7 @@ def test_leaderboard_and_compare_list_chat_serving_as_a_suite_2_task(
     assert {r["model"] for r in found} == {"chat-8b", "chat-7b"}
     assert {r["suite"] for r in found} == {"2"}
     assert {r["concurrency"] for r in found} == {"8"}
-    assert "Wh / 1k requests" in page
+    assert "Wh per 1,000 requests" in page
     assert "Wh per 1,000 requests and joules per output token at each label" in page
     assert page.count(">at concurrency 8</span>") == 2
     for result in served.values():
@@ -340,7 +340,7 @@ def test_leaderboard_and_compare_list_chat_serving_as_a_suite_2_task(
 
     compare = client.get("/compare?task=chat-serving&vendors=acme,globex").text
     assert '<option value="chat-serving" selected>' in compare
-    assert "Score (Wh / 1k requests)" in compare
+    assert "Score (Wh per 1,000 requests)" in compare
     assert compare.count("J/token · at concurrency 8") == 2
     assert "suite 2 · chat-serving · inference" in compare
     assert client.get("/compare?task=chat-serving&suite=1&vendors=acme").status_code == 404

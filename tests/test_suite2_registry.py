@@ -302,11 +302,16 @@ def test_percentile_peers_only_within_suite_and_size_class(
     assert suite_1["energy_ci95_high_wh"] < own["energy_ci95_high_wh"]
     assert medium_better["results"]["energy_per_unit_wh"]["ci95_high"] < own["energy_ci95_high_wh"]
 
-    grade = detail(client, own["label_id"])["grade"]
-    assert grade["percentile"] == 100.0  # its one peer is worse; the better labels are no peers
-    assert detail(client, worse["label_id"])["grade"]["percentile"] == 0.0
-    assert detail(client, medium["label_id"])["grade"]["percentile"] == 0.0  # one better peer
-    assert detail(client, suite_1["label_id"])["grade"]["percentile"] is None  # alone in suite 1
+    def place(label: dict[str, Any]) -> tuple[Any, Any]:
+        grade = detail(client, label["label_id"])["grade"]
+        return grade["percentile"], grade["peers"]
+
+    # one peer each (the better labels of another size class or suite are none): too few for a
+    # percentile, and the number says who counts
+    assert place(own) == (None, 1)
+    assert place(worse) == (None, 1)
+    assert place(medium) == (None, 1)
+    assert place(suite_1) == (None, 0)  # alone in suite 1
 
 
 def shrunk(publisher: Publisher, **changes: int) -> dict[str, Any]:
@@ -338,6 +343,7 @@ def test_non_standard_workload_is_stored_but_ungraded(
         "graded_value_wh": pytest.approx(view["energy_ci95_high_wh"] * 1.15),
         "meter_bias": meter_bias(H100),
         "percentile": None,
+        "peers": None,
         "peer_group": {
             "suite": "2",
             "task": GEN,

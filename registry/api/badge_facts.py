@@ -12,7 +12,7 @@ from sqlmodel import Session, col
 from registry import badges
 from registry.models import Label, Model, PublicKey, Standing, Tier, Vendor
 from registry.services.audit import verifying_auditors
-from registry.services.queries import peer_percentile, serving_summary
+from registry.services.queries import peer_rank, serving_summary
 from registry.services.workloads import NON_STANDARD_WORKLOAD
 from schemas.suites import meter_bias, size_class_label
 
@@ -167,9 +167,7 @@ def model_card_facts(
         if row is None:
             return None
         label, slug, display_name, name, key_status = row
-        percentile = (
-            peer_percentile(session, label) if label.measured and label.standard_workload else None
-        )
+        rank = peer_rank(session, label)  # None when not compared
         verified_by = (
             verifying_auditors(session, [label.id]).get(label.id, [])
             if label.tier == Tier.verified
@@ -182,7 +180,8 @@ def model_card_facts(
         model=name,
         key_status=key_status,
         standing=_standing(label.standing),
-        percentile=percentile,
+        percentile=rank.shown if rank is not None else None,
+        peers=rank.peers if rank is not None else None,
         url=f"{base_url}/v1/labels/{label.id}",
         verified_by=tuple(verified_by),
     )
@@ -211,6 +210,7 @@ def card_facts(
     percentile: float | None,
     url: str,
     verified_by: tuple[str, ...] = (),
+    peers: int | None = None,
 ) -> badges.CardFacts:
     """The card's facts: typed columns first, the rest from the stored (validated) label."""
     doc = label.predicate
@@ -232,6 +232,7 @@ def card_facts(
         grade=label.grade,
         graded_under=label.graded_under,
         percentile=percentile,
+        peers=peers,
         methodology_version=_str(_dig(doc, "measurement", "methodology_version")),
         energy_mean_wh=label.energy_per_unit_wh,
         energy_ci95_low_wh=_float(_dig(doc, "results", "energy_per_unit_wh", "ci95_low")),

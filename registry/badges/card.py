@@ -67,6 +67,8 @@ class CardFacts:
     accelerator_count: int | None
     hardware_class: str
     components: Sequence[tuple[str, str]] = field(default_factory=tuple)
+    peers: int | None = None
+    """Current measured peers (``percentile`` is None below the minimum for one)."""
     created_at: datetime | None = None
     keyid: str = ""
     key_status: str | None = None
@@ -168,10 +170,13 @@ class _Card:
         self.text(CARD_WIDTH - _PAD, right, size=size, bold=bold, anchor="end", max_px=room)
 
 
-def _percentile_text(percentile: float | None) -> str:
+def _percentile_text(percentile: float | None, peers: int | None = None) -> str:
     if percentile is None:
+        if peers:
+            return f"too few peers ({peers}) for a percentile"
         return "no current peers to compare with yet"
-    return f"better than {round(percentile)}% of current peers"
+    of = f"{peers} current peers" if peers else "current peers"
+    return f"better than {round(percentile)}% of {of}"
 
 
 def _date(value: datetime | None) -> str:
@@ -206,7 +211,7 @@ def render_card(facts: CardFacts) -> str:
         lines = ["signed with a key reported compromised", "this label has lost its standing"]
     elif not facts.measured:
         letter, color, headline = "?", NAMED_COLORS[NEUTRAL_COLOR], "Estimated"
-        lines = ["energy estimated, not measured:", "no grade"]
+        lines = ["estimated power, no meter read:", "no grade"]
     elif facts.grade is None or facts.grade not in GRADE_COLORS:
         letter, color, headline = EN_DASH, NAMED_COLORS[NEUTRAL_COLOR], "Not graded"
         lines = (
@@ -221,7 +226,7 @@ def render_card(facts: CardFacts) -> str:
         if facts.size_class_label:  # graded within its model-size class
             headline += f" {MIDDLE_DOT} {facts.size_class_label}"
         lines = [
-            _percentile_text(facts.percentile),
+            _percentile_text(facts.percentile, facts.peers),
             _basis_text(facts),
             f"grading v{facts.graded_under or '?'}",
         ]
@@ -333,7 +338,7 @@ def render_card(facts: CardFacts) -> str:
     aria = (
         f"Carbon label of {model}: "
         + (
-            f"grade {facts.grade}, {_percentile_text(facts.percentile)}"
+            f"grade {facts.grade}, {_percentile_text(facts.percentile, facts.peers)}"
             if facts.measured and facts.grade
             else ("estimated, no grade" if not facts.measured else "not graded")
         )

@@ -21,6 +21,7 @@ import markupsafe
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from registry.services.peers import MIN_PEERS
 from schemas import suites
 from schemas.contract import load_methodology
 
@@ -113,6 +114,7 @@ def _environment() -> jinja2.Environment:
     env.filters["count"] = format_count
     env.filters["params"] = format_parameters
     env.filters["path"] = lambda value: quote(str(value), safe="")
+    env.globals["min_peers"] = MIN_PEERS  # the macros read it too (imported without context)
     return env
 
 
@@ -163,7 +165,9 @@ def unit_name(phase: str) -> str:
 
 
 def unit_short(phase: str) -> str:
-    return "Wh/1k" if phase == "inference" else "Wh/step"
+    """The unit as tables show it: the same words as :func:`unit_name` (units read the same
+    everywhere a figure appears: tables, charts, the card)."""
+    return unit_name(phase)
 
 
 _UNIT_NAMES = {
@@ -171,7 +175,7 @@ _UNIT_NAMES = {
     "1k-requests": "Wh per 1,000 requests",
     "step": "Wh per training step",
 }
-_UNIT_SHORT = {"1k-inferences": "Wh/1k", "1k-requests": "Wh / 1k requests", "step": "Wh/step"}
+_UNIT_SHORT = _UNIT_NAMES
 
 
 def unit_name_for(functional_unit: str) -> str:
@@ -180,7 +184,7 @@ def unit_name_for(functional_unit: str) -> str:
 
 
 def unit_short_for(functional_unit: str) -> str:
-    return _UNIT_SHORT.get(functional_unit, f"Wh/{functional_unit}")
+    return _UNIT_SHORT.get(functional_unit, f"Wh per {functional_unit}")
 
 
 def functional_unit_of(suite: str, task: str, phase: str) -> str:

@@ -349,8 +349,14 @@ def compare_csv(
     )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["suite", "task", "phase", "size_class", "hardware_class", "zone", *FIELDS])
+    # the unit of score_wh beside it: Wh per 1,000 inferences, per 1,000 requests, per step
+    unit = unit_short_for(functional_unit_of(group.suite, group.task, group.phase))
+    header = ["suite", "task", "phase", "size_class", "hardware_class", "zone", *FIELDS]
+    header.insert(header.index("score_wh") + 1, "score_unit")
+    writer.writerow(header)
     for rank in rows:
+        cells = [_csv_cell(getattr(rank, name)) for name in FIELDS]
+        cells.insert(FIELDS.index("score_wh") + 1, unit)
         writer.writerow(
             [
                 group.suite,
@@ -359,7 +365,7 @@ def compare_csv(
                 group.size_class or "",
                 group.hardware or "",
                 group.zone or "",
-                *(_csv_cell(getattr(rank, name)) for name in FIELDS),
+                *cells,
             ]
         )
     filename = f"compare-suite{group.suite}-{group.task}-{group.phase}.csv"

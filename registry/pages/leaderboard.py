@@ -27,7 +27,7 @@ from registry.pages.common import (
     unit_short_for,
 )
 from registry.pages.facts import standard_concurrency
-from registry.pages.rows import label_row
+from registry.pages.rows import ranked_row
 from registry.services import leaderboard as board
 from registry.services import queries
 from registry.services.ranking import default_suite
@@ -116,8 +116,8 @@ def leaderboard(
         after=after,
         before=before,
     )
-    percentiles = queries.peer_percentiles(session, [label for label, _, _ in found.rows])
-    shown = [label_row(label, v, m, percentiles.get(label.id)) for label, v, m in found.rows]
+    ranks = queries.peer_ranks(session, [label for label, _, _ in found.rows])
+    shown = [ranked_row(label, v, m, ranks.get(label.id)) for label, v, m in found.rows]
     total = found.total
     pages = max(1, math.ceil(total / page_size))
     page_number = min(found.offset // page_size + 1, pages)

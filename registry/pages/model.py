@@ -94,14 +94,28 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def embed_snippets(base_url: str, vendor: str, model: str) -> list[dict[str, Any]]:
-    """Copy-ready badge snippets (Markdown, HTML, reStructuredText) for a model's README."""
-    badge = f"{base_url}/badge/{quote(vendor, safe='')}/{quote(model, safe='')}.svg"
+def pinned_badge(vendor: str, model: str, task: str | None, phase: str | None) -> str:
+    """The path of a model's badge pinned to a task and phase (``?task=...&phase=...``): it
+    shows that label whatever the model publishes later, never a training figure in place of an
+    inference one."""
+    path = f"/badge/{quote(vendor, safe='')}/{quote(model, safe='')}.svg"
+    return path + query_string(task=task, phase=phase)
+
+
+def embed_snippets(
+    base_url: str, vendor: str, model: str, task: str | None = None, phase: str | None = None
+) -> list[dict[str, Any]]:
+    """Copy-ready badge snippets (Markdown, HTML, reStructuredText) for a model's README, with
+    the badge pinned to ``task`` and ``phase`` when given."""
+    badge = f"{base_url}{pinned_badge(vendor, model, task, phase)}"
     page = f"{base_url}{model_path(vendor, model)}"
     alt = f"carbon label of {vendor}/{model}"
+    if task and phase:
+        alt += f" ({task}, {phase})"
+    in_html = badge.replace("&", "&amp;")
     snippets = [
         ("markdown", "Markdown", f"[![{alt}]({badge})]({page})"),
-        ("html", "HTML", f'<a href="{page}"><img src="{badge}" alt="{alt}"></a>'),
+        ("html", "HTML", f'<a href="{page}"><img src="{in_html}" alt="{alt}"></a>'),
         ("rst", "reStructuredText", f".. image:: {badge}\n   :target: {page}\n   :alt: {alt}"),
     ]
     return [
@@ -158,7 +172,12 @@ def model_page(
         sections.append(
             LabelSection(
                 row=label_row(
-                    label, v, m, detail["grade"]["percentile"], auditors.get(label.id, ())
+                    label,
+                    v,
+                    m,
+                    detail["grade"]["percentile"],
+                    auditors.get(label.id, ()),
+                    peers=detail["grade"].get("peers"),
                 ),
                 detail=detail,
                 history=history_chart(peers, bands, grade_scale(label.suite), unit_short_for(unit)),
@@ -185,6 +204,8 @@ def model_page(
             )
         )
     vendor_slug, _, model_name = view["model"].partition("/")
+    # the README badge shows the label the page shows first, pinned to its task and phase
+    pinned = (sections[0].row.task, sections[0].row.phase) if sections else (None, None)
     return render(
         request,
         "model.html",
@@ -197,9 +218,10 @@ def model_page(
             "history": sorted(all_rows, key=lambda r: (r.created_at, r.label_id), reverse=True),
             "lost_standing": [r for r in all_rows if r.lost_standing],
             "tolerance_relative": load_methodology()["audit"]["tolerance_relative"],
-            "snippets": embed_snippets(settings.public_url, vendor_slug, model_name),
+            "snippets": embed_snippets(settings.public_url, vendor_slug, model_name, *pinned),
+            "pinned_to": pinned,
             "public_url": settings.public_url,
-            "badge_src": f"/badge/{quote(vendor_slug, safe='')}/{quote(model_name, safe='')}.svg",
+            "badge_src": pinned_badge(vendor_slug, model_name, *pinned),
             "json_href": f"/v1/models/{quote(vendor_slug, safe='')}/{quote(model_name, safe='')}",
         },
     )

@@ -50,6 +50,9 @@ class LabelRow:
     co2e_g: float
     created_at: datetime
     current: bool
+    peers: int | None = None
+    """Current measured peers (``percentile`` is None below ``MIN_PEERS`` of them); None for a
+    label that is not compared."""
     tier: str = Tier.self_reported
     """``self-reported`` or ``verified`` (an auditor's reproduced figures agree)."""
     standing: str = Standing.ok
@@ -167,6 +170,7 @@ def label_row(
     model: str,
     percentile: float | None = None,
     verified_by: Sequence[str] = (),
+    peers: int | None = None,
 ) -> LabelRow:
     return LabelRow(
         label_id=label.id,
@@ -181,6 +185,7 @@ def label_row(
         grade=label.grade,
         graded_under=label.graded_under,
         percentile=percentile,
+        peers=peers,
         energy_wh=label.energy_per_unit_wh,
         energy_ci95_low_wh=_ci95_low(label),
         energy_ci95_high_wh=label.energy_ci95_high_wh,
@@ -204,10 +209,20 @@ def with_percentile(session: Session, rows: Iterable[tuple[Label, str, str]]) ->
     """Rows with their peer percentiles (withheld for labels that lost their standing), read
     in one statement."""
     listed = list(rows)
-    found = queries.peer_percentiles(
+    found = queries.peer_ranks(
         session, [label for label, _, _ in listed if label.standing == Standing.ok]
     )
-    return [label_row(label, vendor, model, found.get(label.id)) for label, vendor, model in listed]
+    return [
+        ranked_row(label, vendor, model, found.get(label.id)) for label, vendor, model in listed
+    ]
+
+
+def ranked_row(label: Label, vendor: str, model: str, rank: queries.PeerRank | None) -> LabelRow:
+    """:func:`label_row` with the label's place among its peers (the percentile from
+    ``MIN_PEERS`` peers on, and the number of peers)."""
+    if rank is None:
+        return label_row(label, vendor, model)
+    return label_row(label, vendor, model, rank.shown, peers=rank.peers)
 
 
 def all_labels(

@@ -24,7 +24,7 @@ from sqlmodel import Session
 from registry.errors import ProblemError
 from registry.models import KeyStatus, Label, Model, PublicKey, Standing, Vendor, utcnow
 from registry.services import standings, translog
-from registry.services.peers import peer_percentile
+from registry.services.peers import PeerRank, peer_rank
 from registry.services.workloads import grade_of, suite_columns
 from schemas import check_results, validate_statement
 from schemas.contract import semantic_issues
@@ -55,7 +55,7 @@ class IngestResult:
     model_name: str
     timings: IngestTimings = field(default_factory=IngestTimings)
     logged: translog.Appended | None = None  # the log append of a new label
-    percentile: float | None = None  # a new label's peer percentile, read with its store
+    rank: PeerRank | None = None  # a new label's place among its peers, read with its store
 
 
 @dataclass(frozen=True)
@@ -393,7 +393,7 @@ def _store(
         changes = [arrived | {"current": True}, *changed]
         # Read before the log's lock (which is held until the commit), with this transaction's
         # changes counted as apply_changes will count them.
-        percentile = peer_percentile(session, row, changes)
+        rank = peer_rank(session, row, changes)
         # Last, so the log's lock is held only from here to the commit; it sets log_index too.
         logged = translog.append(
             connection,
@@ -416,4 +416,4 @@ def _store(
             "label-conflict",
             f"label_id {row.id} is already used by a label with different content",
         )
-    return IngestResult(row, True, vendor, model_name, logged=logged, percentile=percentile)
+    return IngestResult(row, True, vendor, model_name, logged=logged, rank=rank)

@@ -4,6 +4,7 @@ same suite, task, phase, hardware class and size class) and the share of them it
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -83,16 +84,50 @@ def peer_percentile_from_scratch(session: Session, label: Label) -> float | None
     return percentile_of(total, worse)
 
 
+MIN_PEERS = 5
+"""Fewer current measured peers than this: no percentile is shown, only "too few peers (n)"
+(a share of two or three labels says little; docs/methodology.md)."""
+
+
+@dataclass(frozen=True)
+class PeerRank:
+    """A label among its current measured peers (itself excepted)."""
+
+    peers: int
+    worse: int
+    """Peers whose graded figure is worse (higher) than the label's."""
+
+    @property
+    def percentile(self) -> float | None:
+        """The share of worse peers (0-100, one decimal); None without peers."""
+        return percentile_of(self.peers, self.worse)
+
+    @property
+    def shown(self) -> float | None:
+        """:attr:`percentile` from :data:`MIN_PEERS` peers on; None below."""
+        return self.percentile if self.peers >= MIN_PEERS else None
+
+
 def peer_percentile(
     session: Session, label: Label, pending: Iterable[Mapping[str, Any]] = ()
 ) -> float | None:
     """Share (0-100) of the current measured peers (same suite, task, phase, hardware class and
-    size class) whose graded figure is worse (higher) than this label's; None without peers.
+    size class) whose graded figure is worse (higher) than this label's; None without peers
+    (whatever their number: :class:`PeerRank` says what is shown)."""
+    rank = peer_rank(session, label, pending)
+    return rank.percentile if rank is not None else None
 
-    :func:`peer_percentiles` for one label, in one statement built once (the figures of a new
+
+def peer_rank(
+    session: Session, label: Label, pending: Iterable[Mapping[str, Any]] = ()
+) -> PeerRank | None:
+    """The label's peers and worse peers; None for a label that is not compared (an estimate,
+    a shortened run).
+
+    :func:`peer_ranks` for one label, in one statement built once (the figures of a new
     label's answer and of a label's page). ``pending``: changes of current flags made in this
     transaction but not yet in ``peer_bins`` (``standings.apply_changes``'s input), counted as
-    if they were: a new label's percentile is then read before the log's lock is taken."""
+    if they were: a new label's rank is then read before the log's lock is taken."""
     if not (label.measured and label.standard_workload):
         return None
     own_bin = bin_of(label.energy_ci95_high_wh)
@@ -118,7 +153,7 @@ def peer_percentile(
             step = 1 if change["current"] else -1
             total += step
             worse += step if bin_of(float(change["energy_ci95_high_wh"])) > own_bin else 0
-    return percentile_of(int(total) - (1 if label.current else 0), int(worse))
+    return PeerRank(int(total) - (1 if label.current else 0), int(worse))
 
 
 @cache
@@ -175,12 +210,20 @@ def _inside_parts() -> tuple[Any, Any, Any]:
 
 
 def peer_percentiles(session: Session, labels: Sequence[Label]) -> dict[str, float | None]:
-    """:func:`peer_percentile` of many labels in two statements whose cost does not grow with
-    the peer groups: the groups' bins (``peer_bins``, services/standings.py) give the peers and
+    """:func:`peer_percentile` of many labels (:func:`peer_ranks`' shares)."""
+    return {
+        label_id: rank.percentile if rank is not None else None
+        for label_id, rank in peer_ranks(session, labels).items()
+    }
+
+
+def peer_ranks(session: Session, labels: Sequence[Label]) -> dict[str, PeerRank | None]:
+    """:func:`peer_rank` of many labels in two statements whose cost does not grow with the
+    peer groups: the groups' bins (``peer_bins``, services/standings.py) give the peers and
     those in higher bins; a count over ``ix_labels_peers`` inside each label's own bin gives the
     rest. Labels that are not compared (estimates, shortened runs) get None without a query."""
     compared = [label for label in labels if label.measured and label.standard_workload]
-    found: dict[str, float | None] = {label.id: None for label in labels}
+    found: dict[str, PeerRank | None] = {label.id: None for label in labels}
     if not compared:
         return found
     connection = session.connection()
@@ -215,7 +258,7 @@ def peer_percentiles(session: Session, labels: Sequence[Label]) -> dict[str, flo
         # the label itself is in the bins when it is current (it is measured, standard)
         total = sum(n for _, n in counts) - (1 if label.current else 0)
         worse = sum(n for b, n in counts if b > own_bin) + int(worse_inside.get(label.id, 0))
-        found[label.id] = percentile_of(total, worse)
+        found[label.id] = PeerRank(total, worse)
     return found
 
 

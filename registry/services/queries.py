@@ -19,8 +19,12 @@ from registry.models import Label, Model, PublicKey, Standing, Vendor
 from registry.services import briefs
 from registry.services.audit import attestations_view
 from registry.services.peers import (  # noqa: F401  (the read side's names, for its callers)
+    MIN_PEERS,
+    PeerRank,
     peer_percentile,
     peer_percentiles,
+    peer_rank,
+    peer_ranks,
     peers_of,
     percentile_of,
 )
@@ -188,9 +192,11 @@ def _basis(label: Label) -> dict[str, Any]:
     }
 
 
-def grade_view(session: Session, label: Label, percentile: Any = _QUERY) -> dict[str, Any]:
-    """The grade with what it means: status, version, basis, and the percentile beside it
-    (``percentile``, when the caller already has it, saves the query)."""
+def grade_view(session: Session, label: Label, rank: Any = _QUERY) -> dict[str, Any]:
+    """The grade with what it means: status, version, basis, and beside it the percentile among
+    current measured peers with their number (``peers``); the percentile is null below
+    ``MIN_PEERS`` peers. ``rank`` (a ``PeerRank``), when the caller already has it, saves the
+    query."""
     if label.standing != Standing.ok:
         # Logged after its key's compromised_since: no grade, no percentile, no ranking.
         return {
@@ -201,24 +207,26 @@ def grade_view(session: Session, label: Label, percentile: Any = _QUERY) -> dict
             "graded_under": label.graded_under,
             **_basis(label),
             "percentile": None,
+            "peers": None,
             "peer_group": peer_group(label),
         }
     reason = None
     if not label.measured:  # estimates are neither graded nor ranked
-        status, percentile = "estimated", None
+        status, rank = "estimated", None
     elif not label.standard_workload:
         # a shrunk run (fewer samples, a lower cap): not comparable with its peers
-        status, percentile, reason = "ungraded", None, NON_STANDARD_WORKLOAD
+        status, rank, reason = "ungraded", None, NON_STANDARD_WORKLOAD
     else:
         status = "ungraded" if label.grade is None else "graded"
-        if percentile is _QUERY:
-            percentile = peer_percentile(session, label)
+        if rank is _QUERY:
+            rank = peer_rank(session, label)
     view: dict[str, Any] = {
         "status": status,
         "grade": label.grade,
         "graded_under": label.graded_under,
         **_basis(label),
-        "percentile": percentile,
+        "percentile": rank.shown if rank is not None else None,
+        "peers": rank.peers if rank is not None else None,
         "peer_group": peer_group(label),
     }
     if reason is not None:
