@@ -159,6 +159,8 @@ DEMO_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 REVISIONS = ((60, ("v1", 1.0)), (10, ("v2", 0.85)))
 """Every demo model has two labels: v1 60 days before ``DEMO_NOW``, v2 10 days before, with 15%
 less power."""
+DEMO_REGISTERED = DEMO_NOW - timedelta(days=90)
+"""When the demo vendors and their keys were registered: before any label they signed."""
 
 
 @dataclass
@@ -186,6 +188,8 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
             for slug in DEMO_CATALOGUE:
                 vendor = session.exec(select(Vendor).where(Vendor.slug == slug)).first()
                 if vendor is not None:
+                    # a new token on every start; the earlier ones stop working
+                    vendor_service.revoke_tokens(session, vendor=vendor)
                     token = vendor_service.issue_token(session, vendor=vendor)
                     keyid = keyid_for(demo_key(slug).public_key())
                     created.append(DemoVendor(slug, token, keyid))
@@ -197,13 +201,15 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
             raw = raw_public_key(private.public_key())
             keyid = keyid_for(raw)
             proof = private.sign(key_proof_message(public_url, slug, keyid))
-            key_service.register_key(
+            key = key_service.register_key(
                 session,
                 vendor=vendor,
                 public_key_b64=b64encode(raw),
                 proof_b64=b64encode(proof),
                 registry=public_url,
             )
+            vendor.created_at = key.created_at = DEMO_REGISTERED
+            session.add_all([vendor, key])
             session.commit()
             # chat-serving first: a model's badge shows its most recently received current
             # label, which stays its text-generation one

@@ -104,6 +104,18 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
         vendor = authenticate(session, again[0].token)
         assert vendor is not None
         assert vendor.slug == again[0].slug
+        # the tokens printed on the earlier start stop working
+        assert all(authenticate(session, v.token) is None for v in first)
+    with engine.connect() as conn:
+        # every key was registered (and its vendor created) before the labels it signed
+        late = conn.execute(
+            text(
+                "SELECT count(*) FROM labels l JOIN public_keys k ON k.keyid = l.keyid"
+                " JOIN vendors v ON v.id = l.vendor_id"
+                " WHERE l.created_at < k.created_at OR l.created_at < v.created_at"
+            )
+        ).scalar_one()
+    assert late == 0
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM labels")).scalar_one() == 48
     engine.dispose()

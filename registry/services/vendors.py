@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
-from registry.models import ApiToken, Vendor
+from registry.models import ApiToken, Vendor, utcnow
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 TOKEN_PREFIX = "clt_"  # noqa: S105  (a visible prefix, not a secret)
@@ -89,6 +89,18 @@ def create_vendor(
         raise ProblemError("vendor-exists", f"vendor {slug!r} already exists") from None
     token = issue_token(session, vendor=vendor)
     return vendor, token
+
+
+def revoke_tokens(session: Session, *, vendor: Vendor) -> int:
+    """Revoke every token of ``vendor`` still in use; returns how many."""
+    live = session.exec(
+        select(ApiToken).where(ApiToken.vendor_id == vendor.id, col(ApiToken.revoked_at).is_(None))
+    ).all()
+    for token in live:
+        token.revoked_at = utcnow()
+        session.add(token)
+    session.flush()
+    return len(live)
 
 
 def issue_token(session: Session, *, vendor: Vendor) -> str:
