@@ -49,7 +49,9 @@ def set_engine(label: dict[str, Any], **engine: Any) -> dict[str, Any]:
 
 def level_rows(page: str) -> dict[int, str]:
     """The levels table's rows by concurrency (the row's markup)."""
-    table = page[page.index('<table class="levels stack"') : page.index("</table>", page.index("levels"))]
+    table = page[
+        page.index('<table class="levels stack"') : page.index("</table>", page.index("levels"))
+    ]
     found = re.findall(r'<tr data-concurrency="(\d+)"([^>]*)>(.*?)</tr>', table, re.S)
     return {int(c): attrs + body for c, attrs, body in found}
 
