@@ -400,9 +400,12 @@ def test_vendor_page(client: TestClient, publisher: Publisher, catalogue: dict[s
 def test_compare_page_side_by_side_with_exports(
     client: TestClient, catalogue: dict[str, Any]
 ) -> None:
-    response = client.get("/compare?task=text-classification&phase=inference&vendors=acme,globex")
+    response = client.get(
+        "/compare?task=text-classification&phase=inference&hardware=all&vendors=acme,globex"
+    )
     assert response.status_code == 200
     page = response.text
+    assert "All hardware classes together" in page
     table = page[
         page.index('id="compare-table"') : page.index("</table>", page.index('id="compare-table"'))
     ]
@@ -412,8 +415,8 @@ def test_compare_page_side_by_side_with_exports(
     assert "Measured share" in table
     assert "/v1/vendors?task=text-classification&amp;phase=inference&amp;format=csv" in page
     assert (
-        "/compare.csv?task=text-classification&amp;phase=inference&amp;vendors=acme%2Cglobex"
-        in page
+        "/compare.csv?task=text-classification&amp;phase=inference&amp;hardware=all"
+        "&amp;vendors=acme%2Cglobex" in page
     )
     api_csv = re.search(r'href="(/v1/vendors\?[^"]*format=csv)"', page)
     assert api_csv is not None
@@ -423,12 +426,17 @@ def test_compare_page_side_by_side_with_exports(
     # the checkbox form submits vendors=a&vendors=b: the same comparison
     same = client.get(
         "/compare",
-        params=[("task", "text-classification"), ("vendors", "acme"), ("vendors", "globex")],
+        params=[
+            ("task", "text-classification"),
+            ("hardware", "all"),
+            ("vendors", "acme"),
+            ("vendors", "globex"),
+        ],
     ).text
     assert 'id="compare-table"' in same
 
     exported = client.get(
-        "/compare.csv?task=text-classification&phase=inference&vendors=acme,globex"
+        "/compare.csv?task=text-classification&phase=inference&hardware=all&vendors=acme,globex"
     )
     assert exported.status_code == 200
     assert exported.headers["content-type"] == "text/csv; charset=utf-8"

@@ -76,11 +76,13 @@ class CompareGroup:
     suite: str = SUITE_1
     requested_suite: str | None = None
     size_class: str | None = None
+    hardware_by_default: bool = False
+    """The hardware class was not asked for: the one with the most current measured peers."""
 
     @property
     def filters(self) -> dict[str, Any]:
-        """The group's query parameters (the suite only when asked for: the default is the same
-        for the pages and the API)."""
+        """The group's query parameters for the API (the suite only when asked for: the default
+        is the same for the pages and the API)."""
         return {
             "task": self.task,
             "phase": self.phase,
@@ -90,6 +92,12 @@ class CompareGroup:
             "zone": self.zone,
         }
 
+    @property
+    def page_filters(self) -> dict[str, Any]:
+        """:attr:`filters` for the page's own links: every hardware class is ``all`` there (no
+        hardware parameter means the default class)."""
+        return self.filters | {"hardware": self.hardware or ALL_HARDWARE}
+
 
 @dataclass
 class CompareColumn:
@@ -97,6 +105,10 @@ class CompareColumn:
     rank: VendorRank | None
     labels: list[LabelRow]
     url: str
+
+
+ALL_HARDWARE = "all"
+"""``hardware=all``: every hardware class (no ``hardware``: the default class, like with like)."""
 
 
 def _compare_group(
@@ -111,6 +123,7 @@ def _compare_group(
 ) -> CompareGroup | str:
     """The ranking of a group and the selected vendors, or the reason it cannot be shown.
     Without a suite: the newest with current measured labels for the task and phase."""
+    from registry.services.leaderboard import busiest_hardware_class
     from registry.services.ranking import default_suite, ranking_page
 
     requested = suite or None
@@ -133,6 +146,15 @@ def _compare_group(
     size_class = size_class or None
     if size_class is not None and size_class not in dict(size_class_options(chosen, task)):
         return f"Suite {chosen} has no size class {size_class!r} for {task}."
+    # On equal terms: one hardware class, by default the one with the most measured peers;
+    # hardware=all (or the empty value of an older form) compares across classes.
+    by_default = hardware is None
+    if by_default:
+        hardware = busiest_hardware_class(
+            session, suite=chosen, task=task, phase=phase, size_class=size_class
+        )
+    elif hardware in (ALL_HARDWARE, ""):
+        hardware = None
     where: dict[str, Any] = {
         "task": task,
         "phase": phase,
@@ -161,6 +183,7 @@ def _compare_group(
         suite=chosen,
         requested_suite=requested,
         size_class=size_class,
+        hardware_by_default=by_default and hardware is not None,
     )
 
 
@@ -309,7 +332,8 @@ def compare_page(
             "group_text": group_text,
             "size_classes": size_classes,
             "quality": _quality_view(session, group, unit_short_for(functional_unit)),
-            "hardware": group.hardware or "",
+            "hardware": group.hardware or ALL_HARDWARE,
+            "hardware_by_default": group.hardware_by_default,
             "zone": group.zone or "",
             "hardware_classes": list(methodology["hardware_classes"]),
             "ranking": group.ranking,
@@ -320,7 +344,7 @@ def compare_page(
             "unit_short": unit_short_for(functional_unit),
             "api_csv_href": "/v1/vendors" + query_string(**filters, format="csv"),
             "api_json_href": "/v1/vendors" + query_string(**filters),
-            "csv_href": "/compare.csv" + query_string(**filters, vendors=selected_param),
+            "csv_href": "/compare.csv" + query_string(**group.page_filters, vendors=selected_param),
         },
     )
 

@@ -216,3 +216,29 @@ def options(session: Session, group: Group) -> tuple[list[str], list[str]]:
         where.append(c.size_class == group.size_class)
     rows = session.connection().execute(select(c.hardware_class, c.zone).where(*where)).all()
     return sorted({r[0] for r in rows}), sorted({r[1] for r in rows})
+
+
+def busiest_hardware_class(
+    session: Session, *, suite: str, task: str, phase: str, size_class: str | None = None
+) -> str | None:
+    """The hardware class with the most current measured peers in a suite, task and phase (its
+    size class only, when one is given), ties broken by name; None when there is none. The
+    compare page compares on it by default: like with like."""
+    c = CurrentCount.__table__.c  # type: ignore[attr-defined]
+    where = [c.suite == suite, c.task == task, c.phase == phase]
+    if size_class is not None:
+        where.append(c.size_class == size_class)
+    peers = func.sum(c.peers)
+    row = (
+        session.connection()
+        .execute(
+            select(c.hardware_class)
+            .where(*where)
+            .group_by(c.hardware_class)
+            .having(peers > 0)
+            .order_by(peers.desc(), c.hardware_class)
+            .limit(1)
+        )
+        .first()
+    )
+    return str(row[0]) if row is not None else None
