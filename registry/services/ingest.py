@@ -395,18 +395,20 @@ def _store(
         # changes counted as apply_changes will count them.
         rank = peer_rank(session, row, changes)
         # Last, so the log's lock is held only from here to the commit; it sets log_index too.
+        # The kept figures ride with it: read under the lock (so the standings are recomputed
+        # one change at a time), written in the log's own statement on PostgreSQL.
+        slugs = {vendor.id: vendor.slug}
         logged = translog.append(
             connection,
             "label",
             logged_at=row.received_at,
             label_id=row.id,
             keyid=key.keyid,
+            rider=lambda locked: standings.rider(locked, changes, slugs),
             vendor=vendor.slug,
             payload_sha256=sha,
             envelope_sha256=hashlib.sha256(body).hexdigest(),
         )
-        # Under the log's lock, so the standings are recomputed one change at a time.
-        standings.apply_changes(connection, changes, {vendor.id: vendor.slug})
         row.log_index = logged.index
     if inserted is None:
         existing = _existing(session, row.id)

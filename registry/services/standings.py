@@ -136,6 +136,19 @@ def apply_changes(
     One read (the vendors' current labels and their standings as stored) and one write: on
     PostgreSQL a single statement moves every table, so the log's lock, which the caller holds
     until its commit, is held for two round trips here whatever changed."""
+    plan = _plan(connection, changed, slugs)
+    if connection.dialect.name == "postgresql":
+        _write_postgresql(connection, plan)
+    else:
+        _write(connection, plan)
+
+
+def _plan(
+    connection: Connection,
+    changed: Iterable[Mapping[str, Any]],
+    slugs: Mapping[int, str] | None = None,
+) -> _Plan:
+    """What the changes do to the kept tables (the standings read from the labels now)."""
     counts: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
     bins: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0])
     vendors: set[tuple[int, str, str, str]] = set()
@@ -151,10 +164,7 @@ def apply_changes(
     plan = _Plan(_moving(counts), _moving(bins))
     if vendors:
         _plan_standings(connection, sorted(vendors), dict(slugs or {}), plan)
-    if connection.dialect.name == "postgresql":
-        _write_postgresql(connection, plan)
-    else:
-        _write(connection, plan)
+    return plan
 
 
 def _moving(deltas: Mapping[tuple[Any, ...], Sequence[int]]) -> dict[tuple[Any, ...], list[int]]:
@@ -292,16 +302,7 @@ def _write_postgresql(connection: Connection, plan: _Plan) -> None:
     JSON array (typed by ``jsonb_to_recordset``)."""
     if not (plan.counts or plan.bins or plan.totals or plan.put or plan.gone):
         return
-    connection.execute(
-        _postgresql_write(),
-        {
-            "counts": _json(_COUNT_KEY, ("labels", "peers"), plan.counts),
-            "bins": _json((*PEER_GROUP, "bin"), ("peers",), plan.bins),
-            "totals": _json(_TOTALS_KEY, ("vendors", "scored"), plan.totals),
-            "put": json.dumps(plan.put, allow_nan=False),
-            "gone": json.dumps(plan.gone),
-        },
-    )
+    connection.execute(_postgresql_write(), _postgresql_parameters(plan))
 
 
 def _json(
@@ -316,8 +317,10 @@ def _json(
 
 
 @cache
-def _postgresql_write() -> Any:
-    """The statement of :func:`_write_postgresql`, written from the tables' metadata."""
+def _postgresql_ctes() -> str:
+    """The upserts of :func:`_write_postgresql` as data-modifying CTEs (``counts AS (...), ...,
+    put AS (...)``), written from the tables' metadata; a statement may carry them beside its
+    own (the log's append, ``translog.append``'s ``rider``)."""
     dialect = postgresql.dialect()
 
     def rows(table: Any, names: Sequence[str], parameter: str) -> str:
@@ -338,16 +341,48 @@ def _postgresql_write() -> Any:
     columns = [c.name for c in standings.c]
     replaced = ", ".join(f"{n} = excluded.{n}" for n in columns if n not in _STANDING_KEY)
     matches = " AND ".join(f"t.{n} = x.{n}" for n in _STANDING_KEY)
-    return text(
-        f"WITH counts AS ({adding(_counts(), _COUNT_KEY, ('labels', 'peers'), 'counts')}),"  # noqa: S608
+    return (
+        f"counts AS ({adding(_counts(), _COUNT_KEY, ('labels', 'peers'), 'counts')}),"  # noqa: S608
         f" bins AS ({adding(_bins(), (*PEER_GROUP, 'bin'), ('peers',), 'bins')}),"
         f" totals AS ({adding(_totals(), _TOTALS_KEY, ('vendors', 'scored'), 'totals')}),"
         f" gone AS (DELETE FROM {standings.name} AS t"
-        f" USING {rows(standings, _STANDING_KEY, 'gone')} WHERE {matches})"
-        f" INSERT INTO {standings.name} AS t ({', '.join(columns)})"
+        f" USING {rows(standings, _STANDING_KEY, 'gone')} WHERE {matches}),"
+        f" put AS (INSERT INTO {standings.name} AS t ({', '.join(columns)})"
         f" SELECT {', '.join(columns)} FROM {rows(standings, columns, 'put')}"
-        f" ON CONFLICT ({', '.join(_STANDING_KEY)}) DO UPDATE SET {replaced}"
+        f" ON CONFLICT ({', '.join(_STANDING_KEY)}) DO UPDATE SET {replaced})"
     )
+
+
+@cache
+def _postgresql_write() -> Any:
+    """The statement of :func:`_write_postgresql` (its CTEs alone)."""
+    return text(f"WITH {_postgresql_ctes()} SELECT 1")
+
+
+def _postgresql_parameters(plan: _Plan) -> dict[str, str]:
+    return {
+        "counts": _json(_COUNT_KEY, ("labels", "peers"), plan.counts),
+        "bins": _json((*PEER_GROUP, "bin"), ("peers",), plan.bins),
+        "totals": _json(_TOTALS_KEY, ("vendors", "scored"), plan.totals),
+        "put": json.dumps(plan.put, allow_nan=False),
+        "gone": json.dumps(plan.gone),
+    }
+
+
+def rider(
+    connection: Connection,
+    changed: Iterable[Mapping[str, Any]],
+    slugs: Mapping[int, str] | None = None,
+) -> tuple[str, dict[str, Any]] | None:
+    """:func:`apply_changes` for a caller that holds the log's lock and is about to append:
+    the read happens now; on PostgreSQL the write is returned as CTEs and their parameters, to
+    ride in the log's own write statement (``translog.append(..., rider=...)``: one round trip
+    less under the lock); on SQLite it is done now and None is returned."""
+    plan = _plan(connection, changed, slugs)
+    if connection.dialect.name != "postgresql":
+        _write(connection, plan)
+        return None
+    return _postgresql_ctes(), _postgresql_parameters(plan)
 
 
 def _add(

@@ -16,10 +16,10 @@ that does not leaves every process's validators stale.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -99,9 +99,8 @@ def _lock_head() -> Any:
 
 # PostgreSQL: the entry, its new nodes, the head and (for a label) labels.log_index in one
 # statement, so the head's row lock is held for two round trips and the commit.
-_PG_WRITE = text(
-    """
-WITH new_entry AS (
+_PG_WRITE_CTES = """
+new_entry AS (
   INSERT INTO log_entries (idx, kind, leaf, leaf_hash, logged_at, label_id, keyid)
   VALUES (:idx, :kind, :leaf, :leaf_hash, :logged_at, :label_id, :keyid)
 ), new_nodes AS (
@@ -110,12 +109,25 @@ WITH new_entry AS (
                        CAST(:hashes AS bytea[]))
 ), labelled AS (
   UPDATE labels SET log_index = :idx WHERE :kind = 'label' AND id = :label_id
-)
+)"""
+_PG_WRITE_HEAD = """
 UPDATE log_head SET tree_size = :tree_size, root_hash = :root_hash, frontier = :frontier,
   updated_at = :updated_at
 WHERE id = 1
 """
-)
+
+
+@lru_cache(maxsize=8)
+def _pg_write(rider_ctes: str = "") -> Any:
+    """The log's write statement, with a rider's CTEs (``name AS (...), ...``) when given."""
+    ctes = _PG_WRITE_CTES + (f", {rider_ctes}" if rider_ctes else "")
+    return text(f"WITH {ctes}{_PG_WRITE_HEAD}")
+
+
+Rider = Callable[[Connection], "tuple[str, dict[str, Any]] | None"]
+"""Work that must run under the log's lock (it is called once the lock is taken) and may hand
+back data-modifying CTEs and their parameters to run in the log's own write statement
+(PostgreSQL), or None once it has done its writes itself."""
 
 
 def append(
@@ -125,6 +137,7 @@ def append(
     logged_at: datetime | None = None,
     label_id: str | None = None,
     keyid: str | None = None,
+    rider: Rider | None = None,
     **fields: Any,
 ) -> Appended:
     """Append one entry in the caller's transaction (it commits or rolls back with the rest).
@@ -133,6 +146,7 @@ def append(
     frontier, the O(log n) perfect nodes of the current tree: the new nodes, the new root and the
     entry's inclusion proof follow from it without another read. A ``label`` entry also sets
     ``labels.log_index``. Call it last in the transaction: the lock is held until the commit.
+    ``rider``: called with the lock held, before the write (see :data:`Rider`).
     """
     entries, nodes, heads = _tables()
     logged_at = logged_at or utcnow()
@@ -165,11 +179,14 @@ def append(
         "frontier": merkle.pack_frontier(size, known),
         "updated_at": utcnow(),
     }
+    riding = rider(connection) if rider is not None else None
     if connection.dialect.name == "postgresql":
         ordered = sorted(new_nodes.items())
+        ctes, extra = riding if riding is not None else ("", {})
         connection.execute(
-            _PG_WRITE,
+            _pg_write(ctes),
             {
+                **extra,
                 **values,
                 "levels": [level for (level, _), _ in ordered],
                 "idxs": [idx for (_, idx), _ in ordered],
@@ -177,6 +194,7 @@ def append(
             },
         )
     else:
+        assert riding is None, "a rider hands back CTEs on PostgreSQL only"
         entry_columns = ("idx", "kind", "leaf", "leaf_hash", "logged_at", "label_id", "keyid")
         connection.execute(entries.insert(), {k: values[k] for k in entry_columns})
         connection.execute(
