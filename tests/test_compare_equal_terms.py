@@ -61,3 +61,24 @@ def test_the_default_class_follows_the_labels(client: TestClient, publisher: Pub
     submit(client, publisher, model="h100", power_w=300.0)
     page = client.get("/compare?task=text-classification&phase=inference").text
     assert f"only labels measured on <strong>{L4}</strong>" in page
+
+
+def test_the_methodology_page_explains_each_band_set_in_plain_words(client: TestClient) -> None:
+    page = html.unescape(client.get("/methodology").text)
+    plain = re.findall(r'<ul class="plain-bands">(.*?)</ul>', page, re.S)
+    assert len(plain) == 2  # suite 1 and suite 2
+    items = re.findall(r"<li>(.*?)</li>", plain[0], re.S)
+    classification = next(i for i in items if i.startswith("text-classification inference:"))
+    # each letter with its figures, in the unit, against the median the set is centred on
+    assert "A under 0.283 Wh per 1,000 inferences (less than 0.35 times the median)" in (
+        classification
+    )
+    assert "E 2.26 Wh per 1,000 inferences or more (2.8 times the median or more)" in (
+        classification
+    )
+    assert "Centred on 0.800 Wh per 1,000 inferences, the median published figure" in (
+        classification
+    )
+    assert "the same figures for every hardware class" in classification
+    suite_2 = re.findall(r"<li>(.*?)</li>", plain[1], re.S)
+    assert any("models" in item for item in suite_2)  # size classes named

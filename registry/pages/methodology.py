@@ -9,7 +9,13 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from registry.pages.common import functional_unit_of, render, router, unit_short_for
+from registry.pages.common import (
+    format_number,
+    functional_unit_of,
+    render,
+    router,
+    unit_short_for,
+)
 from schemas.contract import load_methodology
 from schemas.suites import SUITE_1, meter_bias, size_class_label, suite_spec, suite_versions
 
@@ -48,7 +54,46 @@ def band_rows(version: str, grades: Mapping[str, Any]) -> list[dict[str, Any]]:
                             "cells": _cells(bands, scale),
                         }
                     )
+                    rows[-1]["plain"] = plain_words(rows[-1], scale)
     return rows
+
+
+def plain_words(row: Mapping[str, Any], scale: list[str]) -> str:
+    """One band set for a buyer: what each letter means in the set's unit and against the
+    median published figure it was centred on."""
+    unit, median, cells = row["unit"], row["median"], row["cells"]
+
+    def times(value: float) -> str:
+        return f"{value / median:.2g} times" if median else ""
+
+    def figure(value: float) -> str:
+        return format_number(value)
+
+    parts = []
+    for cell in cells:
+        letter, low, high = cell["grade"], cell["low"], cell["high"]
+        if low is None:
+            text = f"under {figure(high)} {unit}"
+            text += f" (less than {times(high)} the median)" if median else ""
+        elif high is None:
+            text = f"{figure(low)} {unit} or more"
+            text += f" ({times(low)} the median or more)" if median else ""
+        else:
+            text = f"{figure(low)} to {figure(high)}"
+            text += f" ({low / median:.2g} to {times(high)} the median)" if median else ""
+        parts.append(f"{letter} {text}")
+    where = row["task"] + " " + row["phase"]
+    if row["size_class"]:
+        where += f", models {row['size_class']}"
+    if row["hardware_class"] == "default":
+        hardware = (
+            "the same figures for every hardware class (data-centre GPU, workstation GPU or "
+            "CPU), so compare grades within one class"
+        )
+    else:
+        hardware = f"for {row['hardware_class']} only"
+    centred = f" Centred on {figure(median)} {unit}, the median published figure;" if median else ""
+    return f"{where}: " + "; ".join(parts) + f".{centred} {hardware}."
 
 
 @router.get("/methodology", response_class=HTMLResponse)
