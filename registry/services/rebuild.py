@@ -24,6 +24,7 @@ from registry.services.standings import (
     _standings,
     _totals,
     bin_of,
+    standing_row,
     vendor_groups,
 )
 
@@ -156,26 +157,8 @@ def rebuild_all(connection: Connection) -> None:
         int(r[0]): str(r[1]) for r in connection.execute(select(vendors.c.id, vendors.c.slug))
     }
     batch: list[dict[str, Any]] = []
-    for (
-        suite,
-        task,
-        phase,
-        hardware_class,
-        size_class,
-        vendor_id,
-    ), figures in standings_from_scratch(connection).items():
-        batch.append(
-            {
-                "suite": suite,
-                "task": task,
-                "phase": phase,
-                "hardware_class": hardware_class,
-                "size_class": size_class,
-                "vendor_id": vendor_id,
-                "vendor_slug": slugs[vendor_id],
-                **figures,
-            }
-        )
+    for key, figures in standings_from_scratch(connection).items():
+        batch.append(standing_row(key, slugs[key[5]], figures))
         if len(batch) >= 5000:
             connection.execute(standings.insert(), batch)
             batch = []

@@ -189,6 +189,14 @@ class _Plan:
 
 
 _STANDING_KEY = ("suite", "task", "phase", "hardware_class", "size_class", "vendor_id")
+
+
+def standing_row(key: Sequence[Any], slug: str, figures: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``vendor_standings`` row: its key (:data:`_STANDING_KEY`), the vendor's slug and its
+    figures (``aggregate``)."""
+    return dict(zip(_STANDING_KEY, key, strict=True)) | {"vendor_slug": slug, **figures}
+
+
 _VENDOR_GROUP = ("vendor_id", "suite", "task", "phase")
 
 
@@ -230,18 +238,8 @@ def _plan_standings(
             total[0] += int(key in new) - int(key in before)
             total[1] += int(scored) - int(before.get(key, False))
         for (hardware_class, size_class), figures in sorted(new.items()):
-            plan.put.append(
-                {
-                    "suite": suite,
-                    "task": task,
-                    "phase": phase,
-                    "hardware_class": hardware_class,
-                    "size_class": size_class,
-                    "vendor_id": vendor_id,
-                    "vendor_slug": slugs[vendor_id],
-                    **figures,
-                }
-            )
+            standing = (suite, task, phase, hardware_class, size_class, vendor_id)
+            plan.put.append(standing_row(standing, slugs[vendor_id], figures))
         plan.gone += [
             dict(zip(_STANDING_KEY, (suite, task, phase, *key, vendor_id), strict=True))
             for key in sorted(set(before) - set(new))
