@@ -140,15 +140,28 @@ def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[
     }
 
 
+_QUERY = object()
+"""A default that means: read it (the caller did not pass what it already has)."""
+
+
 def label_detail(
-    session: Session, label: Label, vendor: str, model: str, base_url: str
+    session: Session,
+    label: Label,
+    vendor: str,
+    model: str,
+    base_url: str,
+    key_status: Any = _QUERY,
 ) -> dict[str, Any]:
-    key = session.exec(select(PublicKey).where(PublicKey.keyid == label.keyid)).first()
+    """The whole label view (``key_status``, when the caller read it with the label, saves a
+    query: :func:`get_label_with_key`)."""
+    if key_status is _QUERY:
+        key = session.exec(select(PublicKey).where(PublicKey.keyid == label.keyid)).first()
+        key_status = key.status if key else None
     detail = label_summary(label, vendor, model, base_url)
     detail["verification"] = {
         "signature": "verified",
         "keyid": label.keyid,
-        "key_status": key.status if key else "unknown",
+        "key_status": key_status or "unknown",
         "schema": "valid",
         "results": "recomputed-from-traces",
         "payload_sha256": label.payload_sha256,
@@ -159,9 +172,6 @@ def label_detail(
     detail["label"] = label.predicate
     detail["attestations"] = attestations_view(session, label.id)
     return detail
-
-
-_QUERY = object()
 
 
 def peer_group(label: Label) -> dict[str, Any]:
@@ -232,6 +242,21 @@ def grade_view(session: Session, label: Label, rank: Any = _QUERY) -> dict[str, 
     if reason is not None:
         view["reason"] = reason
     return view
+
+
+def get_label_with_key(session: Session, label_id: str) -> tuple[Label, str, str, str | None]:
+    """:func:`get_label` with the status of the key that signed it, in the same statement."""
+    row = session.exec(
+        select(Label, Vendor.slug, Model.name, PublicKey.status)
+        .join(Vendor, col(Vendor.id) == Label.vendor_id)
+        .join(Model, col(Model.id) == Label.model_id)
+        .outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
+        .where(Label.id == label_id.lower())
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        raise ProblemError("not-found", f"no label {label_id!r}")
+    return row[0], row[1], row[2], row[3]
 
 
 def get_label(session: Session, label_id: str) -> tuple[Label, str, str]:
