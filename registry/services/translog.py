@@ -307,8 +307,10 @@ def appended_receipt(signer: CheckpointSigner, appended: Appended) -> dict[str, 
 def _entry_and_head() -> Any:
     """An entry's leaf hash with the log's head, in one statement (built once)."""
     entries, _, heads = _tables()
-    return select(entries.c.leaf_hash, heads.c.tree_size, heads.c.root_hash).where(
-        entries.c.idx == bindparam("i"), heads.c.id == 1
+    return (
+        select(entries.c.leaf_hash, heads.c.tree_size, heads.c.root_hash)
+        .join_from(entries, heads, heads.c.id == 1)  # the head's one row
+        .where(entries.c.idx == bindparam("i"))
     )
 
 
