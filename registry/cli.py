@@ -106,10 +106,7 @@ def db_derived(
             if differing and repair:
                 rebuild.rebuild_all(connection)
     except SQLAlchemyError as exc:
-        raise OperatorError(
-            f"database error ({exc.__class__.__name__}); "
-            "is it migrated? run `carbonlabel db upgrade`"
-        ) from None
+        raise _database_error(exc) from None
     finally:
         engine.dispose()
     if not differing:
@@ -146,10 +143,7 @@ def vendor_create(
     except ProblemError as exc:
         raise OperatorError(exc.detail) from None
     except SQLAlchemyError as exc:
-        raise OperatorError(
-            f"database error ({exc.__class__.__name__}); "
-            "is it migrated? run `carbonlabel db upgrade`"
-        ) from None
+        raise _database_error(exc) from None
     finally:
         engine.dispose()
     console.print(f"vendor {slug} created; its API token (shown once, store it now):")
@@ -256,3 +250,10 @@ def _check_port_free(host: str, port: int) -> None:
                 f"cannot listen on {host}:{port} ({exc.strerror or exc}): another server is "
                 f"using it; pick a free port with --port (e.g. --port {port + 1})"
             ) from None
+
+
+def _database_error(exc: Exception) -> OperatorError:
+    """One line for a database that refused a command (most often: not migrated yet)."""
+    return OperatorError(
+        f"database error ({exc.__class__.__name__}); is it migrated? run `carbonlabel db upgrade`"
+    )

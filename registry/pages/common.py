@@ -164,18 +164,11 @@ def unit_name(phase: str) -> str:
     return "Wh per 1,000 inferences" if phase == "inference" else "Wh per training step"
 
 
-def unit_short(phase: str) -> str:
-    """The unit as tables show it: the same words as :func:`unit_name` (units read the same
-    everywhere a figure appears: tables, charts, the card)."""
-    return unit_name(phase)
-
-
 _UNIT_NAMES = {
     "1k-inferences": "Wh per 1,000 inferences",
     "1k-requests": "Wh per 1,000 requests",
     "step": "Wh per training step",
 }
-_UNIT_SHORT = _UNIT_NAMES
 
 
 def unit_name_for(functional_unit: str) -> str:
@@ -184,7 +177,8 @@ def unit_name_for(functional_unit: str) -> str:
 
 
 def unit_short_for(functional_unit: str) -> str:
-    return _UNIT_SHORT.get(functional_unit, f"Wh per {functional_unit}")
+    """The unit as tables and charts show it: :func:`unit_name_for`'s words."""
+    return unit_name_for(functional_unit)
 
 
 def functional_unit_of(suite: str, task: str, phase: str) -> str:

@@ -387,12 +387,12 @@ def _store(
         for change in changed:
             if change["id"] == row.id:
                 row.current = bool(change["current"])
-        # The label arrived current (counted by apply_changes below), and the refresh's changes
+        # The label arrived current (counted by standings.rider below), and the refresh's changes
         # follow it.
         arrived = {name: getattr(row, name) for name in standings.CHANGED_COLUMNS}
         changes = [arrived | {"current": True}, *changed]
         # Read before the log's lock (which is held until the commit), with this transaction's
-        # changes counted as apply_changes will count them.
+        # changes counted as the rider will count them.
         rank = peer_rank(session, row, changes)
         # Last, so the log's lock is held only from here to the commit; it sets log_index too.
         # The kept figures ride with it: read under the lock (so the standings are recomputed

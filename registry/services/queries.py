@@ -244,32 +244,32 @@ def grade_view(session: Session, label: Label, rank: Any = _QUERY) -> dict[str, 
     return view
 
 
-def get_label_with_key(session: Session, label_id: str) -> tuple[Label, str, str, str | None]:
-    """:func:`get_label` with the status of the key that signed it, in the same statement."""
-    row = session.exec(
-        select(Label, Vendor.slug, Model.name, PublicKey.status)
+def _label_row(session: Session, label_id: str, *extra: Any) -> Any:
+    """A stored label (whole, even where this session holds it brief: services.briefs) with its
+    vendor's slug, its model's name and ``extra`` columns; not-found when there is none."""
+    statement = (
+        select(Label, Vendor.slug, Model.name, *extra)
         .join(Vendor, col(Vendor.id) == Label.vendor_id)
         .join(Model, col(Model.id) == Label.model_id)
-        .outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
-        .where(Label.id == label_id.lower())
-        .execution_options(populate_existing=True)
+    )
+    if extra:  # the key's status: its row, if the key is still registered
+        statement = statement.outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
+    row = session.exec(
+        statement.where(Label.id == label_id.lower()).execution_options(populate_existing=True)
     ).first()
     if row is None:
         raise ProblemError("not-found", f"no label {label_id!r}")
+    return row
+
+
+def get_label_with_key(session: Session, label_id: str) -> tuple[Label, str, str, str | None]:
+    """:func:`get_label` with the status of the key that signed it, in the same statement."""
+    row = _label_row(session, label_id, PublicKey.status)
     return row[0], row[1], row[2], row[3]
 
 
 def get_label(session: Session, label_id: str) -> tuple[Label, str, str]:
-    row = session.exec(
-        select(Label, Vendor.slug, Model.name)
-        .join(Vendor, col(Vendor.id) == Label.vendor_id)
-        .join(Model, col(Model.id) == Label.model_id)
-        .where(Label.id == label_id.lower())
-        # the whole stored label, even where this session holds it brief (services.briefs)
-        .execution_options(populate_existing=True)
-    ).first()
-    if row is None:
-        raise ProblemError("not-found", f"no label {label_id!r}")
+    row = _label_row(session, label_id)
     return row[0], row[1], row[2]
 
 
