@@ -9,7 +9,7 @@ import orjson
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from alembic import command
@@ -45,11 +45,20 @@ def make_engine(url: str, *, prepared_statements: bool = True, **kwargs: Any) ->
     if not prepared_statements:
         kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": None}
     kwargs.setdefault("json_serializer", _json_dumps)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     # No pre-ping (it costs a round trip per request): after a disconnect SQLAlchemy invalidates
     # the whole pool, so a database restart fails at most the requests in flight.
     return create_engine(url, **kwargs)
+
+
+def single_read(engine: Engine) -> Connection:
+    """A connection for one read statement, in autocommit: no BEGIN before it and no ROLLBACK
+    or COMMIT after it, so one round trip instead of three, and psycopg keeps the connection's
+    prepared statements (it drops them all on ROLLBACK). One statement sees one snapshot, so
+    this is only for reads of one statement (the badges, the log's head)."""
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _json_dumps(value: Any) -> str:

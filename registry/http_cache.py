@@ -1,5 +1,6 @@
-"""HTTP caching of the HTML pages and the vendor ranking (``GET /v1/vendors``): strong ETags,
-``Cache-Control``, 304 answers to ``If-None-Match``, and an in-process cache of rendered bodies.
+"""HTTP caching of the HTML pages, the vendor ranking (``GET /v1/vendors``) and the API's reads of
+labels, models and vendors (:data:`CACHED_API_PATHS`): strong ETags, ``Cache-Control``, 304
+answers to ``If-None-Match``, and an in-process cache of rendered bodies.
 
 **The data version.** Every change that can alter a page or a ranking appends to the
 transparency log in its own transaction: a label (ingest), a key's registration, retirement or
@@ -48,6 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.api.badge_cache import _matches
 from registry.api.rankings import wants_csv
+from registry.db import single_read
 from registry.services import translog
 
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
@@ -68,11 +70,9 @@ class DataVersion:
 
 
 def read_data_version(engine: Engine) -> DataVersion:
-    """The log's head: one primary-key read. The read transaction ends with COMMIT (psycopg
-    drops a connection's prepared statements on ROLLBACK; see ``registry.api.deps``)."""
-    with engine.connect() as connection:
+    """The log's head: one primary-key read, in autocommit (``registry.db.single_read``)."""
+    with single_read(engine) as connection:
         head = translog.head(connection)
-        connection.commit()
     return DataVersion(head.tree_size, head.root_hash)
 
 
@@ -137,17 +137,28 @@ class CachedRoute:
         return "csv" if wants_csv(accept) else "json"
 
 
+CACHED_API_PATHS = {
+    RANKING_PATH: True,  # JSON or CSV, by Accept or ?format
+    "/v1/labels": False,
+    "/v1/labels/{label_id}": False,
+    "/v1/models/{vendor}/{model}": False,
+    "/v1/vendors/{vendor}": False,
+}
+"""The API's reads that are cached, with whether their representation is negotiated. Each
+answer is a function of the logged data alone: no caller, no clock (the envelope route answers
+immutable bytes on its own; ``/v1/whoami`` depends on the token, so it is not here)."""
+
+
 def cacheable_routes(
     page_routes: Iterable[BaseRoute], api_routes: Iterable[BaseRoute]
 ) -> list[CachedRoute]:
-    """Every GET route of the pages' router, and the vendor ranking's of the API's (routers
+    """Every GET route of the pages' router, and the API's of :data:`CACHED_API_PATHS` (routers
     included in the app without a prefix: their paths are the app's)."""
     found = [CachedRoute(route) for route in page_routes if _is_get(route)]
-    found += [
-        CachedRoute(route, vary_accept=True)
-        for route in api_routes
-        if _is_get(route) and getattr(route, "path", None) == RANKING_PATH
-    ]
+    for route in api_routes:
+        path = getattr(route, "path", None)
+        if _is_get(route) and path in CACHED_API_PATHS:
+            found.append(CachedRoute(route, vary_accept=CACHED_API_PATHS[path]))
     return found
 
 

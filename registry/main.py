@@ -155,8 +155,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         name="swagger-ui",
     )
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
-    # Innermost: the pages' and the ranking's validators and stored answers (http_cache.py).
-    http_cache.install(app, pages.router.routes, rankings.router.routes)
+    # Innermost: the pages' and the API reads' validators and stored answers (http_cache.py).
+    http_cache.install(app, pages.router.routes, [*routes.router.routes, *rankings.router.routes])
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outside the body limit: a refused request is answered before its body is read.
     app.add_middleware(

@@ -1,4 +1,5 @@
-"""HTTP caching of the pages and the vendor ranking (registry/http_cache.py): ETags and
+"""HTTP caching of the pages, the vendor ranking and the API's label, model and vendor reads
+(registry/http_cache.py): ETags and
 Cache-Control, 304s answered from one read of the log's head, stored bodies, and invalidation by
 any change, also when the change is made through another app instance (another process) on the
 same database. Runs on SQLite, and on PostgreSQL with CARBONLABEL_TEST_DATABASE_URL set."""
@@ -32,6 +33,10 @@ PAGES = [
     "/models/acme/model-a",
     RANKING,
     RANKING + "&format=csv",
+    "/v1/labels?task=text-classification&phase=inference&current=true",
+    "/v1/labels/{label_id}",
+    "/v1/models/acme/model-a",
+    "/v1/vendors/acme",
 ]
 STRONG_ETAG = re.compile(r'^"[0-9a-f]{64}"$')
 
@@ -83,6 +88,8 @@ def recorded(client: TestClient) -> Iterator[list[str]]:
 def test_every_page_and_ranking_has_a_validator_and_answers_304(
     client: TestClient, labelled: Publisher, path: str
 ) -> None:
+    if "{label_id}" in path:
+        path = path.format(label_id=client.get("/v1/labels").json()["items"][0]["label_id"])
     first = client.get(path)
     assert first.status_code == 200, first.text
     etag = first.headers["etag"]
@@ -193,6 +200,27 @@ def test_a_change_made_through_another_process_invalidates_this_one(
     assert other_app.get(RANKING).json()["vendors"][0]["models"] == 2
 
 
+def test_a_label_read_through_the_api_follows_the_log(
+    client: TestClient, other_app: TestClient, labelled: Publisher
+) -> None:
+    """A label's answer carries its log receipt (the tree it is proven in) and whether it is
+    current: another process's stored answer is replaced when a revision is logged here."""
+    first = client.get("/v1/labels").json()["items"][0]
+    path = f"/v1/labels/{first['label_id']}"
+    before = other_app.get(path)
+    assert before.json()["current"] is True
+    tree_size = before.json()["receipt"]["tree_size"]
+    # a newer revision: the first label is no longer current
+    submit(client, labelled, model="model-a", revision="r2", created_at=datetime.now(UTC))
+    after = other_app.get(path, headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200
+    assert after.headers["etag"] != before.headers["etag"]
+    assert after.json()["current"] is False
+    assert after.json()["receipt"]["tree_size"] == tree_size + 1
+    listing = other_app.get("/v1/labels?current=true").json()["items"]
+    assert first["label_id"] not in [item["label_id"] for item in listing]
+
+
 def test_a_key_compromise_through_another_process_changes_standing_here(
     client: TestClient, other_app: TestClient, labelled: Publisher
 ) -> None:
@@ -230,10 +258,10 @@ def test_problems_and_not_found_pages_are_not_cached(
             assert "etag" not in response.headers
             assert "cache-control" not in response.headers
     assert len(cache) == 0
-    # other routes are left alone
-    listing = client.get("/v1/labels")
-    assert listing.status_code == 200
-    assert "etag" not in listing.headers
+    # other routes are left alone: who the caller is depends on the token, not the log
+    whoami = client.get("/v1/whoami", headers=labelled.headers)
+    assert whoami.status_code == 200
+    assert "etag" not in whoami.headers
 
 
 def test_a_change_committed_while_rendering_is_neither_validated_nor_stored(

@@ -3,13 +3,15 @@ badge or card shows, and the figures of a badge, a pinned badge and a card."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, bindparam, func, or_, select
 from sqlmodel import Session, col
 
 from registry import badges
+from registry.db import single_read
 from registry.models import Label, Model, PublicKey, Standing, Tier, Vendor
 from registry.services.audit import verifying_auditors
 from registry.services.queries import peer_rank, serving_summary
@@ -63,8 +65,9 @@ _SHOWN_ORDER = (
 
 
 def _current_label_filter(
-    vendor: str, model: str, task: str | None, phase: str | None, suite: str | None = None
+    vendor: Any, model: Any, task: Any | None, phase: Any | None, suite: Any | None = None
 ) -> list[Any]:
+    """The shown label's conditions; each argument a value or a bound parameter (None: any)."""
     where = [
         col(Vendor.slug) == vendor,
         col(Model.name) == model,
@@ -100,6 +103,31 @@ def _facts(row: Any) -> badges.BadgeFacts:
     )
 
 
+@functools.cache
+def _model_badge_statement(task: bool, phase: bool, suite: bool) -> Any:
+    """The model badge's statement for the filters given, built once: a statement built per
+    request costs more Python (its cache key) than the database spends running it."""
+    return (
+        select(*_BADGE_COLUMNS)
+        .join(Model, col(Model.id) == Label.model_id)
+        .join(Vendor, col(Vendor.id) == Model.vendor_id)
+        .where(
+            *_current_label_filter(
+                bindparam("vendor"),
+                bindparam("model"),
+                bindparam("task") if task else None,
+                bindparam("phase") if phase else None,
+                bindparam("suite") if suite else None,
+            )
+        )
+        .order_by(*_SHOWN_ORDER)
+        .limit(1)
+    )
+
+
+_LABEL_BADGE_STATEMENT = select(*_BADGE_COLUMNS).where(col(Label.id) == bindparam("label_id"))
+
+
 def model_badge_facts(
     engine: Engine,
     vendor: str,
@@ -114,25 +142,18 @@ def model_badge_facts(
     is none."""
     if not _valid_model_key(vendor, model, task):
         return None
-    statement = (
-        select(*_BADGE_COLUMNS)
-        .join(Model, col(Model.id) == Label.model_id)
-        .join(Vendor, col(Vendor.id) == Model.vendor_id)
-        .where(*_current_label_filter(vendor, model, task, phase, suite))
-        .order_by(*_SHOWN_ORDER)
-        .limit(1)
-    )
-    with engine.connect() as connection:
-        row = connection.execute(statement).first()
+    statement = _model_badge_statement(task is not None, phase is not None, suite is not None)
+    params = {"vendor": vendor, "model": model, "task": task, "phase": phase, "suite": suite}
+    with single_read(engine) as connection:
+        row = connection.execute(statement, params).first()
     return None if row is None else _facts(row)
 
 
 def label_badge_facts(engine: Engine, label_id: str) -> badges.BadgeFacts | None:
     if not LABEL_ID.match(label_id):
         return None
-    statement = select(*_BADGE_COLUMNS).where(col(Label.id) == label_id.lower())
-    with engine.connect() as connection:
-        row = connection.execute(statement).first()
+    with single_read(engine) as connection:
+        row = connection.execute(_LABEL_BADGE_STATEMENT, {"label_id": label_id.lower()}).first()
     return None if row is None else _facts(row)
 
 
