@@ -18,14 +18,9 @@ from typing import Annotated, Any
 import typer
 
 from bench_runner.cli import CliError, RegistryOpt, console, out
-from bench_runner.interop import (
-    InteropError,
-    export_hf,
-    export_sci,
-    label_draft_from_codecarbon,
-    merge_hf_into_readme,
-    read_codecarbon_csv,
-)
+from bench_runner.codecarbon_csv import InteropError, read_codecarbon_csv
+from bench_runner.exports import export_hf, export_sci, merge_hf_into_readme
+from bench_runner.interop import label_draft_from_codecarbon
 from schemas.contract import LABEL_SCHEMA_ID, validate_label
 from schemas.dsse import EnvelopeError, decode_statement, parse_envelope
 from schemas.results import check_results

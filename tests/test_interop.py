@@ -24,16 +24,14 @@ from typer.testing import CliRunner
 
 from bench_runner import interop_cli
 from bench_runner.cli import CliError
-from bench_runner.interop import (
+from bench_runner.codecarbon_csv import (
     CODECARBON_LAYOUTS,
     InteropError,
-    export_hf,
-    export_sci,
-    label_draft_from_codecarbon,
-    merge_hf_into_readme,
     parse_codecarbon_csv,
     read_codecarbon_csv,
 )
+from bench_runner.exports import export_hf, export_sci, merge_hf_into_readme
+from bench_runner.interop import label_draft_from_codecarbon
 from schemas import build_statement, check_results, sign_statement, validate_label
 from schemas.results import component_energy_j
 
