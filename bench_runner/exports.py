@@ -152,7 +152,8 @@ def export_sci(label: Mapping[str, Any], *, embodied_g: float | None = None) -> 
 
     E is the label's mean gross energy per functional unit in kWh times the label's PUE (SCI
     asks E to include the data centre's efficiency), I its location-based grid intensity, M the
-    embodied emissions per functional unit given by the caller (0 when unknown), R the label's
+    embodied emissions per functional unit: the label's ``carbon.embodied`` figure, or the
+    caller's ``embodied_g`` when given (which replaces it), else 0 with a note; R the label's
     functional unit.
     """
     if embodied_g is not None and (not math.isfinite(embodied_g) or embodied_g < 0):
@@ -164,7 +165,12 @@ def export_sci(label: Mapping[str, Any], *, embodied_g: float | None = None) -> 
     intensity = float(carbon["intensity_g_per_kwh"])
     it_kwh = float(stats["mean"]) / 1000.0
     energy_kwh = it_kwh * pue
-    embodied = float(embodied_g) if embodied_g is not None else 0.0
+    block = carbon.get("embodied") or {}
+    from_label = block.get("status") == "estimated"
+    if embodied_g is not None:
+        embodied = float(embodied_g)
+    else:
+        embodied = float(block["co2e_per_unit_g"]) if from_label else 0.0
     functional_unit = "1000 inferences" if phase == "inference" else "1 training step"
     sci = energy_kwh * intensity + embodied
     dataset = carbon["dataset"]
@@ -177,13 +183,28 @@ def export_sci(label: Mapping[str, Any], *, embodied_g: float | None = None) -> 
         f"({dataset['year']}).",
         "O = E x I equals the label's carbon.co2e_per_unit_g.mean.",
     ]
-    if embodied_g is None:
+    if embodied_g is not None:
+        notes.append(f"M was given by the caller: {embodied!r} g per {functional_unit}.")
+    elif from_label:
+        table = block["table"]
+        parts = ", ".join(
+            f"{c['name']} {c['count']} x {c['kg_co2e_each']!r} kg" for c in block["components"]
+        )
         notes.append(
-            "M (embodied emissions) is not known to the label and is 0 here: SCI requires an "
-            "estimate of M for a complete score (pass --embodied-g grams per functional unit)."
+            f"M is the label's carbon.embodied: {embodied!r} g per {functional_unit} ({parts}, "
+            f"held {block['time_per_unit_s']!r} s per {functional_unit} of a "
+            f"{block['life_h']!r} h life; {table['name']} version {table['version']})."
         )
     else:
-        notes.append(f"M was given by the caller: {embodied!r} g per {functional_unit}.")
+        why = (
+            "the factor table has no figures for this hardware class"
+            if block.get("status") == "unknown-hardware"
+            else "the label reports no embodied emissions"
+        )
+        notes.append(
+            f"M (embodied emissions) is 0 here because {why}: SCI requires an estimate of M "
+            "for a complete score (pass --embodied-g grams per functional unit)."
+        )
     if "co2e_per_run_g" in carbon:
         notes.append(
             f"The label also extrapolates {carbon['co2e_per_run_g']!r} g per training run of "

@@ -27,6 +27,7 @@ from bench_runner.devices.base import Meter, TraceComponent
 from bench_runner.hardware import cpu_model_name, hardware_class, ram_bytes
 from bench_runner.label import Accelerator
 from bench_runner.measure import RunResult, Window
+from schemas.results import fill_embodied
 
 Report = dict[str, Any]
 
@@ -169,6 +170,7 @@ class JobRun:
         hardware = label["hardware"]
         hardware["nodes"] = self.nodes
         hardware["hardware_class"] = self.hardware_class
+        fill_embodied(label)  # every node's GPUs and CPUs, under the shared class
 
 
 def merge_reports(

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from schemas import embodied
 from schemas.contract import load_methodology
 from schemas.stats import summarize
 from schemas.suites import units_per_functional_unit_for
@@ -26,7 +27,7 @@ class ResultMismatch:
 
     pointer: str
     stated: Any
-    recomputed: float | None
+    recomputed: Any
 
 
 def component_energy_j(component: Mapping[str, Any], t_start_s: float, t_end_s: float) -> float:
@@ -225,6 +226,7 @@ def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[
     per_trial_wh: list[float] = []
     dynamic_wh: list[float] = []
     throughput: list[float] = []
+    work_s: list[float] = []  # working time per functional unit, per trial
     component_totals: dict[str, list[float]] = {}
     settling = _settling(label)
     for trial in trials:
@@ -235,6 +237,7 @@ def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[
         per_trial_wh.append(gross_j * scale)
         dynamic_wh.append((gross_j - idle_power_w * window_s) * scale)
         throughput.append(units / window_s)
+        work_s.append(window_s * units_per_fu / units)
         for name, energy_j in by_component.items():
             component_totals.setdefault(name, []).append(energy_j * scale)
 
@@ -262,7 +265,20 @@ def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[
         out["/carbon/co2e_per_run_g"] = total_wh * g_per_wh
     out.update(_token_figures(trials, settling))
     out.update(_quality_figures(label))
+    out.update(embodied.expected_figures(label, math.fsum(work_s) / len(work_s)) or {})
     return out
+
+
+def work_time_per_unit_s(label: Mapping[str, Any]) -> float:
+    """The mean working time per functional unit over the headline trials (their windows less
+    the settling tail): how long the hardware is held for one functional unit."""
+    units_per_fu = units_per_functional_unit_for(label)
+    settling = _settling(label)
+    times = [
+        _trial_energy(trial, settling)[1] * units_per_fu / float(trial["units"])
+        for trial in headline_trials(label)
+    ]
+    return math.fsum(times) / len(times)
 
 
 def _token_figures(trials: list[Mapping[str, Any]], settling: _Settling) -> dict[str, Any]:
@@ -375,6 +391,7 @@ def check_results(label: Mapping[str, Any]) -> list[ResultMismatch]:
         )
     mismatches.extend(_serving_issues(label))
     mismatches.extend(_node_issues(label))
+    mismatches.extend(ResultMismatch(*issue) for issue in embodied.issues(label))
     return mismatches
 
 
@@ -433,10 +450,20 @@ def fill_results(label: dict[str, Any]) -> dict[str, Any]:
             results[pointer.rsplit("/", 1)[1]] = expected[pointer]
     if label["benchmark"]["workload"].get("serving"):
         results["serving"] = serving_results(label)
+    fill_embodied(label)
     if "/quality/measured/value" in expected:
         measured = label["quality"]["measured"]
         measured["value"] = expected["/quality/measured/value"]
         measured["items"] = expected["/quality/measured/items"]
+    return label
+
+
+def fill_embodied(label: dict[str, Any]) -> dict[str, Any]:
+    """Write ``carbon.embodied`` for the label's hardware as it stands (the table version it
+    names, else the current one): producers call it again after changing the hardware."""
+    stated = label["carbon"].get("embodied")
+    version = stated["table"]["version"] if stated else embodied.current_version()
+    label["carbon"]["embodied"] = embodied.block(label, version, work_time_per_unit_s(label))
     return label
 
 

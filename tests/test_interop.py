@@ -391,16 +391,23 @@ def test_sci_by_hand() -> None:
     mean_wh = label["results"]["energy_per_unit_wh"]["mean"]
     e_kwh = mean_wh / 1000 * 1.2  # SCI's E includes the data centre's PUE
     intensity = label["carbon"]["intensity_g_per_kwh"]
+    m_g = label["carbon"]["embodied"]["co2e_per_unit_g"]  # the label's embodied figure
+    assert m_g > 0
     assert sci["terms"] == {
         "E_kwh": pytest.approx(e_kwh, rel=1e-12),
         "I_g_per_kwh": intensity,
-        "M_g": 0.0,
+        "M_g": m_g,
         "R": "1000 inferences",
     }
-    assert sci["sci_g_per_unit"] == pytest.approx(e_kwh * intensity, rel=1e-12)
-    assert sci["sci_g_per_unit"] == pytest.approx(label["carbon"]["co2e_per_unit_g"]["mean"])
+    assert sci["sci_g_per_unit"] == pytest.approx(e_kwh * intensity + m_g, rel=1e-12)
+    assert sci["sci_g_per_unit"] == pytest.approx(label["carbon"]["co2e_per_unit_g"]["mean"] + m_g)
     assert sci["label_id"] == LABEL_ID
-    assert any("M (embodied emissions) is not known" in note for note in sci["notes"])
+    assert any("M is the label's carbon.embodied" in note for note in sci["notes"])
+    del label["carbon"]["embodied"]  # a label from before the block
+    without = export_sci(label)
+    assert without["terms"]["M_g"] == 0.0
+    assert without["sci_g_per_unit"] == pytest.approx(e_kwh * intensity, rel=1e-12)
+    assert any("reports no embodied emissions" in note for note in without["notes"])
     with_m = export_sci(label, embodied_g=0.5)
     assert with_m["sci_g_per_unit"] == pytest.approx(e_kwh * intensity + 0.5, rel=1e-12)
     assert with_m["terms"]["M_g"] == 0.5
