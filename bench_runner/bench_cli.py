@@ -117,6 +117,10 @@ def bench(
     hourly: Annotated[
         Path | None, typer.Option(help="hourly intensity CSV: timestamp,intensity_g_per_kwh")
     ] = None,
+    wue: Annotated[
+        float | None,
+        typer.Option(help="the site's water usage effectiveness, L/kWh (default 0.375)"),
+    ] = None,
     meter: Annotated[str, typer.Option(help="auto, or force one: nvml, rapl, estimate")] = "auto",
     device: Annotated[
         str | None, typer.Option(help="torch device (default: cuda:0 if any)")
@@ -281,6 +285,8 @@ def bench(
         )
         pue_value = carbon_data.validate_pue(pue if pue is not None else carbon_data.DEFAULT_PUE)
         hourly_rows = carbon_data.load_hourly_csv(hourly) if hourly else None
+        if wue is not None and not 0 <= wue <= 20:
+            raise ValueError(f"--wue must be between 0 and 20 L/kWh, got {wue:g}")
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
@@ -355,6 +361,7 @@ def bench(
         flags=flags,
         declared_total_steps=declared_total_steps,
         declared_quality=declared,
+        wue_l_per_kwh=wue,
     )
     label = build_label(
         inputs, workload, job_run.meters if job_run else found.meters, result, quality=quality

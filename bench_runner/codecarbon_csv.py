@@ -129,6 +129,10 @@ class CodeCarbonRow:
     gpu_count: float | None
     ram_total_size_gib: float | None
     tracking_mode: str
+    #: CodeCarbon 3.0.8 on (34 and 38 columns): on-site water in litres, computed as ``wue`` x the
+    #: PUE-scaled energy; ``wue`` in litres per kWh (0: not set). None in older layouts.
+    water_consumed_l: float | None = None
+    wue_l_per_kwh: float | None = None
 
     @property
     def it_cpu_j(self) -> float:
@@ -235,6 +239,8 @@ def _row(values: Mapping[str, str], layout: str, line: int, source: str) -> Code
         gpu_count=optional("gpu_count"),
         ram_total_size_gib=optional("ram_total_size"),
         tracking_mode=values["tracking_mode"].strip(),
+        water_consumed_l=optional("water_consumed") if "water_consumed" in values else None,
+        wue_l_per_kwh=optional("wue") if "wue" in values else None,
     )
 
 

@@ -350,6 +350,11 @@ def label_draft_from_codecarbon(
             "source": "codecarbon-import",
         },
     }
+    wue = _same(rows, "wue_l_per_kwh", "WUE values")
+    if wue:
+        # CodeCarbon multiplies its wue by the PUE-scaled energy; the label's WUE is per kWh of
+        # IT energy, so the same litres follow from wue x pue (docs/interop.md)
+        label["carbon"]["water"] = {"onsite": {"wue_l_per_kwh": wue * pue, "source": "declared"}}
     if phase == "training":
         bench_workload["training_steps"] = sum(units)
         label["results"]["steps_measured"] = sum(units)

@@ -41,6 +41,8 @@ class LabelInputs:
     runner_version: str = "0.1.0"
     #: quality figures declared from other tools (lm-evaluation-harness), suite 2
     declared_quality: list[dict[str, Any]] = field(default_factory=list)
+    #: the site's water usage effectiveness (L per kWh of IT energy); None: the table's default
+    wue_l_per_kwh: float | None = None
 
 
 def build_label(
@@ -143,6 +145,9 @@ def build_label(
             label["results"]["declared_total_steps"] = inputs.declared_total_steps
     if workload.suite != suites.SUITE_1:
         _suite_fields(label, workload, quality, inputs.declared_quality)
+    if inputs.wue_l_per_kwh is not None:
+        declared = {"wue_l_per_kwh": inputs.wue_l_per_kwh, "source": "declared"}
+        label["carbon"]["water"] = {"onsite": declared}
     fill_results(label)
     if label["results"]["energy_per_unit_wh"]["cv"] > p.cv_threshold and "high-cv" not in flags:
         flags.append("high-cv")

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from schemas import embodied
+from schemas import embodied, water
 from schemas.contract import load_methodology
 from schemas.stats import summarize
 from schemas.suites import units_per_functional_unit_for
@@ -266,6 +266,7 @@ def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[
     out.update(_token_figures(trials, settling))
     out.update(_quality_figures(label))
     out.update(embodied.expected_figures(label, math.fsum(work_s) / len(work_s)) or {})
+    out.update(water.expected_figures(label))
     return out
 
 
@@ -392,6 +393,7 @@ def check_results(label: Mapping[str, Any]) -> list[ResultMismatch]:
     mismatches.extend(_serving_issues(label))
     mismatches.extend(_node_issues(label))
     mismatches.extend(ResultMismatch(*issue) for issue in embodied.issues(label))
+    mismatches.extend(ResultMismatch(*issue) for issue in water.issues(label))
     return mismatches
 
 
@@ -451,6 +453,7 @@ def fill_results(label: dict[str, Any]) -> dict[str, Any]:
     if label["benchmark"]["workload"].get("serving"):
         results["serving"] = serving_results(label)
     fill_embodied(label)
+    water.fill(label)
     if "/quality/measured/value" in expected:
         measured = label["quality"]["measured"]
         measured["value"] = expected["/quality/measured/value"]
