@@ -7,6 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from registry.badges.card_canvas import (
+    CARD_WIDTH,
+    INK,
+    MUTED,
+    PAD,
+    REGULAR_SLACK,
+    VERIFIED_INK,
+    Canvas,
+    card_link,
+    card_svg,
+)
 from registry.badges.message import Standing, Tier, format_figure, unit_words
 from registry.badges.quality import (
     NOT_REPORTED,
@@ -18,7 +29,6 @@ from registry.badges.quality import (
     short_reason,
 )
 from registry.badges.svg import (
-    FONT_FAMILY,
     GRADE_COLORS,
     NAMED_COLORS,
     NEUTRAL_COLOR,
@@ -33,9 +43,7 @@ from registry.badges.text import (
     MIDDLE_DOT,
     TIMES,
     clean_text,
-    fit_text,
     text_width,
-    xml_escape,
 )
 
 
@@ -103,73 +111,6 @@ class CardFacts:
     """chat-serving: the vendor named the engine; the server did not report it."""
 
 
-CARD_WIDTH = 360
-_PAD = 16
-_INK = "#111"
-_MUTED = "#555"
-_LINK = "#0b57d0"
-_VERIFIED_INK = "#006b2b"
-# The card's texts are fitted with the 11 px Verdana widths scaled to their size, times these:
-# bold runs wider than regular, and the fallback fonts (DejaVu Sans) wider than Verdana.
-_REGULAR_SLACK = 1.04
-_BOLD_SLACK = 1.2
-
-
-class _Card:
-    """Accumulates the elements of a card top to bottom."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.y = 0.0
-
-    def text(
-        self,
-        x: float,
-        text: str,
-        *,
-        size: float = 12,
-        bold: bool = False,
-        anchor: str = "start",
-        fill: str = _INK,
-        max_px: float = CARD_WIDTH - 2 * _PAD,
-        y: float | None = None,
-    ) -> float:
-        """Draw cleaned, fitted, escaped text; return its estimated width."""
-        scale = size / 11 * (_BOLD_SLACK if bold else _REGULAR_SLACK)
-        shown = fit_text(clean_text(text), max_px, scale=scale)
-        attrs: list[tuple[str, str | float]] = [("x", x), ("y", self.y if y is None else y)]
-        if size != 12:
-            attrs.append(("font-size", size))
-        if bold:
-            attrs.append(("font-weight", "bold"))
-        if anchor != "start":
-            attrs.append(("text-anchor", anchor))
-        if fill != _INK:
-            attrs.append(("fill", fill))
-        self.parts.append(el("text", attrs, xml_escape(shown)))
-        return text_width(shown) * scale
-
-    def rule(self, thickness: float) -> None:
-        self.parts.append(
-            el(
-                "rect",
-                [
-                    ("x", _PAD),
-                    ("y", self.y),
-                    ("width", CARD_WIDTH - 2 * _PAD),
-                    ("height", thickness),
-                ],
-            )
-        )
-        self.y += thickness
-
-    def row(self, left: str, right: str, *, size: float = 12, bold: bool = False) -> None:
-        """A line with ``left`` at the left margin and ``right`` flush right."""
-        used = self.text(_PAD, left, size=size, bold=bold, max_px=CARD_WIDTH * 0.55)
-        room = CARD_WIDTH - 2 * _PAD - used - 10
-        self.text(CARD_WIDTH - _PAD, right, size=size, bold=bold, anchor="end", max_px=room)
-
-
 def _percentile_text(percentile: float | None, peers: int | None = None) -> str:
     if percentile is None:
         if peers:
@@ -185,21 +126,21 @@ def _date(value: datetime | None) -> str:
 
 def render_card(facts: CardFacts) -> str:
     """The full label card: a nutrition-label style SVG, ``CARD_WIDTH`` px wide."""
-    card = _Card()
+    card = Canvas()
     per = unit_words(facts.functional_unit)
     model = f"{facts.vendor}/{facts.model}"
     card.y = 36
-    card.text(_PAD, "Carbon Label", size=22, bold=True)
+    card.text(PAD, "Carbon Label", size=22, bold=True)
     card.y += 20
-    card.text(_PAD, model, size=13, bold=True)
+    card.text(PAD, model, size=13, bold=True)
     card.y += 16
-    card.text(_PAD, f"by {facts.vendor_display_name}", size=11, fill=_MUTED)
+    card.text(PAD, f"by {facts.vendor_display_name}", size=11, fill=MUTED)
     card.y += 15
     card.text(
-        _PAD,
+        PAD,
         f"revision {facts.revision} {MIDDLE_DOT} {facts.task} {MIDDLE_DOT} {facts.phase}",
         size=11,
-        fill=_MUTED,
+        fill=MUTED,
     )
     card.y += 8
     card.rule(8)
@@ -233,12 +174,12 @@ def render_card(facts: CardFacts) -> str:
     card.parts.append(
         el(
             "rect",
-            [("x", _PAD), ("y", top), ("width", 60), ("height", 60), ("rx", 6), ("fill", color)],
+            [("x", PAD), ("y", top), ("width", 60), ("height", 60), ("rx", 6), ("fill", color)],
         )
     )
-    card.text(_PAD + 30, letter, size=40, bold=True, anchor="middle", fill="#fff", y=top + 45)
-    text_x = _PAD + 74
-    room = CARD_WIDTH - _PAD - text_x
+    card.text(PAD + 30, letter, size=40, bold=True, anchor="middle", fill="#fff", y=top + 45)
+    text_x = PAD + 74
+    room = CARD_WIDTH - PAD - text_x
     headline_size = 13 if facts.size_class_label and facts.grade in GRADE_COLORS else 15
     card.text(text_x, headline, size=headline_size, bold=True, max_px=room, y=top + 16)
     for i, line in enumerate(lines):
@@ -264,7 +205,7 @@ def render_card(facts: CardFacts) -> str:
     if facts.serving_concurrency is not None:
         for line in _serving_lines(facts):
             card.y += 16
-            card.text(_PAD, line, size=11, fill=_MUTED)
+            card.text(PAD, line, size=11, fill=MUTED)
     card.y += 8
     card.rule(1)
 
@@ -280,7 +221,7 @@ def render_card(facts: CardFacts) -> str:
     if facts.intensity_g_per_kwh is not None:
         basis = f" ({facts.carbon_basis})" if facts.carbon_basis else ""
         carbon.append(f"{format_figure(facts.intensity_g_per_kwh)} g {CO2E}/kWh{basis}")
-    card.text(_PAD, f" {MIDDLE_DOT} ".join(carbon), size=11, fill=_MUTED)
+    card.text(PAD, f" {MIDDLE_DOT} ".join(carbon), size=11, fill=MUTED)
     card.y += 8
     card.rule(1)
 
@@ -300,7 +241,7 @@ def render_card(facts: CardFacts) -> str:
     card.row("Method", "measured" if facts.measured else "estimated")
     card.y += 16
     components = ", ".join(f"{name}: {method}" for name, method in facts.components) or "none"
-    card.text(_PAD, components, size=11, fill=_MUTED)
+    card.text(PAD, components, size=11, fill=MUTED)
     card.y += 8
     card.rule(1)
 
@@ -323,15 +264,15 @@ def render_card(facts: CardFacts) -> str:
         fill = NAMED_COLORS[WARNING_COLOR]
     else:
         verified = f"signature verified {MIDDLE_DOT} key {facts.keyid[:12]}"
-        fill = _INK
-    card.text(_PAD, verified, size=11, fill=fill)
+        fill = INK
+    card.text(PAD, verified, size=11, fill=fill)
     card.y += 16
     card.text(
-        _PAD, _tier_text(facts), size=11, bold=facts.tier == "verified", fill=_tier_fill(facts)
+        PAD, _tier_text(facts), size=11, bold=facts.tier == "verified", fill=_tier_fill(facts)
     )
     if facts.url:
         card.y += 16
-        link = _card_link(card, facts.url)
+        link = card_link(card, facts.url)
         card.parts.append(link)
     card.y += 14
     height = math.ceil(card.y)
@@ -349,7 +290,7 @@ def render_card(facts: CardFacts) -> str:
         + f"quality {_quality_words(facts)}; "
         + ("verified" if facts.tier == "verified" else "self-reported")
     )
-    return _card_svg(aria, height, card.parts)
+    return card_svg(aria, height, card.parts)
 
 
 def _basis_text(facts: CardFacts) -> str:
@@ -373,7 +314,7 @@ def _serving_lines(facts: CardFacts) -> list[str]:
     """``_serving_text`` on one line where it fits, else the level and the engine on two (a
     long engine name is then cut at the card's width, the level and "declared" never)."""
     text = _serving_text(facts)
-    if text_width(clean_text(text)) * _REGULAR_SLACK <= CARD_WIDTH - 2 * _PAD:
+    if text_width(clean_text(text)) * REGULAR_SLACK <= CARD_WIDTH - 2 * PAD:
         return [text]
     engine = clean_text(facts.serving_engine or "")
     named = "declared engine" if facts.serving_engine_declared else "engine"
@@ -386,7 +327,7 @@ def _quality_words(facts: CardFacts) -> str:
     return NOT_REPORTED if facts.quality_status == "not-reported" else UNAVAILABLE
 
 
-def _quality_section(card: _Card, facts: CardFacts) -> None:
+def _quality_section(card: Canvas, facts: CardFacts) -> None:
     """The measured quality figure with its metric and items, or why there is none, then the
     declared figures, each flagged "declared"."""
     card.y += 18
@@ -394,19 +335,19 @@ def _quality_section(card: _Card, facts: CardFacts) -> None:
         card.row(metric_name(facts.quality_metric), format_share(facts.quality_value), bold=True)
         card.y += 16
         items = f" on {facts.quality_items} items" if facts.quality_items else ""
-        card.text(_PAD, f"quality measured in the same run{items}", size=11, fill=_MUTED)
+        card.text(PAD, f"quality measured in the same run{items}", size=11, fill=MUTED)
     elif facts.quality_status == "unavailable":
         card.row("Quality", UNAVAILABLE, bold=True)
         card.y += 16
-        card.text(_PAD, short_reason(facts.quality_reason), size=11, fill=_MUTED)
+        card.text(PAD, short_reason(facts.quality_reason), size=11, fill=MUTED)
     else:
         card.row("Quality", NOT_REPORTED, bold=True)
     for figure in facts.declared[:2]:
         card.y += 16
-        card.text(_PAD, f"declared: {figure.text}", size=11, fill=_MUTED)
+        card.text(PAD, f"declared: {figure.text}", size=11, fill=MUTED)
     if len(facts.declared) > 2:
         card.y += 16
-        card.text(_PAD, f"and {len(facts.declared) - 2} more declared", size=11, fill=_MUTED)
+        card.text(PAD, f"and {len(facts.declared) - 2} more declared", size=11, fill=MUTED)
     card.y += 8
     card.rule(1)
 
@@ -423,73 +364,22 @@ def _tier_text(facts: CardFacts) -> str:
 
 
 def _tier_fill(facts: CardFacts) -> str:
-    return _VERIFIED_INK if facts.tier == "verified" else _MUTED
-
-
-def _card_link(card: _Card, url: str) -> str:
-    """The label's URL, in one or two lines, inside a link."""
-    url = clean_text(url)
-    inner = _Card()
-    inner.y = card.y
-    size = 9.5
-    if text_width(url) * size / 11 * _REGULAR_SLACK <= CARD_WIDTH - 2 * _PAD:
-        inner.text(_PAD, url, size=size, fill=_LINK)
-    else:
-        head, sep, tail = url.rpartition("/")
-        inner.text(_PAD, head + sep, size=size, fill=_LINK)
-        inner.y += 13
-        inner.text(_PAD, tail, size=size, fill=_LINK)
-    card.y = inner.y
-    return el("a", [("href", url)], "".join(inner.parts))
-
-
-def _card_svg(aria: str, height: int, parts: list[str]) -> str:
-    aria = clean_text(aria)
-    frame = el(
-        "rect",
-        [
-            ("x", 1),
-            ("y", 1),
-            ("width", CARD_WIDTH - 2),
-            ("height", height - 2),
-            ("rx", 4),
-            ("fill", "#fff"),
-            ("stroke", _INK),
-            ("stroke-width", 2),
-        ],
-    )
-    body = el(
-        "g",
-        [("fill", _INK), ("font-family", FONT_FAMILY), ("font-size", 12)],
-        "".join(parts),
-    )
-    return el(
-        "svg",
-        [
-            ("xmlns", "http://www.w3.org/2000/svg"),
-            ("width", CARD_WIDTH),
-            ("height", height),
-            ("viewBox", f"0 0 {CARD_WIDTH} {height}"),
-            ("role", "img"),
-            ("aria-label", aria),
-        ],
-        el("title", [], xml_escape(aria)) + frame + body,
-    )
+    return VERIFIED_INK if facts.tier == "verified" else MUTED
 
 
 def render_unlabelled_card(vendor: str, model: str) -> str:
     """The card of a model the registry holds no current label for."""
-    card = _Card()
+    card = Canvas()
     card.y = 36
-    card.text(_PAD, "Carbon Label", size=22, bold=True)
+    card.text(PAD, "Carbon Label", size=22, bold=True)
     card.y += 20
-    card.text(_PAD, f"{vendor}/{model}", size=13, bold=True)
+    card.text(PAD, f"{vendor}/{model}", size=13, bold=True)
     card.y += 12
     card.rule(8)
     card.y += 24
-    card.text(_PAD, "not labelled", size=15, bold=True, fill=_MUTED)
+    card.text(PAD, "not labelled", size=15, bold=True, fill=MUTED)
     card.y += 18
-    card.text(_PAD, "this registry holds no current label for this model", size=11, fill=_MUTED)
+    card.text(PAD, "this registry holds no current label for this model", size=11, fill=MUTED)
     card.y += 16
     aria = f"Carbon label of {vendor}/{model}: not labelled"
-    return _card_svg(aria, math.ceil(card.y), card.parts)
+    return card_svg(aria, math.ceil(card.y), card.parts)
