@@ -88,6 +88,11 @@ def _valid_model_key(vendor: str, model: str, task: str | None) -> bool:
     )
 
 
+# The embodied CO2e of a label, for ``metric=co2e-total`` only (it is read from the stored
+# document, which a plain badge never touches).
+_EMBODIED_G = col(Label.predicate)[("carbon", "embodied", "co2e_per_unit_g")].as_float()
+
+
 def _facts(row: Any) -> badges.BadgeFacts:
     return badges.BadgeFacts(
         grade=row[0],
@@ -100,15 +105,16 @@ def _facts(row: Any) -> badges.BadgeFacts:
         suite=row[7],
         quality=row[8],
         quality_metric=row[9],
+        embodied_co2e_per_unit_g=row[10] if len(row) > 10 else None,
     )
 
 
 @functools.cache
-def _model_badge_statement(task: bool, phase: bool, suite: bool) -> Any:
+def _model_badge_statement(task: bool, phase: bool, suite: bool, embodied: bool) -> Any:
     """The model badge's statement for the filters given, built once: a statement built per
     request costs more Python (its cache key) than the database spends running it."""
     return (
-        select(*_BADGE_COLUMNS)
+        select(*_BADGE_COLUMNS, *((_EMBODIED_G,) if embodied else ()))
         .join(Model, col(Model.id) == Label.model_id)
         .join(Vendor, col(Vendor.id) == Model.vendor_id)
         .where(
@@ -125,7 +131,12 @@ def _model_badge_statement(task: bool, phase: bool, suite: bool) -> Any:
     )
 
 
-_LABEL_BADGE_STATEMENT = select(*_BADGE_COLUMNS).where(col(Label.id) == bindparam("label_id"))
+_LABEL_BADGE_STATEMENTS = {
+    embodied: select(*_BADGE_COLUMNS, *((_EMBODIED_G,) if embodied else ())).where(
+        col(Label.id) == bindparam("label_id")
+    )
+    for embodied in (False, True)
+}
 
 
 def model_badge_facts(
@@ -135,25 +146,32 @@ def model_badge_facts(
     task: str | None,
     phase: str | None,
     suite: str | None = None,
+    *,
+    embodied: bool = False,
 ) -> badges.BadgeFacts | None:
     """The badge figures of a model's most recently received current label of the newest suite
     it has one for (with that task, phase and suite when given): one query on the unique vendor
     slug, the unique (vendor, name) of models and ``ix_labels_model_received``; None when there
-    is none."""
+    is none. ``embodied``: read the label's embodied CO2e too."""
     if not _valid_model_key(vendor, model, task):
         return None
-    statement = _model_badge_statement(task is not None, phase is not None, suite is not None)
+    statement = _model_badge_statement(
+        task is not None, phase is not None, suite is not None, embodied
+    )
     params = {"vendor": vendor, "model": model, "task": task, "phase": phase, "suite": suite}
     with single_read(engine) as connection:
         row = connection.execute(statement, params).first()
     return None if row is None else _facts(row)
 
 
-def label_badge_facts(engine: Engine, label_id: str) -> badges.BadgeFacts | None:
+def label_badge_facts(
+    engine: Engine, label_id: str, *, embodied: bool = False
+) -> badges.BadgeFacts | None:
     if not LABEL_ID.match(label_id):
         return None
+    statement = _LABEL_BADGE_STATEMENTS[embodied]
     with single_read(engine) as connection:
-        row = connection.execute(_LABEL_BADGE_STATEMENT, {"label_id": label_id.lower()}).first()
+        row = connection.execute(statement, {"label_id": label_id.lower()}).first()
     return None if row is None else _facts(row)
 
 
@@ -296,7 +314,23 @@ def card_facts(
         if label.graded_under not in (None, "1")
         else None,
         **_serving_facts(label),
+        **_footprint_facts(doc),
     )
+
+
+def _footprint_facts(doc: Any) -> dict[str, Any]:
+    """The card's embodied CO2e and water (``services.footprint``: figure, or why none)."""
+    embodied = _dig(doc, "carbon", "embodied")
+    water = _dig(doc, "carbon", "water")
+    offsite = _dig(water, "offsite", "status") if isinstance(water, dict) else None
+    return {
+        "embodied_g": _float(_dig(embodied, "co2e_per_unit_g")),
+        "embodied_status": str(embodied.get("status"))
+        if isinstance(embodied, dict)
+        else "not-reported",
+        "water_l": _float(_dig(water, "per_unit_l")),
+        "water_status": str(offsite) if isinstance(water, dict) else "not-reported",
+    }
 
 
 def _serving_facts(label: Label) -> dict[str, Any]:

@@ -211,7 +211,8 @@ QUERY_PARAMETERS: list[dict[str, Any]] = [
         "in": "query",
         "required": False,
         "allowEmptyValue": True,
-        "description": "grade (grade and energy), energy, or co2e",
+        "description": "grade (grade and energy), energy, co2e (operational), or co2e-total "
+        "(operational + embodied; 'operational only' when the label has no embodied figure)",
         "schema": {"type": "string", "enum": list(badges.METRICS), "default": "grade"},
     },
     {
@@ -270,7 +271,13 @@ async def _model_badge(request: Request, vendor: str, model: str, fmt: str) -> R
 
         def render() -> Rendered:
             facts = model_badge_facts(
-                engine, vendor, model, options.task, options.phase, options.suite
+                engine,
+                vendor,
+                model,
+                options.task,
+                options.phase,
+                options.suite,
+                embodied=options.metric == "co2e-total",
             )
             text = badges.badge_text(facts, options.metric, quality=options.quality)
             if fmt == "json":
@@ -293,7 +300,7 @@ async def _pinned_badge(request: Request, label_id: str) -> Response:
         engine = request.app.state.engine
 
         def render() -> Rendered:
-            facts = label_badge_facts(engine, label_id)
+            facts = label_badge_facts(engine, label_id, embodied=options.metric == "co2e-total")
             if facts is None:
                 text = badges.BadgeText(badges.BADGE_LABEL, "label not found", "lightgrey")
             else:

@@ -108,6 +108,12 @@ class CardFacts:
     serving_engine: str | None = None
     """chat-serving: the engine measured (``vllm 0.11.0``)."""
     serving_engine_declared: bool = False
+    #: the footprint beyond the operational CO2e (``services.footprint``'s statuses): grams and
+    #: litres per functional unit, None when the label has no figure, with why
+    embodied_g: float | None = None
+    embodied_status: str = "not-reported"
+    water_l: float | None = None
+    water_status: str = "not-reported"
     """chat-serving: the vendor named the engine; the server did not report it."""
 
 
@@ -222,6 +228,7 @@ def render_card(facts: CardFacts) -> str:
         basis = f" ({facts.carbon_basis})" if facts.carbon_basis else ""
         carbon.append(f"{format_figure(facts.intensity_g_per_kwh)} g {CO2E}/kWh{basis}")
     card.text(PAD, f" {MIDDLE_DOT} ".join(carbon), size=11, fill=MUTED)
+    _footprint_rows(card, facts, per)
     card.y += 8
     card.rule(1)
 
@@ -291,6 +298,35 @@ def render_card(facts: CardFacts) -> str:
         + ("verified" if facts.tier == "verified" else "self-reported")
     )
     return card_svg(aria, height, card.parts)
+
+
+_NOT_SHOWN = {
+    "not-reported": "not reported",
+    "unknown-hardware": "unknown hardware",
+    "unknown-zone": "unknown zone",
+}
+
+
+def _footprint_rows(card: Canvas, facts: CardFacts, per: str) -> None:
+    """Embodied CO2e, the total and water, each with its figure or why there is none."""
+    card.y += 16
+    embodied = (
+        f"{format_figure(facts.embodied_g)} g"
+        if facts.embodied_g is not None
+        else _NOT_SHOWN.get(facts.embodied_status, facts.embodied_status)
+    )
+    card.row(f"+ embodied {CO2E} (estimate)", embodied, size=11)
+    if facts.embodied_g is not None:
+        card.y += 16
+        total = format_figure(facts.co2e_mean_g + facts.embodied_g)
+        card.row(f"Total {CO2E} per {per}", f"{total} g", size=11, bold=True)
+    card.y += 16
+    water = (
+        f"{format_figure(facts.water_l * 1000)} mL"
+        if facts.water_l is not None
+        else _NOT_SHOWN.get(facts.water_status, facts.water_status)
+    )
+    card.row(f"Water per {per}", water, size=11)
 
 
 def _basis_text(facts: CardFacts) -> str:

@@ -12,8 +12,8 @@ from registry.badges.quality import format_share, metric_short, quality_status
 from registry.badges.svg import GRADE_COLORS, NEUTRAL_COLOR, WARNING_COLOR
 from registry.badges.text import CHECK_MARK, CO2E, MIDDLE_DOT, clean_text
 
-Metric = Literal["grade", "energy", "co2e"]
-METRICS: tuple[Metric, ...] = ("grade", "energy", "co2e")
+Metric = Literal["grade", "energy", "co2e", "co2e-total"]
+METRICS: tuple[Metric, ...] = ("grade", "energy", "co2e", "co2e-total")
 
 BADGE_LABEL = "carbon label"
 VERIFIED_TEXT = f"{CHECK_MARK} verified"
@@ -42,6 +42,8 @@ class BadgeFacts:
     quality: float | None = None
     """The measured quality figure (0..1), None when the label has none."""
     quality_metric: str | None = None
+    embodied_co2e_per_unit_g: float | None = None
+    """The label's embodied CO2e (``carbon.embodied``), read only for ``metric=co2e-total``."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +113,7 @@ def badge_text(
         return BadgeText(BADGE_LABEL, "key compromised", WARNING_COLOR)
     per = unit_suffix(facts.functional_unit)
     energy = f"{format_figure(facts.energy_per_unit_wh)} Wh/{per}"
-    figure = (
-        f"{format_figure(facts.co2e_per_unit_g)} g {CO2E}/{per}" if metric == "co2e" else energy
-    )
+    figure = _figure(facts, metric, per, energy)
     suffix = f" {MIDDLE_DOT} {VERIFIED_TEXT}" if facts.tier == "verified" else ""
     if quality:
         suffix = quality_suffix(facts) + suffix
@@ -126,6 +126,19 @@ def badge_text(
     if metric == "grade":
         return BadgeText(BADGE_LABEL, f"{facts.grade} {MIDDLE_DOT} {figure}{suffix}", color)
     return BadgeText(BADGE_LABEL, f"{figure}{suffix}", color)
+
+
+def _figure(facts: BadgeFacts, metric: Metric, per: str, energy: str) -> str:
+    """The badge's figure: energy, operational CO2e, or operational plus embodied CO2e (a label
+    without an embodied figure says its CO2e is operational only, never a smaller total)."""
+    if metric == "co2e":
+        return f"{format_figure(facts.co2e_per_unit_g)} g {CO2E}/{per}"
+    if metric == "co2e-total":
+        if facts.embodied_co2e_per_unit_g is None:
+            return f"{format_figure(facts.co2e_per_unit_g)} g {CO2E}/{per} operational only"
+        total = facts.co2e_per_unit_g + facts.embodied_co2e_per_unit_g
+        return f"{format_figure(total)} g {CO2E}/{per} total"
+    return energy
 
 
 def render_badge(text: BadgeText, *, id_suffix: str = "") -> str:

@@ -16,6 +16,7 @@ from registry.pages.common import (
     router,
     unit_short_for,
 )
+from schemas import embodied, water
 from schemas.contract import load_methodology
 from schemas.suites import SUITE_1, meter_bias, size_class_label, suite_spec, suite_versions
 
@@ -123,5 +124,9 @@ def methodology_page(request: Request) -> HTMLResponse:
             "band_rows": band_rows(SUITE_1, grades),
             "later_suites": later,
             "meter_bias": meter_bias,
+            "embodied": embodied.table_version(embodied.current_version()),
+            "embodied_version": embodied.current_version(),
+            "water": water.table_version(water.current_version()),
+            "water_version": water.current_version(),
         },
     )

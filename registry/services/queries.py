@@ -18,6 +18,7 @@ from registry.errors import ProblemError
 from registry.models import Label, Model, PublicKey, Standing, Vendor
 from registry.services import briefs
 from registry.services.audit import attestations_view
+from registry.services.footprint import footprint
 from registry.services.peers import (  # noqa: F401  (the read side's names, for its callers)
     MIN_PEERS,
     PeerRank,
@@ -171,6 +172,9 @@ def label_detail(
     detail["envelope"] = json.loads(label.envelope)
     detail["label"] = label.predicate
     detail["attestations"] = attestations_view(session, label.id)
+    detail["footprint"] = footprint(
+        label.predicate, label.functional_unit, label.measured, detail["quality"]
+    )
     return detail
 
 
