@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from bench_runner import grid_hourly
+
 __all__ = [
     "DEFAULT_PUE",
     "HOURLY_HEADER",
@@ -307,7 +309,8 @@ def _parse_timestamp(text: str, where: str) -> datetime:
 
 
 def load_hourly_csv(path: str | os.PathLike[str]) -> list[tuple[datetime, float]]:
-    """Read an hourly intensity CSV: header ``timestamp,intensity_g_per_kwh``, one row an hour.
+    """Read an hourly intensity CSV: header ``timestamp,intensity_g_per_kwh``, one row an hour,
+    or an Electricity Maps hourly export (``bench_runner.grid_hourly``).
 
     Timestamps must carry a timezone (they are returned in UTC); each row applies from its
     timestamp for one hour. Rows are returned sorted; two rows whose hours overlap (the same hour
@@ -321,6 +324,11 @@ def load_hourly_csv(path: str | os.PathLike[str]) -> list[tuple[datetime, float]
     except OSError as exc:
         raise CarbonError(f"cannot read hourly intensity CSV {name}: {exc}") from exc
     records = [r for r in records if any(cell.strip() for cell in r)]
+    if records and grid_hourly.is_electricitymaps(records[0]):
+        try:  # an Electricity Maps hourly export: its life-cycle intensity
+            return grid_hourly.read_electricitymaps(path).intensities()
+        except grid_hourly.GridDataError as exc:
+            raise CarbonError(str(exc)) from None
     if not records or tuple(c.strip() for c in records[0]) != HOURLY_HEADER:
         got = ",".join(records[0]) if records else "an empty file"
         raise CarbonError(
