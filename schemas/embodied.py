@@ -20,36 +20,30 @@ docs/carbon.md has the sources and a worked example.
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-TABLE_PATH = Path(__file__).with_name("embodied.json")
+from schemas.factor_tables import FactorTable
+
 S_PER_H = 3600.0
 G_PER_KG = 1000.0
 
 
-@functools.cache
-def load_table() -> dict[str, Any]:
-    table: dict[str, Any] = json.loads(TABLE_PATH.read_text(encoding="utf-8"))
-    return table
+TABLE = FactorTable(Path(__file__).with_name("embodied.json"))
 
 
 def table_name() -> str:
-    return str(load_table()["name"])
+    return TABLE.name()
 
 
 def current_version() -> str:
-    return str(load_table()["current"])
+    return TABLE.current_version()
 
 
 def table_version(version: str) -> Mapping[str, Any] | None:
-    """One version of the table, None when this build does not know it."""
-    found = load_table()["versions"].get(version)
-    return found if isinstance(found, Mapping) else None
+    return TABLE.version(version)
 
 
 def _counts(label: Mapping[str, Any]) -> tuple[int, int]:
@@ -82,9 +76,7 @@ def _components(
 def block(label: Mapping[str, Any], version: str, time_per_unit_s: float) -> dict[str, Any]:
     """``carbon.embodied`` as the table's ``version`` makes it for ``label`` (``version`` must be
     known: see :func:`table_version`)."""
-    table = table_version(version)
-    if table is None:
-        raise ValueError(f"embodied table version {version!r} is not known to this build")
+    table = TABLE.known(version)
     reference = {"name": table_name(), "version": version}
     hardware_class = label["hardware"]["hardware_class"]
     factors = table["classes"].get(hardware_class)

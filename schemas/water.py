@@ -17,47 +17,36 @@ docs/carbon.md has the sources and a worked example.
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-TABLE_PATH = Path(__file__).with_name("water.json")
+from schemas.factor_tables import FactorTable
+
 WH_PER_KWH = 1000.0
-
-
-@functools.cache
-def load_table() -> dict[str, Any]:
-    table: dict[str, Any] = json.loads(TABLE_PATH.read_text(encoding="utf-8"))
-    return table
+TABLE = FactorTable(Path(__file__).with_name("water.json"))
 
 
 def table_name() -> str:
-    return str(load_table()["name"])
+    return TABLE.name()
 
 
 def current_version() -> str:
-    return str(load_table()["current"])
+    return TABLE.current_version()
 
 
 def table_version(version: str) -> Mapping[str, Any] | None:
-    found = load_table()["versions"].get(version)
-    return found if isinstance(found, Mapping) else None
+    return TABLE.version(version)
 
 
 def default_wue_l_per_kwh(version: str) -> float:
-    table = table_version(version)
-    if table is None:
-        raise ValueError(f"water table version {version!r} is not known to this build")
+    table = TABLE.known(version)
     return float(table["onsite_default"]["wue_l_per_kwh"])
 
 
 def zone_factor(version: str, zone: str) -> float | None:
     """The zone's off-site factor (L/kWh): a region (``US-CA``) takes its country's."""
-    table = table_version(version)
-    if table is None:
-        raise ValueError(f"water table version {version!r} is not known to this build")
+    table = TABLE.known(version)
     value = table["zones"].get(zone.split("-", 1)[0])
     return None if value is None else float(value)
 

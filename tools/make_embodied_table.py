@@ -28,12 +28,13 @@ per GPU; Boavizta's bottom-up model gives 575).
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import table_files  # tools/table_files.py (this script runs from tools/)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "schemas" / "embodied.json"
@@ -172,20 +173,8 @@ def render(table: dict[str, Any]) -> str:
     return json.dumps(table, indent=2, sort_keys=False) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the table would change")
-    args = parser.parse_args(argv)
-    text = render(build())
-    if args.check:
-        if OUTPUT.read_text(encoding="utf-8") != text:
-            print(f"{OUTPUT.relative_to(ROOT)} is out of date", file=sys.stderr)
-            return 1
-        print(f"{OUTPUT.relative_to(ROOT)} is up to date")
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT.relative_to(ROOT)}")
-    return 0
+def main() -> int:
+    return table_files.run(__doc__.split("\n")[0], OUTPUT, ROOT, lambda: render(build()))
 
 
 if __name__ == "__main__":

@@ -307,25 +307,23 @@ _NOT_SHOWN = {
 }
 
 
+def _figure_or_why(value: float | None, status: str, unit: str, scale: float = 1.0) -> str:
+    if value is None:
+        return _NOT_SHOWN.get(status, status)
+    return f"{format_figure(value * scale)} {unit}"
+
+
 def _footprint_rows(card: Canvas, facts: CardFacts, per: str) -> None:
     """Embodied CO2e, the total and water, each with its figure or why there is none."""
     card.y += 16
-    embodied = (
-        f"{format_figure(facts.embodied_g)} g"
-        if facts.embodied_g is not None
-        else _NOT_SHOWN.get(facts.embodied_status, facts.embodied_status)
-    )
+    embodied = _figure_or_why(facts.embodied_g, facts.embodied_status, "g")
     card.row(f"+ embodied {CO2E} (estimate)", embodied, size=11)
     if facts.embodied_g is not None:
         card.y += 16
         total = format_figure(facts.co2e_mean_g + facts.embodied_g)
         card.row(f"Total {CO2E} per {per}", f"{total} g", size=11, bold=True)
     card.y += 16
-    water = (
-        f"{format_figure(facts.water_l * 1000)} mL"
-        if facts.water_l is not None
-        else _NOT_SHOWN.get(facts.water_status, facts.water_status)
-    )
+    water = _figure_or_why(facts.water_l, facts.water_status, "mL", scale=1000.0)
     card.row(f"Water per {per}", water, size=11)
 
 
