@@ -34,18 +34,6 @@ G_PER_KG = 1000.0
 TABLE = FactorTable(Path(__file__).with_name("embodied.json"))
 
 
-def table_name() -> str:
-    return TABLE.name()
-
-
-def current_version() -> str:
-    return TABLE.current_version()
-
-
-def table_version(version: str) -> Mapping[str, Any] | None:
-    return TABLE.version(version)
-
-
 def _counts(label: Mapping[str, Any]) -> tuple[int, int]:
     """The label's accelerators and logical CPUs, summed over its nodes when it lists them."""
     hardware = label["hardware"]
@@ -77,7 +65,7 @@ def block(label: Mapping[str, Any], version: str, time_per_unit_s: float) -> dic
     """``carbon.embodied`` as the table's ``version`` makes it for ``label`` (``version`` must be
     known: see :func:`table_version`)."""
     table = TABLE.known(version)
-    reference = {"name": table_name(), "version": version}
+    reference = {"name": TABLE.name(), "version": version}
     hardware_class = label["hardware"]["hardware_class"]
     factors = table["classes"].get(hardware_class)
     components = _components(factors, label) if factors is not None else []
@@ -108,7 +96,7 @@ def expected_figures(label: Mapping[str, Any], time_per_unit_s: float) -> dict[s
     if not isinstance(stated, Mapping):
         return None
     version = str(stated.get("table", {}).get("version"))
-    if table_version(version) is None:
+    if TABLE.version(version) is None:
         return None
     expected = block(label, version, time_per_unit_s)
     if expected["status"] != "estimated" or stated.get("status") != "estimated":
@@ -133,8 +121,8 @@ def issues(label: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
         return []
     table = stated.get("table", {})
     version = str(table.get("version"))
-    if table.get("name") != table_name() or table_version(version) is None:
-        return [("/carbon/embodied/table", dict(table), {"name": table_name(), "known": True})]
+    if table.get("name") != TABLE.name() or TABLE.version(version) is None:
+        return [("/carbon/embodied/table", dict(table), {"name": TABLE.name(), "known": True})]
     expected = block(label, version, 0.0)
     out: list[tuple[str, Any, Any]] = []
     if stated.get("status") != expected["status"]:

@@ -465,7 +465,7 @@ def fill_embodied(label: dict[str, Any]) -> dict[str, Any]:
     """Write ``carbon.embodied`` for the label's hardware as it stands (the table version it
     names, else the current one): producers call it again after changing the hardware."""
     stated = label["carbon"].get("embodied")
-    version = stated["table"]["version"] if stated else embodied.current_version()
+    version = stated["table"]["version"] if stated else embodied.TABLE.current_version()
     label["carbon"]["embodied"] = embodied.block(label, version, work_time_per_unit_s(label))
     return label
 

@@ -27,18 +27,6 @@ WH_PER_KWH = 1000.0
 TABLE = FactorTable(Path(__file__).with_name("water.json"))
 
 
-def table_name() -> str:
-    return TABLE.name()
-
-
-def current_version() -> str:
-    return TABLE.current_version()
-
-
-def table_version(version: str) -> Mapping[str, Any] | None:
-    return TABLE.version(version)
-
-
 def default_wue_l_per_kwh(version: str) -> float:
     table = TABLE.known(version)
     return float(table["onsite_default"]["wue_l_per_kwh"])
@@ -62,7 +50,7 @@ def block(
     zone = str(carbon["zone"])
     factor = zone_factor(version, zone)
     out: dict[str, Any] = {
-        "table": {"name": table_name(), "version": version},
+        "table": {"name": TABLE.name(), "version": version},
         "onsite": {
             "wue_l_per_kwh": wue_l_per_kwh,
             "source": wue_source,
@@ -96,9 +84,9 @@ def fill(label: dict[str, Any]) -> dict[str, Any]:
     """Write ``carbon.water`` (the version and declared WUE it names, else the current table and
     its default)."""
     stated = label["carbon"].get("water") or {}
-    version = str(stated.get("table", {}).get("version") or current_version())
-    if table_version(version) is None:
-        version = current_version()
+    version = str(stated.get("table", {}).get("version") or TABLE.current_version())
+    if TABLE.version(version) is None:
+        version = TABLE.current_version()
     wue, source = stated_wue(label, version)
     label["carbon"]["water"] = block(label, version, wue, source)
     return label
@@ -131,8 +119,8 @@ def issues(label: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
         return []
     table = stated.get("table", {})
     version = str(table.get("version"))
-    if table.get("name") != table_name() or table_version(version) is None:
-        return [("/carbon/water/table", dict(table), {"name": table_name(), "known": True})]
+    if table.get("name") != TABLE.name() or TABLE.version(version) is None:
+        return [("/carbon/water/table", dict(table), {"name": TABLE.name(), "known": True})]
     offsite = stated.get("offsite", {})
     zone = str(label["carbon"]["zone"])
     if offsite.get("zone") != zone:

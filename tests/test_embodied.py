@@ -40,7 +40,7 @@ def by_hand_work_s(doc: dict[str, Any]) -> float:
 
 
 def test_every_reference_class_but_other_has_factors() -> None:
-    table = emb.table_version(emb.current_version())
+    table = emb.TABLE.version(emb.TABLE.current_version())
     assert table is not None
     assert table["life_h"] == 52_560  # six years
     classes = set(load_methodology()["hardware_classes"])
@@ -114,7 +114,7 @@ def test_unknown_hardware_has_no_figure_and_never_zero() -> None:
     doc = label(hardware_class="other")
     block = doc["carbon"]["embodied"]
     assert block == {
-        "table": {"name": emb.table_name(), "version": "1"},
+        "table": {"name": emb.TABLE.name(), "version": "1"},
         "status": "unknown-hardware",
     }
     assert validate_label(doc) == []
@@ -132,7 +132,7 @@ def test_unknown_hardware_has_no_figure_and_never_zero() -> None:
 def test_a_withheld_figure_for_known_hardware_is_a_mismatch() -> None:
     doc = label()
     doc["carbon"]["embodied"] = {
-        "table": {"name": emb.table_name(), "version": "1"},
+        "table": {"name": emb.TABLE.name(), "version": "1"},
         "status": "unknown-hardware",
     }
     assert validate_label(doc) == []
@@ -179,7 +179,9 @@ def test_labels_without_the_block_stay_valid() -> None:
     assert validate_label(doc) == []
     assert check_results(doc) == []
     # a producer filling an old draft gets the current table
-    assert fill_results(doc)["carbon"]["embodied"]["table"]["version"] == emb.current_version()
+    assert (
+        fill_results(doc)["carbon"]["embodied"]["table"]["version"] == emb.TABLE.current_version()
+    )
 
 
 def test_the_work_time_follows_the_traces() -> None:

@@ -28,7 +28,7 @@ def label(**kwargs: Any) -> dict[str, Any]:
 
 
 def test_table_has_the_documented_default_and_zones() -> None:
-    table = wat.table_version(wat.current_version())
+    table = wat.TABLE.version(wat.TABLE.current_version())
     assert table is not None
     assert table["onsite_default"]["wue_l_per_kwh"] == 0.375
     zones = table["zones"]

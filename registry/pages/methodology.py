@@ -124,9 +124,9 @@ def methodology_page(request: Request) -> HTMLResponse:
             "band_rows": band_rows(SUITE_1, grades),
             "later_suites": later,
             "meter_bias": meter_bias,
-            "embodied": embodied.table_version(embodied.current_version()),
-            "embodied_version": embodied.current_version(),
-            "water": water.table_version(water.current_version()),
-            "water_version": water.current_version(),
+            "embodied": embodied.TABLE.version(embodied.TABLE.current_version()),
+            "embodied_version": embodied.TABLE.current_version(),
+            "water": water.TABLE.version(water.TABLE.current_version()),
+            "water_version": water.TABLE.current_version(),
         },
     )
