@@ -63,7 +63,7 @@ def _components(
 
 def block(label: Mapping[str, Any], version: str, time_per_unit_s: float) -> dict[str, Any]:
     """``carbon.embodied`` as the table's ``version`` makes it for ``label`` (``version`` must be
-    known: see :func:`table_version`)."""
+    known: ``TABLE.version``)."""
     table = TABLE.known(version)
     reference = {"name": TABLE.name(), "version": version}
     hardware_class = label["hardware"]["hardware_class"]
