@@ -219,13 +219,12 @@ def bench(
     from bench_runner import serving_cli
 
     options = dict(locals())
-    from bench_runner import carbon as carbon_data
+    from bench_runner.bench_carbon import add_hourly, carbon_inputs
     from bench_runner.devices.base import MeterError
-    from bench_runner.label import LabelInputs, build_label, trial_intervals_wh
+    from bench_runner.label import LabelInputs, build_label
     from bench_runner.workloads.base import WorkloadError
     from bench_runner.workloads.plugin import build_workload
     from schemas.dsse import build_statement, sign_statement
-    from schemas.suites import units_per_functional_unit_for
 
     audience = (registry or submit or "").rstrip("/")  # --registry names it; else --submit
     if not audience:
@@ -278,15 +277,14 @@ def bench(
             cooldown_s=cooldown_s,
             cv_threshold=cv_threshold,
         )
-        grid = (
-            carbon_data.override(zone, intensity, source=intensity_source)
-            if intensity is not None
-            else carbon_data.lookup(zone)
+        carbon = carbon_inputs(
+            zone=zone,
+            intensity=intensity,
+            intensity_source=intensity_source,
+            pue=pue,
+            hourly=hourly,
+            wue=wue,
         )
-        pue_value = carbon_data.validate_pue(pue if pue is not None else carbon_data.DEFAULT_PUE)
-        hourly_rows = carbon_data.load_hourly_csv(hourly) if hourly else None
-        if wue is not None and not 0 <= wue <= 20:
-            raise ValueError(f"--wue must be between 0 and 20 L/kWh, got {wue:g}")
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
@@ -355,39 +353,20 @@ def bench(
         model_name=model_name,
         revision=label_revision,
         registry=audience,
-        carbon=grid.to_label(),
-        pue=pue_value,
+        carbon=carbon.grid.to_label(),
+        pue=carbon.pue,
         accelerator=job_run.accelerator if job_run else found.accelerator,
         flags=flags,
         declared_total_steps=declared_total_steps,
         declared_quality=declared,
-        wue_l_per_kwh=wue,
+        wue_l_per_kwh=carbon.wue_l_per_kwh,
     )
     label = build_label(
         inputs, workload, job_run.meters if job_run else found.meters, result, quality=quality
     )
     if job_run is not None:
         job_run.annotate(label)
-    if hourly_rows:
-        intervals = trial_intervals_wh(label, run_wall, run_mono)
-        per_fu = units_per_functional_unit_for(label)
-        trial_traces = label["traces"]["trials"]
-        try:
-            # per trial, then the mean: the same statistic as the headline energy per unit
-            per_trial_g = [
-                carbon_data.hourly_matched_co2e_g([interval], hourly_rows, pue_value)
-                / trial["units"]
-                * per_fu
-                for interval, trial in zip(intervals, trial_traces, strict=True)
-            ]
-        except ValueError as exc:
-            raise CliError(f"hourly intensities: {exc}") from None
-        label["carbon"]["hourly"] = {
-            "intensities": carbon_data.hourly_for_label(
-                hourly_rows, intervals[0][0], intervals[-1][1]
-            ),
-            "co2e_per_unit_g": sum(per_trial_g) / len(per_trial_g),
-        }
+    add_hourly(label, carbon, run_wall, run_mono)
     envelope = sign_statement(build_statement(label), private_key)
     out_dir.mkdir(parents=True, exist_ok=True)
     label_path = out_dir / f"{label['label_id']}.label.json"
