@@ -121,6 +121,17 @@ def bench(
         float | None,
         typer.Option(help="the site's water usage effectiveness, L/kWh (default 0.375)"),
     ] = None,
+    cfe_supply: Annotated[
+        Path | None,
+        typer.Option(help="declared hourly carbon-free supply CSV: hour,cfe_kwh or hour,cfe_share"),
+    ] = None,
+    cfe_source: Annotated[
+        str, typer.Option(help="what the carbon-free supply is (contract, certificates)")
+    ] = "declared hourly carbon-free supply",
+    residual_intensity: Annotated[
+        float | None,
+        typer.Option(help="g CO2e/kWh of unmatched consumption (default: the grid's)"),
+    ] = None,
     meter: Annotated[str, typer.Option(help="auto, or force one: nvml, rapl, estimate")] = "auto",
     device: Annotated[
         str | None, typer.Option(help="torch device (default: cuda:0 if any)")
@@ -219,7 +230,7 @@ def bench(
     from bench_runner import serving_cli
 
     options = dict(locals())
-    from bench_runner.bench_carbon import add_hourly, carbon_inputs
+    from bench_runner.bench_carbon import add_hourly, add_market, carbon_inputs
     from bench_runner.devices.base import MeterError
     from bench_runner.label import LabelInputs, build_label
     from bench_runner.workloads.base import WorkloadError
@@ -284,6 +295,9 @@ def bench(
             pue=pue,
             hourly=hourly,
             wue=wue,
+            cfe_supply=cfe_supply,
+            cfe_source=cfe_source,
+            residual_intensity=residual_intensity,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -367,6 +381,7 @@ def bench(
     if job_run is not None:
         job_run.annotate(label)
     add_hourly(label, carbon, run_wall, run_mono)
+    add_market(label, carbon, run_wall, run_mono)
     envelope = sign_statement(build_statement(label), private_key)
     out_dir.mkdir(parents=True, exist_ok=True)
     label_path = out_dir / f"{label['label_id']}.label.json"

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from schemas import embodied, water
+from schemas import embodied, market, water
 from schemas.contract import load_methodology
 from schemas.stats import summarize
 from schemas.suites import units_per_functional_unit_for
@@ -267,6 +267,13 @@ def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[
     out.update(_quality_figures(label))
     out.update(embodied.expected_figures(label, math.fsum(work_s) / len(work_s)) or {})
     out.update(water.expected_figures(label))
+    if "market" in label["carbon"]:
+        gross_j = math.fsum(
+            component_energy_j(c, float(t["t_start_s"]), float(t["t_end_s"]))
+            for t in label["traces"]["trials"]
+            for c in t["components"]
+        )
+        out.update(market.expected_figures(label, gross_j))
     return out
 
 
@@ -394,6 +401,7 @@ def check_results(label: Mapping[str, Any]) -> list[ResultMismatch]:
     mismatches.extend(_node_issues(label))
     mismatches.extend(ResultMismatch(*issue) for issue in embodied.issues(label))
     mismatches.extend(ResultMismatch(*issue) for issue in water.issues(label))
+    mismatches.extend(ResultMismatch(*issue) for issue in market.issues(label))
     return mismatches
 
 

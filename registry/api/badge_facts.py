@@ -319,11 +319,15 @@ def card_facts(
 
 
 def _footprint_facts(doc: Any) -> dict[str, Any]:
-    """The card's embodied CO2e and water (``services.footprint``: figure, or why none)."""
+    """The card's market-based CO2e, embodied CO2e and water (``services.footprint``: figure,
+    or why none)."""
     embodied = _dig(doc, "carbon", "embodied")
     water = _dig(doc, "carbon", "water")
+    market = _dig(doc, "carbon", "market")
     offsite = _dig(water, "offsite", "status") if isinstance(water, dict) else None
     return {
+        "market_g": _float(_dig(market, "co2e_per_unit_g")),
+        "cfe_score": _float(_dig(market, "cfe_score")),
         "embodied_g": _float(_dig(embodied, "co2e_per_unit_g")),
         "embodied_status": str(embodied.get("status"))
         if isinstance(embodied, dict)

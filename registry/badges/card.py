@@ -110,6 +110,9 @@ class CardFacts:
     serving_engine_declared: bool = False
     #: the footprint beyond the operational CO2e (``services.footprint``'s statuses): grams and
     #: litres per functional unit, None when the label has no figure, with why
+    market_g: float | None = None
+    """Market-based CO2e per unit and the hourly carbon-free score, when the label declares them."""
+    cfe_score: float | None = None
     embodied_g: float | None = None
     embodied_status: str = "not-reported"
     water_l: float | None = None
@@ -314,7 +317,12 @@ def _figure_or_why(value: float | None, status: str, unit: str, scale: float = 1
 
 
 def _footprint_rows(card: Canvas, facts: CardFacts, per: str) -> None:
-    """Embodied CO2e, the total and water, each with its figure or why there is none."""
+    """Market-based CO2e when declared, then embodied CO2e, the total and water, each with its
+    figure or why there is none."""
+    if facts.market_g is not None and facts.cfe_score is not None:
+        card.y += 16
+        market = f"{format_figure(facts.market_g)} g {MIDDLE_DOT} CFE {facts.cfe_score:.0%}"
+        card.row("market-based (declared)", market, size=11)
     card.y += 16
     embodied = _figure_or_why(facts.embodied_g, facts.embodied_status, "g")
     card.row(f"+ embodied {CO2E} (estimate)", embodied, size=11)

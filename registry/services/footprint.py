@@ -52,6 +52,9 @@ def energy_section(doc: Mapping[str, Any], per: str, measured: bool) -> dict[str
 
 def operational_section(carbon: Mapping[str, Any], per: str) -> dict[str, Any]:
     co2e = carbon.get("co2e_per_unit_g", {})
+    found = carbon.get("market")
+    declared = isinstance(found, Mapping)
+    market: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     return {
         "unit": f"g CO2e per {per}",
         "location_based": _number(co2e.get("mean")),
@@ -59,9 +62,11 @@ def operational_section(carbon: Mapping[str, Any], per: str) -> dict[str, Any]:
         "zone": carbon.get("zone"),
         "intensity_g_per_kwh": _number(carbon.get("intensity_g_per_kwh")),
         "pue": _number(carbon.get("pue")),
-        "market_based": None,
-        "cfe_score": None,
-        "market_status": "not-declared",
+        "market_based": _number(market.get("co2e_per_unit_g")) if declared else None,
+        "cfe_score": _number(market.get("cfe_score")) if declared else None,
+        "market_status": "declared" if declared else "not-declared",
+        "market_source": market.get("source") if declared else None,
+        "residual_basis": market.get("residual_basis") if declared else None,
         "method": METHOD["operational_co2e"],
     }
 
