@@ -105,7 +105,9 @@ def test_the_model_page_and_card_show_the_figures(client: TestClient, publisher:
     assert "6-year life" in cell.group(1)
     assert 'class="footprint-total"' in page
     assert "mL per 1,000 inferences" in page
+    assert 'class="muted footprint-energy">gross; dynamic' in page
     card = client.get("/label/acme/m.svg").text
+    assert "dynamic (above idle)" in card
     assert "Total CO₂e per 1k inferences" in card
     assert " mL</text>" in card
     assert embodied > 0

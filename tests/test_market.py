@@ -147,3 +147,14 @@ def test_bench_declares_it_and_the_registry_shows_it(
     assert bad.returncode == 1
     assert "--cfe-supply has no row for" in bad.stderr
     assert not out.exists() or not list(out.glob("*.dsse.json"))
+
+
+def test_the_registry_rejects_a_market_figure_that_does_not_follow(
+    client: TestClient, publisher: Publisher
+) -> None:
+    bad = with_market(publisher.label(model="m"), [1e-6] * 4)
+    bad["carbon"]["market"]["cfe_score"] = 0.9
+    response = client.post("/v1/labels", content=publisher.envelope(bad), headers=publisher.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "urn:carbonlabel:problem:inconsistent-results"
+    assert "/carbon/market/cfe_score" in response.text

@@ -326,6 +326,8 @@ def _footprint_facts(doc: Any) -> dict[str, Any]:
     market = _dig(doc, "carbon", "market")
     offsite = _dig(water, "offsite", "status") if isinstance(water, dict) else None
     return {
+        "dynamic_wh": _float(_dig(doc, "results", "dynamic_energy_per_unit_wh")),
+        "idle_power_w": _float(_dig(doc, "results", "idle_power_w")),
         "market_g": _float(_dig(market, "co2e_per_unit_g")),
         "cfe_score": _float(_dig(market, "cfe_score")),
         "embodied_g": _float(_dig(embodied, "co2e_per_unit_g")),

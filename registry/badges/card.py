@@ -110,6 +110,9 @@ class CardFacts:
     serving_engine_declared: bool = False
     #: the footprint beyond the operational CO2e (``services.footprint``'s statuses): grams and
     #: litres per functional unit, None when the label has no figure, with why
+    dynamic_wh: float | None = None
+    """Energy per unit above the idle power, and the idle power (the label's results)."""
+    idle_power_w: float | None = None
     market_g: float | None = None
     """Market-based CO2e per unit and the hourly carbon-free score, when the label declares them."""
     cfe_score: float | None = None
@@ -207,6 +210,11 @@ def render_card(facts: CardFacts) -> str:
         else f"{LESS_EQUAL} {format_figure(facts.energy_ci95_high_wh)} Wh"
     )
     card.row("95% confidence interval", interval, size=11)
+    if facts.dynamic_wh is not None and facts.idle_power_w is not None:
+        card.y += 16
+        idle = format_figure(facts.idle_power_w)
+        split = f"{format_figure(facts.dynamic_wh)} Wh {MIDDLE_DOT} idle {idle} W"
+        card.row("dynamic (above idle)", split, size=11)
     if facts.energy_per_output_token_j is not None:
         card.y += 16
         per_token = f"{format_figure(facts.energy_per_output_token_j)} J/token"
