@@ -1,7 +1,7 @@
 """Grid carbon intensity, PUE and CO2e for a label's ``carbon`` block (location-based).
 
 - :func:`lookup` gives a zone's yearly average intensity from the bundled country table
-  (``bench_runner/data/grid_intensity.csv``: Ember / Our World in Data via CodeCarbon, CC BY 4.0;
+  (``schemas/data/grid_intensity.csv``, read by ``schemas.grid``: Ember / Our World in Data via CodeCarbon, CC BY 4.0;
   see ``docs/carbon.md``). A sub-national or cloud zone (``US-CAL``, ``DE-eu-central-1``) gets its
   country's yearly average unless :func:`override` supplies a figure.
 - :func:`co2e_g` turns energy (Wh) into grams CO2e with a PUE (:data:`DEFAULT_PUE` when the data
@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import bisect
 import csv
-import functools
 import itertools
-import json
 import math
 import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any
 
 from bench_runner import grid_hourly
+from schemas import grid
+from schemas.grid import DatasetInfo, dataset_info, zones
 
 __all__ = [
     "DEFAULT_PUE",
@@ -71,9 +70,6 @@ HOURLY_HEADER = ("timestamp", "intensity_g_per_kwh")
 _MAX_NAME = 128
 _MAX_VERSION = 64
 
-_DATA_PACKAGE = "bench_runner"
-_TABLE = ("data", "grid_intensity.csv")
-_META = ("data", "grid_intensity.meta.json")
 _HOUR = timedelta(hours=1)
 
 
@@ -104,62 +100,7 @@ class GridIntensity:
         }
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """The bundled table's metadata (``grid_intensity.meta.json``)."""
-
-    name: str
-    version: str
-    year: int
-    licence: str
-    attribution: str
-    sources: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Row:
-    country: str
-    intensity_g_per_kwh: float
-    year: int
-
-
 # --------------------------------------------------------------------------- bundled table
-
-
-def _read_resource(*parts: str) -> str:
-    return resources.files(_DATA_PACKAGE).joinpath(*parts).read_text(encoding="utf-8")
-
-
-@functools.cache
-def dataset_info() -> DatasetInfo:
-    """Name, version, latest year, licence, attribution and sources of the bundled table."""
-    meta = json.loads(_read_resource(*_META))
-    return DatasetInfo(
-        name=str(meta["name"]),
-        version=str(meta["version"]),
-        year=int(meta["year"]),
-        licence=str(meta["licence"]),
-        attribution=str(meta["attribution"]),
-        sources=tuple(str(s) for s in meta["sources"]),
-    )
-
-
-@functools.cache
-def _table() -> dict[str, _Row]:
-    rows: dict[str, _Row] = {}
-    reader = csv.DictReader(_read_resource(*_TABLE).splitlines())
-    for record in reader:
-        rows[record["zone"]] = _Row(
-            country=record["country"],
-            intensity_g_per_kwh=float(record["intensity_g_per_kwh"]),
-            year=int(record["year"]),
-        )
-    return rows
-
-
-def zones() -> list[str]:
-    """The country zones (ISO 3166-1 alpha-2) in the bundled table, sorted."""
-    return sorted(_table())
 
 
 def _normalise_zone(zone: str) -> str:
@@ -187,10 +128,10 @@ def lookup(zone: str) -> GridIntensity:
     """
     normalised = _normalise_zone(zone)
     country = normalised[:2]
-    row = _table().get(country)
+    row = grid.table().get(country)
     if row is None:
         info = dataset_info()
-        known = sorted(_table())
+        known = grid.zones()
         raise CarbonError(
             f"no grid intensity for zone {normalised!r} (country {country!r}) in the bundled "
             f"table ({info.name}, {info.version}): pass one of its {len(known)} countries with "

@@ -20,7 +20,7 @@ import pytest
 from bench_runner import carbon
 from bench_runner.carbon import CarbonError, GridIntensity
 
-DATA = resources.files("bench_runner").joinpath("data")
+DATA = resources.files("schemas").joinpath("data")
 ZONE_RE = carbon.ZONE_PATTERN
 T0 = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -336,9 +336,9 @@ def test_hourly_for_label(tmp_path: Path) -> None:
 def test_no_work_at_import() -> None:
     # Importing the module reads no data: the cached loaders stay empty until first use.
     code = (
-        "import bench_runner.carbon as c; "
-        "assert c._table.cache_info().currsize == 0; "
-        "assert c.dataset_info.cache_info().currsize == 0; "
-        "c.lookup('FR'); assert c._table.cache_info().currsize == 1"
+        "import bench_runner.carbon as c; from schemas import grid; "
+        "assert grid.table.cache_info().currsize == 0; "
+        "assert grid.dataset_info.cache_info().currsize == 0; "
+        "c.lookup('FR'); assert grid.table.cache_info().currsize == 1"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

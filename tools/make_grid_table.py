@@ -11,13 +11,14 @@ figure per country). CodeCarbon takes these figures from Our World in Data's "ca
 electricity" series, whose primary source is Ember (both CC BY 4.0); where a country has no figure
 for the latest year CodeCarbon keeps its most recent earlier year, so ``year`` varies by row.
 
-Output, under ``bench_runner/data/``:
+Output, under ``schemas/data/``:
 
 - ``grid_intensity.csv``: ``zone,country,intensity_g_per_kwh,year``, one row per country, ``zone``
   the ISO 3166-1 alpha-2 code (uppercase), sorted by zone. Rows with a non-positive intensity are
   left out (a zero is a gap in the source, not a zero-carbon grid) and listed in the meta file.
 - ``grid_intensity.meta.json``: dataset name, version, year, sources, licence and attribution,
-  read by ``bench_runner.carbon`` and written (name, version, year) into each label.
+  read by ``schemas.grid`` (the bench and the registry) and written (name, version, year)
+  into each label.
 
 The script also checks a few well-known countries against plausible ranges and fails if one is off.
 """
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "bench_runner" / "data"
+DATA = ROOT / "schemas" / "data"
 CSV_PATH = DATA / "grid_intensity.csv"
 META_PATH = DATA / "grid_intensity.meta.json"
 SOURCE_IN_PACKAGE = ("data", "private_infra", "global_energy_mix.json")
