@@ -1,9 +1,10 @@
 """Grid carbon intensity, PUE and CO2e for a label's ``carbon`` block (location-based).
 
 - :func:`lookup` gives a zone's yearly average intensity from the bundled country table
-  (``schemas/data/grid_intensity.csv``, read by ``schemas.grid``: Ember / Our World in Data via CodeCarbon, CC BY 4.0;
-  see ``docs/carbon.md``). A sub-national or cloud zone (``US-CAL``, ``DE-eu-central-1``) gets its
-  country's yearly average unless :func:`override` supplies a figure.
+  (``schemas/data/grid_intensity.csv``, read by ``schemas.grid``: Ember / Our World in Data via
+  CodeCarbon, CC BY 4.0; see ``docs/carbon.md``). A sub-national or cloud zone (``US-CAL``,
+  ``DE-eu-central-1``) gets its country's yearly average unless :func:`override` supplies a
+  figure.
 - :func:`co2e_g` turns energy (Wh) into grams CO2e with a PUE (:data:`DEFAULT_PUE` when the data
   centre's own figure is unknown).
 - :func:`load_hourly_csv` and :func:`hourly_matched_co2e_g` give an hourly-matched figure from a

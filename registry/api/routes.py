@@ -23,7 +23,7 @@ from registry.api.deps import (
 from registry.errors import PROBLEM_MEDIA_TYPE, ProblemError
 from registry.models import KeyStatus, Label
 from registry.services import keys as key_service
-from registry.services import queries, translog
+from registry.services import projection, queries, translog
 from registry.services import vendors as vendor_service
 from registry.services.ingest import ingest
 from schemas.suites import suite_spec, suite_versions
@@ -362,6 +362,22 @@ def label_receipt(session: Session, request: Request, label: Label) -> dict[str,
         return None
     signer = request.app.state.log_signer
     return translog.receipt(session.connection(), signer, label.log_index)
+
+
+@router.get("/labels/{label_id}/projection", responses={**JSON_OBJECT, **problems(404, 422)})
+def get_projection(
+    label_id: LabelIdPath,
+    session: SessionDep,
+    zone: Annotated[
+        str | None,
+        Query(max_length=64, description="ISO 3166-1 alpha-2 zone (default: the label's)"),
+    ] = None,
+    pue: Annotated[float | None, Query(description="PUE, 1 to 5 (default: the label's)")] = None,
+) -> Response:
+    """What if: the label's measured energy under another zone's yearly intensity or another
+    PUE. A projection, never a label (not signed, stored, graded or ranked)."""
+    label, _, _ = queries.get_label(session, label_id)
+    return json_response(projection.project(label.predicate, zone, pue))
 
 
 @router.get(

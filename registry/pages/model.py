@@ -36,7 +36,8 @@ from registry.pages.facts import (
     serving_view,
 )
 from registry.pages.rows import LabelRow, all_labels, label_row
-from registry.services import audit, queries
+from registry.services import audit, projection, queries
+from schemas import grid
 from schemas.contract import load_methodology
 from schemas.suites import bands_for_suite, grade_scale
 
@@ -67,6 +68,8 @@ class LabelSection:
     """chat-serving: the engine, the served model and every concurrency level."""
     nodes: list[Node] = field(default_factory=list)
     """Multi-node runs: each node and its devices."""
+    whatif: Mapping[str, Any] | None = None
+    """The projection asked for with ``whatif_zone`` / ``whatif_pue`` (services.projection)."""
     bias: Bias | None = None
     """The meter bias bound and the figure the grade is given on."""
     accelerator_count: int = 0
@@ -140,6 +143,7 @@ def model_page(
         if exc.kind != "not-found":
             raise
         return not_found(request, f"There is no model {vendor}/{model} in this registry.")
+    whatif_zone, whatif_pue, whatif_error = _whatif_query(request)
     rows = all_labels(
         session, queries.LabelFilters(vendor=vendor, model=f"{vendor}/{model}"), cap=1000
     )
@@ -201,6 +205,7 @@ def model_page(
                 nodes=node_views(hardware),
                 bias=bias_view(detail["grade"]),
                 accelerator_count=_count(hardware.get("accelerator", {}).get("count")),
+                whatif=_whatif(predicate, whatif_zone, whatif_pue) if not whatif_error else None,
             )
         )
     vendor_slug, _, model_name = view["model"].partition("/")
@@ -223,5 +228,31 @@ def model_page(
             "public_url": settings.public_url,
             "badge_src": pinned_badge(vendor_slug, model_name, *pinned),
             "json_href": f"/v1/models/{quote(vendor_slug, safe='')}/{quote(model_name, safe='')}",
+            "whatif_zones": grid.zones(),
+            "whatif_zone": whatif_zone or "",
+            "whatif_pue": "" if whatif_pue is None else f"{whatif_pue:g}",
+            "whatif_error": whatif_error,
         },
     )
+
+
+def _whatif_query(request: Request) -> tuple[str | None, float | None, str | None]:
+    """``whatif_zone`` and ``whatif_pue`` from the query (empty: the label's), or what is wrong
+    with them (shown on the page: a projection is an aside, never a reason to fail the page)."""
+    zone = request.query_params.get("whatif_zone", "").strip()[:64] or None
+    text = request.query_params.get("whatif_pue", "").strip()[:16]
+    try:
+        pue = float(text) if text else None
+    except ValueError:
+        return zone, None, "the PUE must be a number between 1 and 5"
+    if pue is not None and not (projection.MIN_PUE <= pue <= projection.MAX_PUE):
+        return zone, None, "the PUE must be a number between 1 and 5"
+    if zone is not None and grid.country_row(zone) is None:
+        return None, pue, f"no yearly intensity for the zone {zone!r}"
+    return zone, pue, None
+
+
+def _whatif(
+    predicate: Mapping[str, Any], zone: str | None, pue: float | None
+) -> Mapping[str, Any] | None:
+    return None if zone is None and pue is None else projection.project(predicate, zone, pue)

@@ -1,0 +1,57 @@
+"""What if: a stored label's measured energy under another zone or PUE, computed by the registry.
+A projection is never a label: it is not signed, stored, graded or ranked, and every answer says
+so. The zone's intensity is the yearly country average of the bundled table (``schemas.grid``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from registry.errors import ProblemError
+from schemas import grid
+
+MIN_PUE, MAX_PUE = 1.0, 5.0
+NOTICE = "a projection, not a label: the measured energy under another zone or PUE, not signed"
+
+
+def _invalid(parameter: str, message: str) -> ProblemError:
+    return ProblemError(
+        "validation-error",
+        "the request does not match the API's schema",
+        errors=[{"pointer": f"/query/{parameter}", "message": message}],
+    )
+
+
+def project(doc: Mapping[str, Any], zone: str | None, pue: float | None) -> dict[str, Any]:
+    """The label's energy per functional unit x PUE x the zone's yearly intensity, beside the
+    label's own figure (``zone`` / ``pue`` None: the label's)."""
+    carbon = doc["carbon"]
+    if pue is not None and not MIN_PUE <= pue <= MAX_PUE:
+        raise _invalid("pue", f"pue must be between {MIN_PUE:g} and {MAX_PUE:g}")
+    used_pue = float(carbon["pue"]) if pue is None else pue
+    if zone is None:
+        used_zone, intensity, year = str(carbon["zone"]), float(carbon["intensity_g_per_kwh"]), None
+        source = "the label's own intensity"
+    else:
+        row = grid.country_row(zone) if len(zone) >= 2 and zone[:2].isalpha() else None
+        if row is None:
+            raise _invalid("zone", f"no yearly intensity for zone {zone[:64]!r} in the table")
+        used_zone, intensity, year = zone[:2].upper() + zone[2:], row.intensity_g_per_kwh, row.year
+        info = grid.dataset_info()
+        source = f"{info.name} ({info.version}), yearly average {year}"
+    energy_wh = float(doc["results"]["energy_per_unit_wh"]["mean"])
+    return {
+        "projection": True,
+        "notice": NOTICE,
+        "zone": used_zone,
+        "intensity_g_per_kwh": intensity,
+        "intensity_source": source,
+        "pue": used_pue,
+        "energy_per_unit_wh": energy_wh,
+        "co2e_per_unit_g": energy_wh / 1000.0 * used_pue * intensity,
+        "label": {
+            "zone": carbon["zone"],
+            "pue": carbon["pue"],
+            "co2e_per_unit_g": carbon["co2e_per_unit_g"]["mean"],
+        },
+    }

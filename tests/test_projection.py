@@ -1,0 +1,63 @@
+"""What if (issue 13, item 5 in part): a label's measured energy under another zone or PUE,
+computed server-side and marked as a projection, on the API and on the model page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from schemas import grid
+from tests.helpers import Publisher
+
+
+def submit(client: TestClient, publisher: Publisher, label: dict[str, Any]) -> None:
+    response = client.post(
+        "/v1/labels", content=publisher.envelope(label), headers=publisher.headers
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_the_api_projects_by_hand(client: TestClient, publisher: Publisher) -> None:
+    label = publisher.label(model="m", zone="FR", pue=1.2)
+    submit(client, publisher, label)
+    answer = client.get(
+        f"/v1/labels/{label['label_id']}/projection", params={"zone": "PL", "pue": 1.1}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    pl = grid.table()["PL"]
+    energy = label["results"]["energy_per_unit_wh"]["mean"]
+    assert body["projection"] is True
+    assert "not a label" in body["notice"]
+    assert body["zone"] == "PL"
+    assert body["intensity_g_per_kwh"] == pl.intensity_g_per_kwh
+    assert body["co2e_per_unit_g"] == pytest.approx(energy / 1000 * 1.1 * pl.intensity_g_per_kwh)
+    assert body["label"]["co2e_per_unit_g"] == label["carbon"]["co2e_per_unit_g"]["mean"]
+    # without arguments: the label's own figure
+    same = client.get(f"/v1/labels/{label['label_id']}/projection").json()
+    assert same["co2e_per_unit_g"] == pytest.approx(label["carbon"]["co2e_per_unit_g"]["mean"])
+    for params, pointer in (({"zone": "ZZ"}, "/query/zone"), ({"pue": 9}, "/query/pue")):
+        bad = client.get(f"/v1/labels/{label['label_id']}/projection", params=params)
+        assert bad.status_code == 422
+        assert bad.headers["content-type"].startswith("application/problem+json")
+        assert bad.json()["errors"][0]["pointer"] == pointer
+    # nothing was stored: the label is unchanged
+    stored = client.get(f"/v1/labels/{label['label_id']}").json()
+    assert stored["co2e_per_unit_g"] == label["carbon"]["co2e_per_unit_g"]["mean"]
+
+
+def test_the_model_page_offers_a_what_if(client: TestClient, publisher: Publisher) -> None:
+    submit(client, publisher, publisher.label(model="m", zone="FR", pue=1.2))
+    page = client.get("/models/acme/m").text
+    assert 'name="whatif_zone"' in page
+    assert "whatif-result" not in page
+    projected = client.get("/models/acme/m", params={"whatif_zone": "PL", "whatif_pue": "1.1"})
+    assert projected.status_code == 200
+    assert "Projection, not a label:" in projected.text
+    assert "in PL at PUE 1.1" in projected.text
+    bad = client.get("/models/acme/m", params={"whatif_pue": "nine"})
+    assert bad.status_code == 200
+    assert "the PUE must be a number between 1 and 5" in bad.text
+    assert "whatif-result" not in bad.text
