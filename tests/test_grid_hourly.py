@@ -17,7 +17,7 @@ from bench_runner.carbon import CarbonError, load_hourly_csv
 DATA = Path(__file__).parent / "data" / "grid"
 EM_2023 = DATA / "electricitymaps-DE-2023-07-04.csv"
 EM_2024 = DATA / "electricitymaps-PT-2024-01-01.csv"
-ENTSOE = DATA / "entsoe-py-generation-layout.csv"
+ENTSOE = DATA / "entsoe-py-generation.csv"
 
 
 def test_electricity_maps_2023_release() -> None:
@@ -49,12 +49,14 @@ def test_entsoe_generation_gives_the_carbon_free_share() -> None:
     series = grid_hourly.read_hourly_grid(ENTSOE, "DE")
     assert series.zone == "DE"
     first = series.hours[0]
-    # 2023-03-26 00:00:00+01:00 = 2023-03-25 23:00 UTC; pumped-storage consumption (440) is not
-    # generation; carbon-free: hydro pumped storage 84, nuclear 149, solar 344, wind 407 + 881
+    # 2023-03-26 00:00:00+01:00 = 2023-03-25 23:00 UTC: biomass 4200 and gas 9000 are not
+    # carbon-free; pumped storage 300, nuclear 2900, solar 0, wind 3000 + 15000 are; the 800 MW
+    # of pumping (Actual Consumption) is not generation
     assert first.hour == datetime(2023, 3, 25, 23, tzinfo=UTC)
     assert first.intensity_g_per_kwh is None
-    free = 84 + 149 + 344 + 407 + 881
-    assert first.cfe_share == pytest.approx(free / (637 + 615 + free))
+    free = 300 + 2900 + 0 + 3000 + 15000
+    assert first.cfe_share == pytest.approx(free / (4200 + 9000 + free))
+    assert len(series.hours) == 24
     # across the clock change the UTC hours stay consecutive
     steps = {(b.hour - a.hour).total_seconds() for a, b in itertools.pairwise(series.hours)}
     assert steps == {3600.0}
