@@ -61,3 +61,36 @@ def test_the_model_page_offers_a_what_if(client: TestClient, publisher: Publishe
     assert bad.status_code == 200
     assert "the PUE must be a number between 1 and 5" in bad.text
     assert "whatif-result" not in bad.text
+
+
+RANKING = "/v1/vendors"
+GROUP = {"task": "text-classification", "phase": "inference"}
+
+
+def test_the_ranking_projects_every_score_to_a_buyers_zone(
+    client: TestClient, publisher: Publisher
+) -> None:
+    submit(client, publisher, publisher.label(model="m", zone="FR"))
+    plain = client.get(RANKING, params=GROUP).json()
+    assert "projection" not in plain
+    assert "projected_co2e_g" not in plain["vendors"][0]
+    body = client.get(RANKING, params={**GROUP, "project_zone": "PL", "project_pue": 1.2}).json()
+    pl = grid.table()["PL"].intensity_g_per_kwh
+    assert body["projection"]["zone"] == "PL"
+    assert body["projection"]["intensity_g_per_kwh"] == pl
+    assert "not a label" in body["projection"]["notice"]
+    vendor = body["vendors"][0]
+    assert vendor["score_wh"] == plain["vendors"][0]["score_wh"]  # the ranking is unchanged
+    assert vendor["projected_co2e_g"] == pytest.approx(vendor["score_wh"] / 1000 * 1.2 * pl)
+    csv_text = client.get(RANKING, params={**GROUP, "project_zone": "PL", "format": "csv"}).text
+    header, first = csv_text.splitlines()[:2]
+    assert header.endswith(",projected_co2e_g")
+    assert float(first.rsplit(",", 1)[1]) == pytest.approx(vendor["score_wh"] / 1000 * pl)
+    for params, pointer in (
+        ({"project_zone": "ZZ"}, "/query/project_zone"),
+        ({"project_pue": 1.2}, "/query/project_pue"),
+        ({"project_zone": "PL", "project_pue": 7}, "/query/project_pue"),
+    ):
+        bad = client.get(RANKING, params={**GROUP, **params})
+        assert bad.status_code == 422, params
+        assert bad.json()["errors"][0]["pointer"] == pointer

@@ -25,6 +25,7 @@ from registry.services.ranking import (
     default_suite,
     ranking_page,
 )
+from schemas import grid
 from schemas.contract import load_methodology
 from schemas.suites import all_tasks, suite_spec, suite_versions, suites_offering
 
@@ -50,6 +51,16 @@ class VendorRankOut(BaseModel):
     best_grade: str | None
     worst_grade: str | None
     median_quality: float | None
+    projected_co2e_g: float | None = None
+    """With ``project_zone``: the score as CO2e in that zone (a projection, not a label's)."""
+
+
+class Projection(BaseModel):
+    zone: str
+    intensity_g_per_kwh: float
+    intensity_source: str
+    pue: float
+    notice: str
 
 
 class VendorRanking(BaseModel):
@@ -66,6 +77,8 @@ class VendorRanking(BaseModel):
     next_cursor: str | None
     """The ``cursor`` of the next page; null on the last."""
     vendors: list[VendorRankOut]
+    projection: Projection | None = None
+    """With ``project_zone``: how ``projected_co2e_g`` was computed."""
 
 
 def _quality(accept: str, media_type: str) -> tuple[float, int]:
@@ -114,14 +127,49 @@ def _as_row(vendor: VendorRank) -> dict[str, Any]:
     return {name: getattr(vendor, name) for name in FIELDS}
 
 
-def to_csv(vendors: list[VendorRank]) -> str:
+def to_csv(vendors: list[VendorRank], projection: dict[str, Any] | None = None) -> str:
+    """The rows as CSV; with a projection, a last column ``projected_co2e_g``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)  # RFC 4180: CRLF line ends, quotes where needed
-    writer.writerow(FIELDS)
+    writer.writerow([*FIELDS, *(["projected_co2e_g"] if projection else [])])
     for vendor in vendors:
         row = _as_row(vendor)
-        writer.writerow([neutralise(row[field]) for field in FIELDS])
+        cells = [neutralise(row[field]) for field in FIELDS]
+        if projection:
+            cells.append(neutralise(_projected(vendor, projection)))
+        writer.writerow(cells)
     return buffer.getvalue()
+
+
+def _projection(zone: str | None, pue: float | None) -> dict[str, Any] | None:
+    """How a ranking's scores become CO2e in the buyer's zone (``project_zone``): the zone's
+    yearly intensity from the bundled table, times ``project_pue`` (default 1.0: the IT energy
+    as measured, no facility overhead)."""
+    if zone is None:
+        if pue is not None:
+            raise invalid_query("project_pue", "project_pue applies with project_zone only")
+        return None
+    row = grid.country_row(zone) if zone[:2].isalpha() else None
+    if row is None:
+        raise invalid_query("project_zone", f"no yearly intensity for zone {zone!r} in the table")
+    used_pue = 1.0 if pue is None else pue
+    if not 1.0 <= used_pue <= 5.0:
+        raise invalid_query("project_pue", "project_pue must be between 1 and 5")
+    info = grid.dataset_info()
+    return {
+        "zone": zone[:2].upper() + zone[2:],
+        "intensity_g_per_kwh": row.intensity_g_per_kwh,
+        "intensity_source": f"{info.name} ({info.version}), yearly average {row.year}",
+        "pue": used_pue,
+        "notice": "a projection: each score (Wh) x PUE x the zone's intensity, as if every "
+        "vendor ran there; not a label",
+    }
+
+
+def _projected(vendor: VendorRank, projection: dict[str, Any]) -> float | None:
+    if vendor.score_wh is None:
+        return None
+    return vendor.score_wh / 1000.0 * projection["pue"] * projection["intensity_g_per_kwh"]
 
 
 @router.get(
@@ -156,6 +204,17 @@ def vendor_ranking(
         ),
     ] = None,
     zone: Annotated[str | None, Query(max_length=64, description="electricity zone")] = None,
+    project_zone: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="project every score to CO2e as if run in this zone (yearly intensity; "
+            "adds projected_co2e_g; a projection, not a label)",
+        ),
+    ] = None,
+    project_pue: Annotated[
+        float | None, Query(description="PUE for the projection, 1 to 5 (default 1.0)")
+    ] = None,
     suite: Annotated[
         str | None,
         Query(
@@ -195,6 +254,7 @@ def vendor_ranking(
         raise invalid_query("phase", f"task {task!r} has no {phase} phase")
     if hardware is not None and hardware not in methodology["hardware_classes"]:
         raise invalid_query("hardware", "unknown hardware class")
+    projection = _projection(project_zone, project_pue)
     if suite is None:
         suite = default_suite(session, task=task, phase=phase)
     page = ranking_page(
@@ -226,9 +286,15 @@ def vendor_ranking(
         filename = f"carbonlabel-vendors-{task}-{phase}.csv"
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
         return Response(
-            to_csv(vendors), media_type=f"{CSV_MEDIA_TYPE}; charset=utf-8", headers=headers
+            to_csv(vendors, projection),
+            media_type=f"{CSV_MEDIA_TYPE}; charset=utf-8",
+            headers=headers,
         )
-    body = {
+    rows = [_as_row(v) for v in vendors]
+    if projection is not None:
+        for row, vendor in zip(rows, vendors, strict=True):
+            row["projected_co2e_g"] = _projected(vendor, projection)
+    body: dict[str, Any] = {
         "suite": suite,
         "task": task,
         "phase": phase,
@@ -239,6 +305,8 @@ def vendor_ranking(
         "score": SCORE_DESCRIPTION,
         "total": page.total,
         "next_cursor": page.next_cursor,
-        "vendors": [_as_row(v) for v in vendors],
+        "vendors": rows,
     }
+    if projection is not None:
+        body["projection"] = projection
     return Response(orjson.dumps(body), media_type="application/json", headers=headers)
