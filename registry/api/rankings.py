@@ -207,13 +207,15 @@ def vendor_ranking(
     project_zone: Annotated[
         str | None,
         Query(
-            max_length=64,
+            max_length=51,
+            pattern=r"^[A-Z]{2}(-[A-Za-z0-9_-]{1,48})?$",
             description="project every score to CO2e as if run in this zone (yearly intensity; "
             "adds projected_co2e_g; a projection, not a label)",
         ),
     ] = None,
     project_pue: Annotated[
-        float | None, Query(description="PUE for the projection, 1 to 5 (default 1.0)")
+        float | None,
+        Query(ge=1.0, le=5.0, description="PUE for the projection, 1 to 5 (default 1.0)"),
     ] = None,
     suite: Annotated[
         str | None,
