@@ -137,6 +137,7 @@ def run_attest(
     label_sha256: str | None,
     notes: str | None,
     transport: httpx.BaseTransport | None = None,
+    market: tuple[bool, str] | None = None,
 ) -> int:
     """Everything ``attest`` does (tests pass a ``transport``); raises CliError on a failure
     and on a stored attestation whose figures disagree (exit code 7)."""
@@ -147,6 +148,10 @@ def run_attest(
         raise CliError("--label-sha256 must be 64 lowercase hex digits")
     if notes is not None and len(notes) > NOTES_MAX_CHARS:
         raise CliError(f"--notes is longer than {NOTES_MAX_CHARS} characters")
+    if market is not None and not 0 < len(market[1].strip()) <= 512:
+        raise CliError(
+            "--market-agrees/--market-disagrees needs --market-evidence (1 to 512 characters)"
+        )
     if submit and not token:
         raise CliError("an auditor token is needed to submit: pass --token (or --no-submit)")
     private = _private_key(key)
@@ -173,6 +178,10 @@ def run_attest(
             digest = stored
         assert digest is not None
         predicate = predicate_from(mine, label_id=label_id, auditor=slug, notes=notes, path=figures)
+        if market is not None:
+            predicate["declarations"] = {
+                "market": {"agrees": market[0], "evidence": market[1].strip()}
+            }
         statement = build_attestation_statement(label_id, digest, predicate)
         issues = attestation_issues(statement)
         if issues:
@@ -260,6 +269,17 @@ def attest(
         ),
     ] = None,
     notes: Annotated[str | None, typer.Option(help="free text, at most 2,000 characters")] = None,
+    market: Annotated[
+        bool | None,
+        typer.Option(
+            "--market-agrees/--market-disagrees",
+            help="your check of the label's declared carbon-free supply (with --market-evidence)",
+            show_default=False,
+        ),
+    ] = None,
+    market_evidence: Annotated[
+        str | None, typer.Option(help="what you examined: contract, certificates, meter data")
+    ] = None,
 ) -> None:
     """Countersign a label you reproduced: your figures, signed, sent to the registry.
 
@@ -276,4 +296,5 @@ def attest(
         auditor=auditor,
         label_sha256=label_sha256,
         notes=notes,
+        market=None if market is None else (market, market_evidence or ""),
     )

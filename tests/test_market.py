@@ -158,3 +158,63 @@ def test_the_registry_rejects_a_market_figure_that_does_not_follow(
     assert response.status_code == 422, response.text
     assert response.json()["type"] == "urn:carbonlabel:problem:inconsistent-results"
     assert "/carbon/market/cfe_score" in response.text
+
+
+def test_an_auditor_can_check_the_declared_supply(client: TestClient, publisher: Publisher) -> None:
+    from tests.test_audit import (
+        attestation_bytes,
+        post_attestation,
+        predicate_for,
+        register_auditor,
+    )
+
+    declared = with_market(publisher.label(model="m"), [1e-6] * 4)
+    response = client.post(
+        "/v1/labels", content=publisher.envelope(declared), headers=publisher.headers
+    )
+    assert response.status_code == 201, response.text
+    view = client.get(f"/v1/labels/{declared['label_id']}").json()
+    assert view["footprint"]["operational_co2e"]["market_checked_by"] == []
+    auditor = register_auditor(client)
+    check = {"market": {"agrees": True, "evidence": "PPA contract and hourly GC statements"}}
+    body = attestation_bytes(
+        view, auditor, predicate=predicate_for(view, auditor.slug, declarations=check)
+    )
+    stored = post_attestation(client, declared["label_id"], body, auditor)
+    assert stored.status_code == 201, stored.text
+    view = client.get(f"/v1/labels/{declared['label_id']}").json()
+    assert view["footprint"]["operational_co2e"]["market_checked_by"] == [
+        {"auditor": auditor.slug, "agrees": True, "evidence": check["market"]["evidence"]}
+    ]
+    assert f"confirmed by auditor {auditor.slug}" in client.get("/models/acme/m").text
+    # a check of a supply the label does not declare is refused
+    plain = client.post(
+        "/v1/labels", content=publisher.envelope(model="plain"), headers=publisher.headers
+    )
+    plain_view = client.get(f"/v1/labels/{plain.json()['label_id']}").json()
+    body = attestation_bytes(
+        plain_view, auditor, predicate=predicate_for(plain_view, auditor.slug, declarations=check)
+    )
+    refused = post_attestation(client, plain_view["label_id"], body, auditor)
+    assert refused.status_code in (400, 409, 422), refused.text
+    assert "/predicate/declarations/market" in refused.text
+
+
+def test_attest_needs_evidence_for_a_market_check(tmp_path: Path) -> None:
+    from bench_runner.attest_cli import run_attest
+    from bench_runner.cli import CliError
+
+    with pytest.raises(CliError, match="--market-evidence"):
+        run_attest(
+            key=tmp_path / "key.pem",
+            label_id="0b7f6f8e-6c1f-4a57-9a43-3f1d2b8f6a10",
+            figures=tmp_path / "mine.json",
+            registry="http://127.0.0.1:9",
+            token=None,
+            out_path=None,
+            submit=False,
+            auditor=None,
+            label_sha256=None,
+            notes=None,
+            market=(True, " "),
+        )

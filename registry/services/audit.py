@@ -236,6 +236,13 @@ def attest(session: Session, *, auditor: Auditor, label_id: str, body: bytes) ->
         )
     if predicate["label_id"] != label.id:
         mismatches.append({"pointer": "/predicate/label_id", "message": f"must be {label.id!r}"})
+    if "market" in predicate.get("declarations", {}) and "market" not in label.predicate["carbon"]:
+        mismatches.append(
+            {
+                "pointer": "/predicate/declarations/market",
+                "message": "the label declares no carbon-free supply (carbon.market) to check",
+            }
+        )
     if mismatches:
         raise ProblemError(
             "subject-mismatch",
@@ -314,6 +321,8 @@ def _store(
     }
     if "notes" in predicate:
         figures["notes"] = predicate["notes"]
+    if "declarations" in predicate:  # checks of declared figures (carbon.market)
+        figures["declarations"] = predicate["declarations"]
     now = utcnow()
     connection = session.connection()
     logged = translog.append(

@@ -143,3 +143,20 @@ def footprint(
         "water": water_section(carbon, per),
         "quality": {**quality, "method": METHOD["quality"]},
     }
+
+
+def market_checks(attestations: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What auditors said of a label's declared carbon-free supply (their attestations'
+    ``declarations.market``): auditor, agrees, evidence, oldest first."""
+    found = []
+    for attestation in attestations:
+        check = (attestation.get("figures", {}).get("declarations") or {}).get("market")
+        if isinstance(check, Mapping):
+            found.append(
+                {
+                    "auditor": attestation.get("auditor"),
+                    "agrees": bool(check.get("agrees")),
+                    "evidence": check.get("evidence"),
+                }
+            )
+    return found

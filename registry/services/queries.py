@@ -18,7 +18,7 @@ from registry.errors import ProblemError
 from registry.models import Label, Model, PublicKey, Standing, Vendor
 from registry.services import briefs
 from registry.services.audit import attestations_view
-from registry.services.footprint import footprint
+from registry.services.footprint import footprint, market_checks
 from registry.services.peers import (  # noqa: F401  (the read side's names, for its callers)
     MIN_PEERS,
     PeerRank,
@@ -175,6 +175,9 @@ def label_detail(
     detail["footprint"] = footprint(
         label.predicate, label.functional_unit, label.measured, detail["quality"]
     )
+    operational = detail["footprint"]["operational_co2e"]
+    if operational["market_status"] == "declared":
+        operational["market_checked_by"] = market_checks(detail["attestations"])
     return detail
 
 
