@@ -94,3 +94,23 @@ def test_the_ranking_projects_every_score_to_a_buyers_zone(
         bad = client.get(RANKING, params={**GROUP, **params})
         assert bad.status_code == 422, params
         assert bad.json()["errors"][0]["pointer"] == pointer
+
+
+def test_an_hour_profile_prices_the_hours_given(client: TestClient, publisher: Publisher) -> None:
+    label = publisher.label(model="m", zone="FR", pue=1.2)
+    submit(client, publisher, label)
+    url = f"/v1/labels/{label['label_id']}/projection"
+    body = client.get(url, params={"profile": "100,200,300", "pue": 1.0}).json()
+    energy = label["results"]["energy_per_unit_wh"]["mean"]
+    # the work spread evenly over three hours: their mean, 200 g/kWh
+    assert body["intensity_g_per_kwh"] == pytest.approx(200.0)
+    assert body["co2e_per_unit_g"] == pytest.approx(energy / 1000 * 1.0 * 200.0)
+    assert "hour profile of 3 hours" in body["intensity_source"]
+    for profile in ("", "1,,2", "1,x", ",".join(["1"] * 169), "9000"):
+        bad = client.get(url, params={"profile": profile})
+        assert bad.status_code == 422, profile
+    page = client.get("/models/acme/m", params={"whatif_profile": "100,200,300"}).text
+    assert "Projection, not a label:" in page
+    assert "hour profile of 3 hours" in page
+    wrong = client.get("/models/acme/m", params={"whatif_profile": "1,x"}).text
+    assert "comma-separated numbers" in wrong

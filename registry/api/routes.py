@@ -364,20 +364,40 @@ def label_receipt(session: Session, request: Request, label: Label) -> dict[str,
     return translog.receipt(session.connection(), signer, label.log_index)
 
 
+ZONE_PATTERN = r"^[A-Z]{2}(-[A-Za-z0-9_-]{1,48})?$"
+"""A zone as labels write it (the label schema's ``carbon.zone``)."""
+
+
 @router.get("/labels/{label_id}/projection", responses={**JSON_OBJECT, **problems(404, 422)})
 def get_projection(
     label_id: LabelIdPath,
     session: SessionDep,
     zone: Annotated[
         str | None,
-        Query(max_length=64, description="ISO 3166-1 alpha-2 zone (default: the label's)"),
+        Query(
+            max_length=51,
+            pattern=ZONE_PATTERN,
+            description="ISO 3166-1 alpha-2 zone, optionally -region (default: the label's)",
+        ),
     ] = None,
-    pue: Annotated[float | None, Query(description="PUE, 1 to 5 (default: the label's)")] = None,
+    pue: Annotated[
+        float | None, Query(ge=1.0, le=5.0, description="PUE, 1 to 5 (default: the label's)")
+    ] = None,
+    profile: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            pattern=r"^[0-9.eE+-]+(,[0-9.eE+-]+){0,167}$",
+            description="an hour profile: comma-separated g CO2e/kWh, one per hour the work "
+            "runs (1 to 168); its mean replaces the zone's yearly intensity",
+        ),
+    ] = None,
 ) -> Response:
-    """What if: the label's measured energy under another zone's yearly intensity or another
-    PUE. A projection, never a label (not signed, stored, graded or ranked)."""
+    """What if: the label's measured energy under another zone's yearly intensity, another PUE
+    or an hour profile. A projection, never a label (not signed, stored, graded or ranked)."""
     label, _, _ = queries.get_label(session, label_id)
-    return json_response(projection.project(label.predicate, zone, pue))
+    hours = projection.parse_profile(profile)
+    return json_response(projection.project(label.predicate, zone, pue, hours))
 
 
 @router.get(

@@ -143,7 +143,7 @@ def model_page(
         if exc.kind != "not-found":
             raise
         return not_found(request, f"There is no model {vendor}/{model} in this registry.")
-    whatif_zone, whatif_pue, whatif_error = _whatif_query(request)
+    whatif_zone, whatif_pue, whatif_profile, whatif_error = _whatif_query(request)
     rows = all_labels(
         session, queries.LabelFilters(vendor=vendor, model=f"{vendor}/{model}"), cap=1000
     )
@@ -205,7 +205,9 @@ def model_page(
                 nodes=node_views(hardware),
                 bias=bias_view(detail["grade"]),
                 accelerator_count=_count(hardware.get("accelerator", {}).get("count")),
-                whatif=_whatif(predicate, whatif_zone, whatif_pue) if not whatif_error else None,
+                whatif=None
+                if whatif_error
+                else _whatif(predicate, whatif_zone, whatif_pue, whatif_profile),
             )
         )
     vendor_slug, _, model_name = view["model"].partition("/")
@@ -231,28 +233,41 @@ def model_page(
             "whatif_zones": grid.zones(),
             "whatif_zone": whatif_zone or "",
             "whatif_pue": "" if whatif_pue is None else f"{whatif_pue:g}",
+            "whatif_profile": request.query_params.get("whatif_profile", "")[:2000],
             "whatif_error": whatif_error,
         },
     )
 
 
-def _whatif_query(request: Request) -> tuple[str | None, float | None, str | None]:
-    """``whatif_zone`` and ``whatif_pue`` from the query (empty: the label's), or what is wrong
-    with them (shown on the page: a projection is an aside, never a reason to fail the page)."""
+def _whatif_query(
+    request: Request,
+) -> tuple[str | None, float | None, list[float] | None, str | None]:
+    """``whatif_zone``, ``whatif_pue`` and ``whatif_profile`` from the query (empty: the
+    label's), or what is wrong with them (shown on the page: a projection is an aside, never a
+    reason to fail the page)."""
     zone = request.query_params.get("whatif_zone", "").strip()[:64] or None
     text = request.query_params.get("whatif_pue", "").strip()[:16]
     try:
         pue = float(text) if text else None
     except ValueError:
-        return zone, None, "the PUE must be a number between 1 and 5"
+        return zone, None, None, "the PUE must be a number between 1 and 5"
     if pue is not None and not (projection.MIN_PUE <= pue <= projection.MAX_PUE):
-        return zone, None, "the PUE must be a number between 1 and 5"
+        return zone, None, None, "the PUE must be a number between 1 and 5"
     if zone is not None and grid.country_row(zone) is None:
-        return None, pue, f"no yearly intensity for the zone {zone!r}"
-    return zone, pue, None
+        return None, pue, None, f"no yearly intensity for the zone {zone!r}"
+    try:
+        profile = projection.parse_profile(request.query_params.get("whatif_profile", "")[:2000])
+    except ProblemError as exc:
+        return zone, pue, None, str(exc.extensions["errors"][0]["message"])
+    return zone, pue, profile, None
 
 
 def _whatif(
-    predicate: Mapping[str, Any], zone: str | None, pue: float | None
+    predicate: Mapping[str, Any],
+    zone: str | None,
+    pue: float | None,
+    profile: list[float] | None,
 ) -> Mapping[str, Any] | None:
-    return None if zone is None and pue is None else projection.project(predicate, zone, pue)
+    if zone is None and pue is None and profile is None:
+        return None
+    return projection.project(predicate, zone, pue, profile)

@@ -1,9 +1,11 @@
-"""What if: a stored label's measured energy under another zone or PUE, computed by the registry.
+"""What if: a stored label's measured energy under another zone, PUE or hour profile, computed by
+the registry.
 A projection is never a label: it is not signed, stored, graded or ranked, and every answer says
 so. The zone's intensity is the yearly country average of the bundled table (``schemas.grid``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +13,10 @@ from registry.errors import ProblemError
 from schemas import grid
 
 MIN_PUE, MAX_PUE = 1.0, 5.0
-NOTICE = "a projection, not a label: the measured energy under another zone or PUE, not signed"
+NOTICE = (
+    "a projection, not a label: the measured energy under another zone, PUE or hour profile, "
+    "not signed"
+)
 
 
 def _invalid(parameter: str, message: str) -> ProblemError:
@@ -22,23 +27,50 @@ def _invalid(parameter: str, message: str) -> ProblemError:
     )
 
 
-def project(doc: Mapping[str, Any], zone: str | None, pue: float | None) -> dict[str, Any]:
-    """The label's energy per functional unit x PUE x the zone's yearly intensity, beside the
-    label's own figure (``zone`` / ``pue`` None: the label's)."""
+MAX_PROFILE_HOURS = 168
+
+
+def parse_profile(text: str | None) -> list[float] | None:
+    """An hour profile: comma-separated g CO2e/kWh, one per hour the work runs (1 to 168)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise _invalid("profile", "an hour profile is comma-separated numbers (g/kWh)") from None
+    if not 1 <= len(values) <= MAX_PROFILE_HOURS:
+        raise _invalid("profile", f"an hour profile has 1 to {MAX_PROFILE_HOURS} hours")
+    if not all(0 <= v <= 5000 for v in values):  # also refuses nan and inf
+        raise _invalid("profile", "every hour's intensity is between 0 and 5000 g/kWh")
+    return values
+
+
+def project(
+    doc: Mapping[str, Any],
+    zone: str | None,
+    pue: float | None,
+    profile: list[float] | None = None,
+) -> dict[str, Any]:
+    """The label's energy per functional unit x PUE x an intensity, beside the label's own
+    figure: the hour profile's mean when one is given (the work spread evenly over those hours),
+    else the zone's yearly intensity (``zone`` / ``pue`` None: the label's)."""
     carbon = doc["carbon"]
     if pue is not None and not MIN_PUE <= pue <= MAX_PUE:
         raise _invalid("pue", f"pue must be between {MIN_PUE:g} and {MAX_PUE:g}")
     used_pue = float(carbon["pue"]) if pue is None else pue
-    if zone is None:
-        used_zone, intensity, year = str(carbon["zone"]), float(carbon["intensity_g_per_kwh"]), None
+    if profile is not None:
+        used_zone, intensity = zone or str(carbon["zone"]), math.fsum(profile) / len(profile)
+        source = f"the mean of an hour profile of {len(profile)} hours, given with the request"
+    elif zone is None:
+        used_zone, intensity = str(carbon["zone"]), float(carbon["intensity_g_per_kwh"])
         source = "the label's own intensity"
     else:
         row = grid.country_row(zone) if len(zone) >= 2 and zone[:2].isalpha() else None
         if row is None:
             raise _invalid("zone", f"no yearly intensity for zone {zone[:64]!r} in the table")
-        used_zone, intensity, year = zone[:2].upper() + zone[2:], row.intensity_g_per_kwh, row.year
+        used_zone, intensity = zone[:2].upper() + zone[2:], row.intensity_g_per_kwh
         info = grid.dataset_info()
-        source = f"{info.name} ({info.version}), yearly average {year}"
+        source = f"{info.name} ({info.version}), yearly average {row.year}"
     energy_wh = float(doc["results"]["energy_per_unit_wh"]["mean"])
     return {
         "projection": True,
