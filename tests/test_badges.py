@@ -623,9 +623,13 @@ def test_card_route_shows_the_label(client: TestClient, publisher: Publisher) ->
     assert "better than 80% of 5 current peers" in other_text
     assert "NVIDIA H100 80GB HBM3" in text
     assert f"key {publisher.keyid[:12]}" in text
-    link = root.find(f".//{SVG_NS}a")
-    assert link is not None
-    assert link.get("href") == f"{AUDIENCE}/v1/labels/{result['label_id']}"
+    links = root.findall(f".//{SVG_NS}a")  # the sections' methods, then the label
+    assert links
+    assert links[-1].get("href") == f"{AUDIENCE}/v1/labels/{result['label_id']}"
+    assert {a.get("href") for a in links[:-1]} <= {
+        f"{AUDIENCE}/methodology#{s}"
+        for s in ("protocol", "carbon", "embodied", "total", "water", "quality")
+    }
 
 
 def test_openapi_documents_the_badge_routes(client: TestClient) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import Publisher
+from tests.helpers import AUDIENCE, Publisher
 
 
 def submit(client: TestClient, publisher: Publisher, label: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +108,9 @@ def test_the_model_page_and_card_show_the_figures(client: TestClient, publisher:
     assert 'class="muted footprint-energy">gross; dynamic' in page
     card = client.get("/label/acme/m.svg").text
     assert "dynamic (above idle)" in card
+    # each section's title links to its method when the card is opened on its own
+    for section in ("protocol", "carbon", "embodied", "total", "water", "quality"):
+        assert f'<a href="{AUDIENCE}/methodology#{section}">' in card, section
     assert "Total CO₂e per 1k inferences" in card
     assert " mL</text>" in card
     assert embodied > 0

@@ -222,6 +222,7 @@ def model_card_facts(
         percentile=rank.shown if rank is not None else None,
         peers=rank.peers if rank is not None else None,
         url=f"{base_url}/v1/labels/{label.id}",
+        method_url=f"{base_url}/methodology",
         verified_by=tuple(verified_by),
     )
 
@@ -249,6 +250,7 @@ def card_facts(
     percentile: float | None,
     url: str,
     verified_by: tuple[str, ...] = (),
+    method_url: str = "",
     peers: int | None = None,
 ) -> badges.CardFacts:
     """The card's facts: typed columns first, the rest from the stored (validated) label."""
@@ -294,6 +296,7 @@ def card_facts(
         key_status=key_status,
         standing=standing,
         url=url,
+        method_url=method_url,
         tier=_tier(label.tier),
         verified_by=verified_by,
         suite=label.suite,

@@ -82,6 +82,9 @@ class CardFacts:
     key_status: str | None = None
     standing: Standing = "ok"
     url: str = ""
+    method_url: str = ""
+    """The methodology page (``{public_url}/methodology``): each section's title links to its
+    part of it when the card is opened on its own."""
     tier: Tier = "self-reported"
     verified_by: Sequence[str] = field(default_factory=tuple)
     """Display names of the auditors whose reproduced figures agree with the label's."""
@@ -201,7 +204,12 @@ def render_card(facts: CardFacts) -> str:
 
     # Energy
     card.y += 18
-    card.row(f"Energy per {per}", f"{format_figure(facts.energy_mean_wh)} Wh", bold=True)
+    card.row(
+        f"Energy per {per}",
+        f"{format_figure(facts.energy_mean_wh)} Wh",
+        bold=True,
+        href=_method(facts, "protocol"),
+    )
     card.y += 16
     low = facts.energy_ci95_low_wh
     interval = (
@@ -230,7 +238,12 @@ def render_card(facts: CardFacts) -> str:
 
     # Carbon
     card.y += 18
-    card.row(f"{CO2E} per {per}", f"{format_figure(facts.co2e_mean_g)} g", bold=True)
+    card.row(
+        f"{CO2E} per {per}",
+        f"{format_figure(facts.co2e_mean_g)} g",
+        bold=True,
+        href=_method(facts, "carbon"),
+    )
     card.y += 16
     carbon = [f"zone {facts.zone}"]
     if facts.pue is not None:
@@ -318,6 +331,10 @@ _NOT_SHOWN = {
 }
 
 
+def _method(facts: CardFacts, section: str) -> str:
+    return f"{facts.method_url}#{section}" if facts.method_url else ""
+
+
 def _figure_or_why(value: float | None, status: str, unit: str, scale: float = 1.0) -> str:
     if value is None:
         return _NOT_SHOWN.get(status, status)
@@ -333,14 +350,20 @@ def _footprint_rows(card: Canvas, facts: CardFacts, per: str) -> None:
         card.row("market-based (declared)", market, size=11)
     card.y += 16
     embodied = _figure_or_why(facts.embodied_g, facts.embodied_status, "g")
-    card.row(f"+ embodied {CO2E} (estimate)", embodied, size=11)
+    card.row(f"+ embodied {CO2E} (estimate)", embodied, size=11, href=_method(facts, "embodied"))
     if facts.embodied_g is not None:
         card.y += 16
         total = format_figure(facts.co2e_mean_g + facts.embodied_g)
-        card.row(f"Total {CO2E} per {per}", f"{total} g", size=11, bold=True)
+        card.row(
+            f"Total {CO2E} per {per}",
+            f"{total} g",
+            size=11,
+            bold=True,
+            href=_method(facts, "total"),
+        )
     card.y += 16
     water = _figure_or_why(facts.water_l, facts.water_status, "mL", scale=1000.0)
-    card.row(f"Water per {per}", water, size=11)
+    card.row(f"Water per {per}", water, size=11, href=_method(facts, "water"))
 
 
 def _basis_text(facts: CardFacts) -> str:
@@ -382,16 +405,21 @@ def _quality_section(card: Canvas, facts: CardFacts) -> None:
     declared figures, each flagged "declared"."""
     card.y += 18
     if facts.quality_status == "measured":
-        card.row(metric_name(facts.quality_metric), format_share(facts.quality_value), bold=True)
+        card.row(
+            metric_name(facts.quality_metric),
+            format_share(facts.quality_value),
+            bold=True,
+            href=_method(facts, "quality"),
+        )
         card.y += 16
         items = f" on {facts.quality_items} items" if facts.quality_items else ""
         card.text(PAD, f"quality measured in the same run{items}", size=11, fill=MUTED)
     elif facts.quality_status == "unavailable":
-        card.row("Quality", UNAVAILABLE, bold=True)
+        card.row("Quality", UNAVAILABLE, bold=True, href=_method(facts, "quality"))
         card.y += 16
         card.text(PAD, short_reason(facts.quality_reason), size=11, fill=MUTED)
     else:
-        card.row("Quality", NOT_REPORTED, bold=True)
+        card.row("Quality", NOT_REPORTED, bold=True, href=_method(facts, "quality"))
     for figure in facts.declared[:2]:
         card.y += 16
         card.text(PAD, f"declared: {figure.text}", size=11, fill=MUTED)

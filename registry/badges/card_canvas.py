@@ -66,9 +66,14 @@ class Canvas:
         )
         self.y += thickness
 
-    def row(self, left: str, right: str, *, size: float = 12, bold: bool = False) -> None:
-        """A line with ``left`` at the left margin and ``right`` flush right."""
+    def row(
+        self, left: str, right: str, *, size: float = 12, bold: bool = False, href: str = ""
+    ) -> None:
+        """A line with ``left`` at the left margin (a link to ``href`` when given, e.g. the
+        method of the figure) and ``right`` flush right."""
         used = self.text(PAD, left, size=size, bold=bold, max_px=CARD_WIDTH * 0.55)
+        if href:
+            self.parts[-1] = el("a", [("href", clean_text(href))], self.parts[-1])
         room = CARD_WIDTH - 2 * PAD - used - 10
         self.text(CARD_WIDTH - PAD, right, size=size, bold=bold, anchor="end", max_px=room)
 
