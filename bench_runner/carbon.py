@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: Same pattern as ``carbon.zone`` in ``schemas/label.schema.json``.
-ZONE_PATTERN = re.compile(r"^[A-Z]{2}(-[A-Za-z0-9_-]{1,48})?$")
+ZONE_PATTERN = re.compile(grid.ZONE_PATTERN)
 MAX_INTENSITY_G_PER_KWH = 5000.0
 
 #: PUE assumed for a data centre whose own figure is unknown: the industry-wide average annual PUE

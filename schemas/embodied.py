@@ -119,10 +119,10 @@ def issues(label: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     stated = label["carbon"].get("embodied")
     if not isinstance(stated, Mapping):
         return []
-    table = stated.get("table", {})
-    version = str(table.get("version"))
-    if table.get("name") != TABLE.name() or TABLE.version(version) is None:
-        return [("/carbon/embodied/table", dict(table), {"name": TABLE.name(), "known": True})]
+    unknown = TABLE.reference_issues(stated.get("table"), "/carbon/embodied/table")
+    if unknown:
+        return unknown
+    version = str(stated["table"]["version"])
     expected = block(label, version, 0.0)
     out: list[tuple[str, Any, Any]] = []
     if stated.get("status") != expected["status"]:

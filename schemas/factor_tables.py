@@ -37,3 +37,11 @@ class FactorTable:
         if found is None:
             raise ValueError(f"{self.name()} version {version!r} is not known to this build")
         return found
+
+    def reference_issues(self, stated: Any, pointer: str) -> list[tuple[str, Any, Any]]:
+        """A label's reference to this table (``{"name", "version"}``) that names another table
+        or a version this build does not know: one (pointer, stated, expected) issue."""
+        table = stated if isinstance(stated, Mapping) else {}
+        if table.get("name") == self.name() and self.version(str(table.get("version"))):
+            return []
+        return [(pointer, dict(table), {"name": self.name(), "known": True})]

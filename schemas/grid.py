@@ -10,6 +10,10 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 
+ZONE_PATTERN = r"^[A-Z]{2}(-[A-Za-z0-9_-]{1,48})?$"
+"""A zone as labels write it (the label schema's ``carbon.zone``): ISO 3166-1 alpha-2, optionally
+``-region``."""
+
 _TABLE = ("data", "grid_intensity.csv")
 _META = ("data", "grid_intensity.meta.json")
 

@@ -83,12 +83,18 @@ def _settling(label: Mapping[str, Any]) -> _Settling:
     return _Settling(settle_s, {n: j / idle_s for n, j in idle_j.items()} if idle_s > 0 else {})
 
 
-def _trial_energy(trial: Mapping[str, Any], settling: _Settling) -> tuple[dict[str, float], float]:
-    """A trial's energy per component (J) and its working time (s): the window less its settling
-    tail, and each component's energy less its idle power over that tail."""
+def _working_s(trial: Mapping[str, Any], settling: _Settling) -> float:
+    """A trial's working time (s): its window less the settling tail."""
     window_s = float(trial["t_end_s"]) - float(trial["t_start_s"]) - settling.settle_s
     if window_s <= 0:
         raise ValueError(f"trial {trial['index']} has a working time of {window_s} s")
+    return window_s
+
+
+def _trial_energy(trial: Mapping[str, Any], settling: _Settling) -> tuple[dict[str, float], float]:
+    """A trial's energy per component (J) and its working time (s): the window less its settling
+    tail, and each component's energy less its idle power over that tail."""
+    window_s = _working_s(trial, settling)
     by_component = _window_energy_by_component(trial)
     if settling.settle_s:
         by_component = {
@@ -283,7 +289,7 @@ def work_time_per_unit_s(label: Mapping[str, Any]) -> float:
     units_per_fu = units_per_functional_unit_for(label)
     settling = _settling(label)
     times = [
-        _trial_energy(trial, settling)[1] * units_per_fu / float(trial["units"])
+        _working_s(trial, settling) * units_per_fu / float(trial["units"])
         for trial in headline_trials(label)
     ]
     return math.fsum(times) / len(times)

@@ -117,10 +117,10 @@ def issues(label: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     stated = label["carbon"].get("water")
     if not isinstance(stated, Mapping):
         return []
-    table = stated.get("table", {})
-    version = str(table.get("version"))
-    if table.get("name") != TABLE.name() or TABLE.version(version) is None:
-        return [("/carbon/water/table", dict(table), {"name": TABLE.name(), "known": True})]
+    unknown = TABLE.reference_issues(stated.get("table"), "/carbon/water/table")
+    if unknown:
+        return unknown
+    version = str(stated["table"]["version"])
     offsite = stated.get("offsite", {})
     zone = str(label["carbon"]["zone"])
     if offsite.get("zone") != zone:

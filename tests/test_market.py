@@ -19,7 +19,7 @@ from schemas import check_results, market, validate_label
 from schemas.results import component_energy_j
 from schemas.synthetic import make_label
 from tests.helpers import Publisher
-from tests.runner.test_bench_e2e import QUICK, carbonlabel
+from tests.runner.test_bench_e2e import QUICK, REFERENCE_BENCH, carbonlabel
 
 T0 = datetime(2026, 6, 1, 10, tzinfo=UTC)
 
@@ -119,8 +119,7 @@ def test_bench_declares_it_and_the_registry_shows_it(
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     rows = [f"{(hour + timedelta(hours=h)).isoformat()},0.6" for h in range(-1, 3)]
     (tmp_path / "supply.csv").write_text("hour,cfe_share\n" + "\n".join(rows) + "\n")
-    args = ["bench", "--task", "text-classification", "--model-id", "acme/reference"]
-    args += ["--key", "key.pem", "--registry", "http://127.0.0.1:9", *QUICK]
+    args = [*REFERENCE_BENCH, "--registry", "http://127.0.0.1:9", *QUICK]
     done = carbonlabel(*args, "--cfe-supply", "supply.csv", "--cfe-source", "PPA", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     doc = json.loads(next(tmp_path.glob("*.label.json")).read_text())

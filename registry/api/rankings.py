@@ -18,6 +18,7 @@ from registry.api.routes import (
     invalid_query,
     problems,
 )
+from registry.services import projection
 from registry.services.ranking import (
     FIELDS,
     SCORE_DESCRIPTION,
@@ -25,7 +26,6 @@ from registry.services.ranking import (
     default_suite,
     ranking_page,
 )
-from schemas import grid
 from schemas.contract import load_methodology
 from schemas.suites import all_tasks, suite_spec, suite_versions, suites_offering
 
@@ -149,18 +149,12 @@ def _projection(zone: str | None, pue: float | None) -> dict[str, Any] | None:
         if pue is not None:
             raise invalid_query("project_pue", "project_pue applies with project_zone only")
         return None
-    row = grid.country_row(zone) if zone[:2].isalpha() else None
-    if row is None:
-        raise invalid_query("project_zone", f"no yearly intensity for zone {zone!r} in the table")
-    used_pue = 1.0 if pue is None else pue
-    if not 1.0 <= used_pue <= 5.0:
-        raise invalid_query("project_pue", "project_pue must be between 1 and 5")
-    info = grid.dataset_info()
+    shown, intensity, source = projection.zone_intensity(zone, "project_zone")
     return {
-        "zone": zone[:2].upper() + zone[2:],
-        "intensity_g_per_kwh": row.intensity_g_per_kwh,
-        "intensity_source": f"{info.name} ({info.version}), yearly average {row.year}",
-        "pue": used_pue,
+        "zone": shown,
+        "intensity_g_per_kwh": intensity,
+        "intensity_source": source,
+        "pue": 1.0 if pue is None else projection.checked_pue(pue, "project_pue"),
         "notice": "a projection: each score (Wh) x PUE x the zone's intensity, as if every "
         "vendor ran there; not a label",
     }

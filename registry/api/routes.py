@@ -26,6 +26,7 @@ from registry.services import keys as key_service
 from registry.services import projection, queries, translog
 from registry.services import vendors as vendor_service
 from registry.services.ingest import ingest
+from schemas import grid
 from schemas.suites import suite_spec, suite_versions
 
 
@@ -364,10 +365,6 @@ def label_receipt(session: Session, request: Request, label: Label) -> dict[str,
     return translog.receipt(session.connection(), signer, label.log_index)
 
 
-ZONE_PATTERN = r"^[A-Z]{2}(-[A-Za-z0-9_-]{1,48})?$"
-"""A zone as labels write it (the label schema's ``carbon.zone``)."""
-
-
 @router.get("/labels/{label_id}/projection", responses={**JSON_OBJECT, **problems(404, 422)})
 def get_projection(
     label_id: LabelIdPath,
@@ -376,7 +373,7 @@ def get_projection(
         str | None,
         Query(
             max_length=51,
-            pattern=ZONE_PATTERN,
+            pattern=grid.ZONE_PATTERN,
             description="ISO 3166-1 alpha-2 zone, optionally -region (default: the label's)",
         ),
     ] = None,

@@ -251,14 +251,14 @@ def _whatif_query(
         pue = float(text) if text else None
     except ValueError:
         return zone, None, None, "the PUE must be a number between 1 and 5"
-    if pue is not None and not (projection.MIN_PUE <= pue <= projection.MAX_PUE):
-        return zone, None, None, "the PUE must be a number between 1 and 5"
-    if zone is not None and grid.country_row(zone) is None:
-        return None, pue, None, f"no yearly intensity for the zone {zone!r}"
-    try:
+    try:  # the projection's own checks, once for every label of the page
+        if pue is not None:
+            projection.checked_pue(pue, "PUE")
+        if zone is not None:
+            projection.zone_intensity(zone, "zone")
         profile = projection.parse_profile(request.query_params.get("whatif_profile", "")[:2000])
     except ProblemError as exc:
-        return zone, pue, None, str(exc.extensions["errors"][0]["message"])
+        return None, None, None, str(exc.extensions["errors"][0]["message"])
     return zone, pue, profile, None
 
 

@@ -30,6 +30,24 @@ def _invalid(parameter: str, message: str) -> ProblemError:
 MAX_PROFILE_HOURS = 168
 
 
+def checked_pue(pue: float, parameter: str) -> float:
+    if not MIN_PUE <= pue <= MAX_PUE:
+        raise _invalid(parameter, f"{parameter} must be between {MIN_PUE:g} and {MAX_PUE:g}")
+    return pue
+
+
+def zone_intensity(zone: str, parameter: str) -> tuple[str, float, str]:
+    """A zone's yearly intensity from the bundled table, with where it comes from (a region
+    takes its country's): (zone, g CO2e/kWh, source). An unknown zone is a 422 naming
+    ``parameter``."""
+    row = grid.country_row(zone) if len(zone) >= 2 and zone[:2].isalpha() else None
+    if row is None:
+        raise _invalid(parameter, f"no yearly intensity for zone {zone[:64]!r} in the table")
+    info = grid.dataset_info()
+    source = f"{info.name} ({info.version}), yearly average {row.year}"
+    return zone[:2].upper() + zone[2:], row.intensity_g_per_kwh, source
+
+
 def parse_profile(text: str | None) -> list[float] | None:
     """An hour profile: comma-separated g CO2e/kWh, one per hour the work runs (1 to 168)."""
     if text is None or not text.strip():
@@ -55,9 +73,7 @@ def project(
     figure: the hour profile's mean when one is given (the work spread evenly over those hours),
     else the zone's yearly intensity (``zone`` / ``pue`` None: the label's)."""
     carbon = doc["carbon"]
-    if pue is not None and not MIN_PUE <= pue <= MAX_PUE:
-        raise _invalid("pue", f"pue must be between {MIN_PUE:g} and {MAX_PUE:g}")
-    used_pue = float(carbon["pue"]) if pue is None else pue
+    used_pue = float(carbon["pue"]) if pue is None else checked_pue(pue, "pue")
     if profile is not None:
         used_zone, intensity = zone or str(carbon["zone"]), math.fsum(profile) / len(profile)
         source = f"the mean of an hour profile of {len(profile)} hours, given with the request"
@@ -65,12 +81,7 @@ def project(
         used_zone, intensity = str(carbon["zone"]), float(carbon["intensity_g_per_kwh"])
         source = "the label's own intensity"
     else:
-        row = grid.country_row(zone) if len(zone) >= 2 and zone[:2].isalpha() else None
-        if row is None:
-            raise _invalid("zone", f"no yearly intensity for zone {zone[:64]!r} in the table")
-        used_zone, intensity = zone[:2].upper() + zone[2:], row.intensity_g_per_kwh
-        info = grid.dataset_info()
-        source = f"{info.name} ({info.version}), yearly average {row.year}"
+        used_zone, intensity, source = zone_intensity(zone, "zone")
     energy_wh = float(doc["results"]["energy_per_unit_wh"]["mean"])
     return {
         "projection": True,

@@ -28,6 +28,16 @@ from schemas.verify import VerifyExit, verify_envelope_bytes
 from tests.helpers import ADMIN_TOKEN
 from tests.server import running_server
 
+REFERENCE_BENCH = [
+    "bench",
+    "--task",
+    "text-classification",
+    "--model-id",
+    "acme/reference",
+    "--key",
+    "key.pem",
+]
+"""``bench`` of the built-in text-classification reference model, signed with ``key.pem``."""
 QUICK = [
     "--trials",
     "2",
@@ -128,13 +138,7 @@ def test_bench_submits_to_a_running_registry(tmp_path: Path) -> None:
             == 0
         )
         result = carbonlabel(
-            "bench",
-            "--task",
-            "text-classification",
-            "--model-id",
-            "acme/reference",
-            "--key",
-            "key.pem",
+            *REFERENCE_BENCH,
             "--submit",
             base,
             *QUICK,
@@ -154,13 +158,7 @@ def test_bench_keeps_the_envelope_when_the_registry_is_down(tmp_path: Path) -> N
     keyid = keyid_for(load_private_key(tmp_path / "key.pem").public_key())
     with _failing_registry(keyid) as down:  # its checks pass, then it fails every submission
         result = carbonlabel(
-            "bench",
-            "--task",
-            "text-classification",
-            "--model-id",
-            "acme/reference",
-            "--key",
-            "key.pem",
+            *REFERENCE_BENCH,
             "--submit",
             down,
             *QUICK,
@@ -223,13 +221,7 @@ def test_bench_with_hourly_intensities(tmp_path: Path) -> None:
     rows = [f"{(hour + timedelta(hours=h)).isoformat()},{100.0 * (h + 3)}" for h in range(-1, 3)]
     (tmp_path / "hourly.csv").write_text("timestamp,intensity_g_per_kwh\n" + "\n".join(rows) + "\n")
     result = carbonlabel(
-        "bench",
-        "--task",
-        "text-classification",
-        "--model-id",
-        "acme/reference",
-        "--key",
-        "key.pem",
+        *REFERENCE_BENCH,
         "--registry",
         "http://127.0.0.1:9",
         "--hourly",
@@ -253,13 +245,7 @@ def test_bench_with_hourly_intensities(tmp_path: Path) -> None:
         <= energy_kwh * 1.2 * max(used) * 1.01
     )
     bad = carbonlabel(
-        "bench",
-        "--task",
-        "text-classification",
-        "--model-id",
-        "acme/reference",
-        "--key",
-        "key.pem",
+        *REFERENCE_BENCH,
         "--registry",
         "http://127.0.0.1:9",
         "--hourly",
