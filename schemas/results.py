@@ -6,7 +6,6 @@ The stated figures must equal the recomputed ones within the methodology's toler
 
 from __future__ import annotations
 
-import itertools
 import math
 import statistics
 from collections.abc import Iterator, Mapping
@@ -17,6 +16,14 @@ from schemas import embodied, market, water
 from schemas.contract import load_methodology
 from schemas.stats import summarize
 from schemas.suites import units_per_functional_unit_for
+from schemas.window_energy import (
+    Settling,
+    component_energy_j,
+    settling_of,
+    trial_energy,
+    window_energy_by_component,
+    working_s,
+)
 
 J_PER_WH = 3600.0
 
@@ -30,80 +37,6 @@ class ResultMismatch:
     recomputed: Any
 
 
-def component_energy_j(component: Mapping[str, Any], t_start_s: float, t_end_s: float) -> float:
-    """Energy of one component over a window: a counter delta or a trapezoid integral."""
-    if "counter_start_j" in component:
-        if component.get("resets"):
-            # the counter was reset inside the window: the start and end no longer tell the
-            # energy; the meter summed it over its polls
-            return float(component["energy_j"])
-        delta = float(component["counter_end_j"]) - float(component["counter_start_j"])
-        if delta < 0:
-            span = component.get("counter_range_j")
-            if not span:
-                raise ValueError("energy counter went backwards and no counter_range_j is given")
-            delta += float(span)
-        return delta
-    samples = component["samples"]
-    energy = 0.0
-    for (t0, p0), (t1, p1) in itertools.pairwise(samples):
-        dt = float(t1) - float(t0)
-        if dt < 0:
-            raise ValueError("power samples are not in time order")
-        energy += dt * (float(p0) + float(p1)) / 2.0
-    return energy
-
-
-def _window_energy_by_component(window: Mapping[str, Any]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    t0, t1 = float(window["t_start_s"]), float(window["t_end_s"])
-    for component in window["components"]:
-        name = component["name"]
-        out[name] = out.get(name, 0.0) + component_energy_j(component, t0, t1)
-    return out
-
-
-@dataclass(frozen=True)
-class _Settling:
-    """The settling tail of every trial window (``measurement.settle_s``: the end edge is read
-    that long after the window's last step, so a lagging meter's reading of the work lands in the
-    window) and each component's idle power, to take the tail's idle energy back out."""
-
-    settle_s: float
-    idle_w: dict[str, float]
-
-
-def _settling(label: Mapping[str, Any]) -> _Settling:
-    settle_s = float(label.get("measurement", {}).get("settle_s") or 0.0)
-    if settle_s <= 0:
-        return _Settling(0.0, {})
-    idle = label["traces"]["idle"]
-    idle_s = float(idle["t_end_s"]) - float(idle["t_start_s"])
-    idle_j = _window_energy_by_component(idle)
-    return _Settling(settle_s, {n: j / idle_s for n, j in idle_j.items()} if idle_s > 0 else {})
-
-
-def _working_s(trial: Mapping[str, Any], settling: _Settling) -> float:
-    """A trial's working time (s): its window less the settling tail."""
-    window_s = float(trial["t_end_s"]) - float(trial["t_start_s"]) - settling.settle_s
-    if window_s <= 0:
-        raise ValueError(f"trial {trial['index']} has a working time of {window_s} s")
-    return window_s
-
-
-def _trial_energy(trial: Mapping[str, Any], settling: _Settling) -> tuple[dict[str, float], float]:
-    """A trial's energy per component (J) and its working time (s): the window less its settling
-    tail, and each component's energy less its idle power over that tail."""
-    window_s = _working_s(trial, settling)
-    by_component = _window_energy_by_component(trial)
-    if settling.settle_s:
-        by_component = {
-            name: energy_j - settling.idle_w.get(name, 0.0) * settling.settle_s
-            for name, energy_j in by_component.items()
-        }
-    return by_component, window_s
-
-
 def units_per_functional_unit(phase: str) -> float:
     """Suite 1: inferences (inference: 1,000) or steps (training: 1) in one functional unit.
     For any suite, ``schemas.suites.units_per_functional_unit_for(label)``."""
@@ -115,10 +48,10 @@ def per_trial_component_wh(label: Mapping[str, Any]) -> dict[str, list[float]]:
     """Each component's energy per functional unit (Wh), one value per trial."""
     units_per_fu = units_per_functional_unit_for(label)
     out: dict[str, list[float]] = {}
-    settling = _settling(label)
+    settling = settling_of(label)
     for trial in headline_trials(label):
         scale = units_per_fu / float(trial["units"]) / J_PER_WH
-        for name, energy_j in _trial_energy(trial, settling)[0].items():
+        for name, energy_j in trial_energy(trial, settling)[0].items():
             out.setdefault(name, []).append(energy_j * scale)
     return out
 
@@ -168,7 +101,7 @@ def serving_results(label: Mapping[str, Any]) -> dict[str, Any]:
     if stray:
         raise ValueError(f"trials at concurrency {sorted(map(str, stray))} not declared")
     units_per_fu = units_per_functional_unit_for(label)
-    settling = _settling(label)
+    settling = settling_of(label)
     out = []
     for level in levels:
         chosen = [t for t in trials if t.get("concurrency") == level]
@@ -178,7 +111,7 @@ def serving_results(label: Mapping[str, Any]) -> dict[str, Any]:
         ttft: list[float] = []
         itl: list[float] = []
         for trial in chosen:
-            by_component, window_s = _trial_energy(trial, settling)
+            by_component, window_s = trial_energy(trial, settling)
             gross_j = math.fsum(by_component.values())
             units, tokens = int(trial["units"]), int(trial["output_tokens"])
             if window_s <= 0 or units <= 0 or tokens <= 0:
@@ -226,7 +159,7 @@ def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[
     units_per_fu = units_per_functional_unit_for(label)
     idle = label["traces"]["idle"]
     idle_duration_s = float(idle["t_end_s"]) - float(idle["t_start_s"])
-    idle_energy_j = sum(_window_energy_by_component(idle).values())
+    idle_energy_j = sum(window_energy_by_component(idle).values())
     idle_power_w = idle_energy_j / idle_duration_s if idle_duration_s > 0 else 0.0
 
     per_trial_wh: list[float] = []
@@ -234,9 +167,9 @@ def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[
     throughput: list[float] = []
     work_s: list[float] = []  # working time per functional unit, per trial
     component_totals: dict[str, list[float]] = {}
-    settling = _settling(label)
+    settling = settling_of(label)
     for trial in trials:
-        by_component, window_s = _trial_energy(trial, settling)
+        by_component, window_s = trial_energy(trial, settling)
         units = float(trial["units"])
         gross_j = math.fsum(by_component.values())
         scale = units_per_fu / units / J_PER_WH
@@ -287,15 +220,15 @@ def work_time_per_unit_s(label: Mapping[str, Any]) -> float:
     """The mean working time per functional unit over the headline trials (their windows less
     the settling tail): how long the hardware is held for one functional unit."""
     units_per_fu = units_per_functional_unit_for(label)
-    settling = _settling(label)
+    settling = settling_of(label)
     times = [
-        _working_s(trial, settling) * units_per_fu / float(trial["units"])
+        working_s(trial, settling) * units_per_fu / float(trial["units"])
         for trial in headline_trials(label)
     ]
     return math.fsum(times) / len(times)
 
 
-def _token_figures(trials: list[Mapping[str, Any]], settling: _Settling) -> dict[str, Any]:
+def _token_figures(trials: list[Mapping[str, Any]], settling: Settling) -> dict[str, Any]:
     """Token totals, and per output token energy and throughput when the traces count them."""
     out: dict[str, Any] = {}
     if all("input_tokens" in t for t in trials):
@@ -308,7 +241,7 @@ def _token_figures(trials: list[Mapping[str, Any]], settling: _Settling) -> dict
         tokens = int(trial["output_tokens"])
         if tokens <= 0:
             raise ValueError(f"trial {trial['index']} generated no output tokens")
-        by_component, window_s = _trial_energy(trial, settling)
+        by_component, window_s = trial_energy(trial, settling)
         per_token_j.append(math.fsum(by_component.values()) / tokens)
         tokens_per_s.append(tokens / window_s)
     out["/results/output_tokens_total"] = sum(int(t["output_tokens"]) for t in trials)
