@@ -62,6 +62,12 @@ class Standing(StrEnum):
     key_compromised = "key-compromised"
 
 
+class LabelKind(StrEnum):
+    benchmark = "benchmark"
+    training_run = "training-run"
+    operational = "operational"
+
+
 class Tier(StrEnum):
     self_reported = "self-reported"
     verified = "verified"
@@ -184,6 +190,7 @@ class Label(SQLModel, table=True):
         ),
         # the current-label refresh on ingest: the newest of a group (model, suite, task, phase,
         # hardware class), and its current label (migrations 0005, 0006)
+        # only benchmark labels are current (migration 0008)
         Index(
             "ix_labels_model_newest",
             "model_id",
@@ -193,7 +200,11 @@ class Label(SQLModel, table=True):
             "hardware_class",
             "created_at",
             "id",
+            postgresql_where=text("kind = 'benchmark'"),
+            sqlite_where=text("kind = 'benchmark'"),
         ),
+        # a model's labels of one kind in time order: series across revisions and production
+        Index("ix_labels_model_kind_created", "model_id", "kind", "created_at", "id"),
         Index(
             "ix_labels_model_current",
             "model_id",
@@ -287,6 +298,13 @@ class Label(SQLModel, table=True):
         default="", max_length=128, sa_column_kwargs={"server_default": "", "nullable": False}
     )
     """The model's name within its vendor, copied for the leaderboard's sort orders."""
+    kind: str = Field(
+        default=LabelKind.benchmark,
+        max_length=16,
+        sa_column_kwargs={"server_default": "benchmark", "nullable": False},
+    )
+    """``benchmark``, ``training-run`` (a whole run, measured) or ``operational`` (a period of a
+    deployed model). Only benchmark labels are graded, current, ranked or peers (migration 0008)."""
 
 
 class VendorStanding(SQLModel, table=True):

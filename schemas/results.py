@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from schemas import embodied, market, water
+from schemas import embodied, kinds, market, water
 from schemas.contract import load_methodology
 from schemas.stats import summarize
 from schemas.suites import units_per_functional_unit_for
@@ -157,24 +157,28 @@ def _flatten(pointer: str, value: Any) -> dict[str, Any]:
 def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[str, Any]:
     phase = label["benchmark"]["phase"]
     units_per_fu = units_per_functional_unit_for(label)
-    idle = label["traces"]["idle"]
-    idle_duration_s = float(idle["t_end_s"]) - float(idle["t_start_s"])
-    idle_energy_j = sum(window_energy_by_component(idle).values())
-    idle_power_w = idle_energy_j / idle_duration_s if idle_duration_s > 0 else 0.0
+    idle = label["traces"].get("idle")  # none in operational labels
+    idle_power_w = None
+    if idle is not None:
+        idle_duration_s = float(idle["t_end_s"]) - float(idle["t_start_s"])
+        idle_energy_j = sum(window_energy_by_component(idle).values())
+        idle_power_w = idle_energy_j / idle_duration_s if idle_duration_s > 0 else 0.0
 
     per_trial_wh: list[float] = []
     dynamic_wh: list[float] = []
     throughput: list[float] = []
     work_s: list[float] = []  # working time per functional unit, per trial
+    segments: list[kinds.Segment] = []
     component_totals: dict[str, list[float]] = {}
     settling = settling_of(label)
     for trial in trials:
         by_component, window_s = trial_energy(trial, settling)
         units = float(trial["units"])
         gross_j = math.fsum(by_component.values())
+        segments.append(kinds.Segment(trial, gross_j, window_s))
         scale = units_per_fu / units / J_PER_WH
         per_trial_wh.append(gross_j * scale)
-        dynamic_wh.append((gross_j - idle_power_w * window_s) * scale)
+        dynamic_wh.append((gross_j - (idle_power_w or 0.0) * window_s) * scale)
         throughput.append(units / window_s)
         work_s.append(window_s * units_per_fu / units)
         for name, energy_j in by_component.items():
@@ -185,8 +189,6 @@ def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[
     g_per_wh = float(carbon["intensity_g_per_kwh"]) * float(carbon["pue"]) / 1000.0
     out: dict[str, Any] = {
         "/results/energy_per_unit_wh": energy.as_dict(),
-        "/results/idle_power_w": idle_power_w,
-        "/results/dynamic_energy_per_unit_wh": math.fsum(dynamic_wh) / len(dynamic_wh),
         "/results/throughput_units_per_s": math.fsum(throughput) / len(throughput),
         "/results/components": {
             name: math.fsum(values) / len(values) for name, values in component_totals.items()
@@ -197,6 +199,10 @@ def _compute(label: Mapping[str, Any], trials: list[Mapping[str, Any]]) -> dict[
             "ci95_high": energy.ci95_high * g_per_wh,
         },
     }
+    if idle_power_w is not None:
+        out["/results/idle_power_w"] = idle_power_w
+        out["/results/dynamic_energy_per_unit_wh"] = math.fsum(dynamic_wh) / len(dynamic_wh)
+    out.update(kinds.expected_figures(label, segments, g_per_wh))
     declared = label["results"].get("declared_total_steps")
     if phase == "training" and declared:
         total_wh = energy.mean * float(declared)
@@ -331,7 +337,7 @@ def check_results(label: Mapping[str, Any]) -> list[ResultMismatch]:
         if pointer not in expected and name in label["results"]:
             mismatches.append(ResultMismatch(pointer, label["results"][name], None))
     measured = label.get("quality", {}).get("measured")
-    samples = label["benchmark"]["workload"]["samples"]
+    samples = label["benchmark"]["workload"].get("samples")
     if measured and len(measured["outcomes"]) != samples:
         mismatches.append(
             ResultMismatch("/quality/measured/outcomes", len(measured["outcomes"]), samples)
@@ -366,9 +372,9 @@ def _node_issues(label: Mapping[str, Any]) -> Iterator[ResultMismatch]:
     if not nodes:
         return
     names = {str(n["name"]) for n in nodes}
-    windows = [("/traces/idle", label["traces"]["idle"])] + [
-        (f"/traces/trials/{i}", t) for i, t in enumerate(label["traces"]["trials"])
-    ]
+    windows = [(f"/traces/trials/{i}", t) for i, t in enumerate(label["traces"]["trials"])]
+    if "idle" in label["traces"]:
+        windows.insert(0, ("/traces/idle", label["traces"]["idle"]))
     for pointer, window in windows:
         present = {str(c.get("node")) for c in window["components"]}
         for name in sorted(names - present):
@@ -382,8 +388,9 @@ def fill_results(label: dict[str, Any]) -> dict[str, Any]:
     expected = compute_results(label)
     results, carbon = label["results"], label["carbon"]
     results["energy_per_unit_wh"] = expected["/results/energy_per_unit_wh"]
-    results["idle_power_w"] = expected["/results/idle_power_w"]
-    results["dynamic_energy_per_unit_wh"] = expected["/results/dynamic_energy_per_unit_wh"]
+    for pointer in _KIND_RESULTS:
+        if pointer in expected:
+            results[pointer.rsplit("/", 1)[1]] = expected[pointer]
     results["throughput_units_per_s"] = expected["/results/throughput_units_per_s"]
     methods = {c["name"]: c["method"] for c in label["measurement"]["components"]}
     results["components"] = [
@@ -393,6 +400,7 @@ def fill_results(label: dict[str, Any]) -> dict[str, Any]:
     carbon["co2e_per_unit_g"] = expected["/carbon/co2e_per_unit_g"]
     if "/results/extrapolated_total_kwh" in expected:
         results["extrapolated_total_kwh"] = expected["/results/extrapolated_total_kwh"]
+    if "/carbon/co2e_per_run_g" in expected:
         carbon["co2e_per_run_g"] = expected["/carbon/co2e_per_run_g"]
     for pointer in _OPTIONAL_RESULTS:
         if pointer in expected:
@@ -416,6 +424,17 @@ def fill_embodied(label: dict[str, Any]) -> dict[str, Any]:
     label["carbon"]["embodied"] = embodied.block(label, version, work_time_per_unit_s(label))
     return label
 
+
+# figures that some kinds have and others not (schemas.kinds)
+_KIND_RESULTS = (
+    "/results/idle_power_w",
+    "/results/dynamic_energy_per_unit_wh",
+    "/results/total_energy_wh",
+    "/results/steps_measured",
+    "/results/samples_total",
+    "/results/energy_per_sample_wh",
+    "/results/operational",
+)
 
 _OPTIONAL_RESULTS = (
     "/results/input_tokens_total",

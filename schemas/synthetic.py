@@ -289,3 +289,154 @@ def _make_suite_2(
             "unavailable_reason": spec.get("quality_unavailable")
             or "the model's labels are not the dataset's classes"
         }
+
+
+def make_operational_label(
+    *,
+    vendor: str,
+    model: str,
+    registry: str,
+    period_end: datetime,
+    revision: str = "v1",
+    period_s: float = 3600.0,
+    windows: int = 12,
+    requests_per_window: int = 600,
+    energy_per_request_j: float = 400.0,
+    hardware_class: str = "nvidia-h100-sxm-80gb",
+    zone: str = "FR",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """An ``operational`` label: one period of a deployed chat model, ``windows`` windows of equal
+    length, each with the requests and tokens an engine counted and the GPU's counter readings;
+    its figures follow from them (``schemas.kinds``)."""
+    label = make_label(
+        vendor=vendor,
+        model=model,
+        registry=registry,
+        revision=revision,
+        hardware_class=hardware_class,
+        zone=zone,
+        seed=seed,
+        created_at=period_end,
+    )
+    rng = random.Random(f"{vendor}/{model}@{revision}:operational:{period_end}:{seed}")  # noqa: S311
+    label["label_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    label["kind"] = "operational"
+    period_start = period_end - timedelta(seconds=period_s)
+    label["run"] = {
+        "status": "complete",
+        "started_at": period_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ended_at": period_end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "engine": {
+            "name": "vllm",
+            "version": "0.11.0",
+            "metrics": {
+                "requests": "vllm:request_success_total",
+                "output_tokens": "vllm:generation_tokens_total",
+            },
+        },
+    }
+    label["benchmark"] = {
+        "suite": {"name": "carbonlabel-suite", "version": "2"},
+        "task": "chat-serving",
+        "phase": "inference",
+        "workload": {"precision": "bf16"},
+    }
+    window_s = period_s / windows
+    clock, counter = 5000.0, 8.0e6
+    trials = []
+    for index in range(windows):
+        requests = max(1, int(requests_per_window * (0.5 + rng.random())))
+        energy_j = requests * energy_per_request_j * (1.0 + rng.gauss(0, 0.05))
+        trials.append(
+            {
+                "index": index,
+                "units": requests,
+                "t_start_s": clock,
+                "t_end_s": clock + window_s,
+                "components": [
+                    {
+                        "name": "gpu",
+                        "method": "nvml-energy-counter",
+                        "counter_start_j": counter,
+                        "counter_end_j": counter + energy_j,
+                    }
+                ],
+                "input_tokens": requests * rng.randint(100, 300),
+                "output_tokens": requests * rng.randint(150, 250),
+                "utilisation": round(0.3 + 0.6 * rng.random(), 3),
+                "idle_s": round(window_s * 0.2 * rng.random(), 3),
+            }
+        )
+        clock += window_s
+        counter += energy_j
+    label["traces"] = {"trials": trials}
+    measurement = label["measurement"]
+    measurement.update(
+        trials=windows, min_window_s=window_s, idle_baseline_s=0.0, duration_s=period_s
+    )
+    measurement["warmup"] = {"iterations": 0, "min_duration_s": 0.0}
+    measurement.pop("cooldown_s", None)
+    measurement.pop("cv_threshold", None)
+    results = label["results"]
+    results["functional_unit"] = "1k-requests"
+    for name in ("idle_power_w", "dynamic_energy_per_unit_wh", "latency_p50_s", "latency_p95_s"):
+        results.pop(name, None)
+    label["carbon"].pop("embodied", None)
+    label["carbon"].pop("water", None)
+    return fill_results(label)
+
+
+def make_training_run_label(
+    *,
+    vendor: str,
+    model: str,
+    registry: str,
+    revision: str = "v1",
+    segments: int = 8,
+    steps_per_segment: int = 50,
+    batch_size: int = 16,
+    power_w: float = 600.0,
+    status: str = "complete",
+    created_at: datetime | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A ``training-run`` label: a whole run in ``segments`` trace segments, its total the sum of
+    theirs (``schemas.kinds``)."""
+    label = make_label(
+        vendor=vendor,
+        model=model,
+        registry=registry,
+        revision=revision,
+        phase="training",
+        units_per_trial=steps_per_segment,
+        trials=segments,
+        power_w=power_w,
+        seed=seed,
+        created_at=created_at,
+    )
+    label["kind"] = "training-run"
+    trials = label["traces"]["trials"]
+    for trial in trials:
+        trial["samples"] = trial["units"] * batch_size
+    first, last = trials[0]["t_start_s"], trials[-1]["t_end_s"]
+    ended = datetime.fromisoformat(label["created_at"])
+    label["run"] = {
+        "status": status,
+        "started_at": (ended - timedelta(seconds=last - first)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ended_at": label["created_at"],
+        "segment_s": 10.0,
+    }
+    workload = label["benchmark"]["workload"]
+    workload.pop("dataset_sha256", None)
+    workload.update(
+        dataset_id="my-corpus",
+        samples=steps_per_segment * segments * batch_size,
+        batch_size=batch_size,
+    )
+    workload["training_steps"] = steps_per_segment * segments
+    results = label["results"]
+    results.pop("declared_total_steps", None)
+    results.pop("extrapolated_total_kwh", None)
+    label["carbon"].pop("co2e_per_run_g", None)
+    return fill_results(label)

@@ -60,7 +60,9 @@ def settling_of(label: Mapping[str, Any]) -> Settling:
     settle_s = float(label.get("measurement", {}).get("settle_s") or 0.0)
     if settle_s <= 0:
         return Settling(0.0, {})
-    idle = label["traces"]["idle"]
+    idle = label["traces"].get("idle")
+    if idle is None:  # operational labels: a deployed engine is never idle on demand
+        return Settling(settle_s, {})
     idle_s = float(idle["t_end_s"]) - float(idle["t_start_s"])
     idle_j = window_energy_by_component(idle)
     return Settling(settle_s, {n: j / idle_s for n, j in idle_j.items()} if idle_s > 0 else {})

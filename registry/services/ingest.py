@@ -16,17 +16,27 @@ from functools import cache, lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import bindparam, false, func, select
+from sqlalchemy import ColumnElement, bindparam, false, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from registry.errors import ProblemError
-from registry.models import KeyStatus, Label, Model, PublicKey, Standing, Vendor, utcnow
+from registry.models import (
+    KeyStatus,
+    Label,
+    LabelKind,
+    Model,
+    PublicKey,
+    Standing,
+    Vendor,
+    utcnow,
+)
 from registry.services import standings, translog
 from registry.services.peers import PeerRank, peer_rank
 from registry.services.workloads import grade_of, suite_columns
-from schemas import check_results, validate_statement
+from schemas import check_results, kinds, validate_statement
 from schemas.contract import semantic_issues
 from schemas.dsse import (
     Envelope,
@@ -56,6 +66,9 @@ class IngestResult:
     timings: IngestTimings = field(default_factory=IngestTimings)
     logged: translog.Appended | None = None  # the log append of a new label
     rank: PeerRank | None = None  # a new label's place among its peers, read with its store
+
+
+BENCHMARK: ColumnElement[str] = literal_column("'benchmark'")
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,8 @@ def _statements(dialect: str) -> _StoreStatements:
     newer = labels.alias("newer")  # an alias, so the subquery is not correlated to the UPDATE
     newest = (
         select(newer.c.id)
-        .where(group(newer) & (newer.c.standing == Standing.ok))
+        # a literal, so the planner can use the partial index (benchmark labels only, 0008)
+        .where(group(newer) & (newer.c.standing == Standing.ok) & (newer.c.kind == BENCHMARK))
         .order_by(newer.c.created_at.desc(), newer.c.id.desc())
         .limit(1)
         .scalar_subquery()
@@ -319,6 +333,31 @@ def ingest(session: Session, *, vendor: Vendor, body: bytes, audience: str) -> I
     return result
 
 
+def _log(
+    connection: Connection,
+    row: Label,
+    key: _Key,
+    vendor: Vendor,
+    body: bytes,
+    rider: translog.Rider | None = None,
+) -> translog.Appended:
+    """Append the label's log entry (last in the transaction: the log's lock is held from here to
+    the commit); sets ``row.log_index``."""
+    logged = translog.append(
+        connection,
+        "label",
+        logged_at=row.received_at,
+        label_id=row.id,
+        keyid=key.keyid,
+        rider=rider,
+        vendor=vendor.slug,
+        payload_sha256=row.payload_sha256,
+        envelope_sha256=hashlib.sha256(body).hexdigest(),
+    )
+    row.log_index = logged.index
+    return logged
+
+
 def _store(
     session: Session,
     *,
@@ -339,8 +378,13 @@ def _store(
     methods = {c["method"] for c in label["measurement"]["components"]}
     measured = "estimate" not in methods
     suite = suite_columns(label)
-    grade, graded_under = grade_of(
-        label, measured=measured, suite=suite["suite"], size_class=suite["size_class"]
+    kind = label.get("kind", LabelKind.benchmark)
+    benchmark = kind == LabelKind.benchmark
+    # only benchmark labels are graded, current and ranked (contract: label kinds)
+    grade, graded_under = (
+        grade_of(label, measured=measured, suite=suite["suite"], size_class=suite["size_class"])
+        if benchmark
+        else (None, None)
     )
     row = Label(
         id=label["label_id"],
@@ -353,7 +397,7 @@ def _store(
         zone=label["carbon"]["zone"],
         functional_unit=label["results"]["functional_unit"],
         measured=measured,
-        energy_per_unit_wh=label["results"]["energy_per_unit_wh"]["mean"],
+        energy_per_unit_wh=kinds.headline_energy_wh(label),
         energy_ci95_high_wh=label["results"]["energy_per_unit_wh"]["ci95_high"],
         co2e_per_unit_g=label["carbon"]["co2e_per_unit_g"]["mean"],
         created_at=datetime.fromisoformat(label["created_at"]),
@@ -365,6 +409,8 @@ def _store(
         predicate=label,
         vendor_slug=vendor.slug,
         model_name=model_name,
+        kind=kind,
+        current=benchmark,
         **suite,
     )
     params = row.model_dump()
@@ -374,6 +420,9 @@ def _store(
     inserted = connection.execute(statements.insert_label, params).first()
     if inserted is not None:
         row.model_id = model_id = int(inserted.model_id)
+        if not benchmark:  # logged, and nothing else changes
+            logged = _log(connection, row, key, vendor, body)
+            return IngestResult(row, True, vendor, model_name, logged=logged)
         # The model row is locked by the upsert above until commit, so concurrent labels of the
         # same model take turns here and exactly one label per group stays current.
         changed = refresh_current(
@@ -398,18 +447,14 @@ def _store(
         # The kept figures ride with it: read under the lock (so the standings are recomputed
         # one change at a time), written in the log's own statement on PostgreSQL.
         slugs = {vendor.id: vendor.slug}
-        logged = translog.append(
+        logged = _log(
             connection,
-            "label",
-            logged_at=row.received_at,
-            label_id=row.id,
-            keyid=key.keyid,
+            row,
+            key,
+            vendor,
+            body,
             rider=lambda locked: standings.rider(locked, changes, slugs),
-            vendor=vendor.slug,
-            payload_sha256=sha,
-            envelope_sha256=hashlib.sha256(body).hexdigest(),
         )
-        row.log_index = logged.index
     if inserted is None:
         existing = _existing(session, row.id)
         if existing is not None and _same(existing, vendor, sha):

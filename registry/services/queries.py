@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
-from registry.models import Label, Model, PublicKey, Standing, Vendor
+from registry.models import Label, LabelKind, Model, PublicKey, Standing, Vendor
 from registry.services import briefs
 from registry.services.audit import attestations_view
 from registry.services.footprint import footprint, market_checks
@@ -107,6 +107,7 @@ def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[
         "vendor": vendor,
         "model": f"{vendor}/{model}",
         "revision": label.revision,
+        "kind": label.kind,
         "suite": label.suite,
         "task": label.task,
         "phase": label.phase,
@@ -140,6 +141,9 @@ def label_summary(label: Label, vendor: str, model: str, base_url: str) -> dict[
         },
     }
 
+
+NOT_A_BENCHMARK = "not-a-benchmark"
+"""Why a training-run or operational label has no grade: only benchmark labels are graded."""
 
 _QUERY = object()
 """A default that means: read it (the caller did not pass what it already has)."""
@@ -228,7 +232,9 @@ def grade_view(session: Session, label: Label, rank: Any = _QUERY) -> dict[str, 
             "peer_group": peer_group(label),
         }
     reason = None
-    if not label.measured:  # estimates are neither graded nor ranked
+    if label.kind != LabelKind.benchmark:  # a training run or a production period
+        status, rank, reason = "ungraded", None, NOT_A_BENCHMARK
+    elif not label.measured:  # estimates are neither graded nor ranked
         status, rank = "estimated", None
     elif not label.standard_workload:
         # a shrunk run (fewer samples, a lower cap): not comparable with its peers
