@@ -15,6 +15,7 @@ import typer
 from bench_runner.bench_view import Display, summary_lines, summary_table
 from bench_runner.cli import CliError, _private_key, console, out, print_meter_findings
 from bench_runner.measure import Protocol, ProtocolRunner
+from bench_runner.tracking import mlflow_log
 
 if TYPE_CHECKING:
     from bench_runner.devices.discover import MeterSet
@@ -160,6 +161,12 @@ def bench(
         Path, typer.Option("--out", help="folder for the label and envelope")
     ] = Path("."),
     quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
+    mlflow: Annotated[
+        bool, typer.Option(help="log the label to MLflow at MLFLOW_TRACKING_URI (docs/cli.md)")
+    ] = False,
+    mlflow_experiment: Annotated[
+        str | None, typer.Option(envvar="MLFLOW_EXPERIMENT_NAME", help="default: carbonlabel")
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -253,6 +260,8 @@ def bench(
     # only rank 0 of a job signs: the other ranks need no key file (a throwaway never used)
     private_key = _private_key(key) if job is None or job.is_rank0 else Ed25519PrivateKey.generate()
     quiet = quiet or (job is not None and not job.is_rank0)
+    if mlflow and (job is None or job.is_rank0):  # before measuring: MLflow answers
+        mlflow_log.cli_check(for_serving=task == serving_cli.TASK, experiment=mlflow_experiment)
     if dry_run and not submit:
         raise CliError("--dry-run checks a submission with the registry: pass --submit URL")
     if submit and token and (job is None or job.is_rank0):
@@ -396,8 +405,9 @@ def bench(
     console.print(f"label (the unsigned figures): {label_path}", markup=False)
     console.print(f"signed envelope (what the registry stores): {envelope_path}", markup=False)
     out.print(str(envelope_path))  # stdout: the envelope's path alone, for scripts
-    if submit:
-        _submit(submit, token or "", envelope_path, model_id)
+    base = _submit(submit, token or "", envelope_path, model_id) if submit else None
+    if mlflow:
+        mlflow_log.cli_log(label, envelope_path, experiment=mlflow_experiment, registry_url=base)
 
 
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
@@ -440,7 +450,8 @@ def _declared_quality(path: Path) -> list[dict[str, Any]]:
         raise CliError(str(exc)) from None
 
 
-def _submit(url: str, token: str, envelope_path: Path, model_id: str) -> None:
+def _submit(url: str, token: str, envelope_path: Path, model_id: str) -> str:
+    """Send the envelope; returns the registry's public base URL."""
     from bench_runner.client import RegistryClient, RegistryError
 
     try:
@@ -459,6 +470,7 @@ def _submit(url: str, token: str, envelope_path: Path, model_id: str) -> None:
     vendor, _, name = model_id.partition("/")
     page = f"{base}/models/{quote(vendor, safe='')}/{quote(name, safe='')}"
     console.print(f"{verb}: {page} (label {label_url})", markup=False)
+    return base
 
 
 def _check_submission(

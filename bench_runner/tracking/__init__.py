@@ -1,0 +1,1 @@
+"""Experiment tracking and monitoring: MLflow logging, training-run and production labels."""
