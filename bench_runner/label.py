@@ -57,27 +57,11 @@ def build_label(
 ) -> dict[str, Any]:
     """The label of a run. Suite 2 workloads also need ``quality`` (``workload.quality()``)."""
     created = (created_at or datetime.now(UTC)).astimezone(UTC)
-    acc = inputs.accelerator
-    accelerator: dict[str, Any] = {
-        "vendor": acc.vendor,
-        "model_name": acc.model_name,
-        "count": acc.count,
-    }
-    if acc.driver_version:
-        accelerator["driver_version"] = acc.driver_version
-    if acc.power_limit_w is not None:
-        accelerator["power_limit_w"] = acc.power_limit_w
     p = run.protocol
-    flags = list(dict.fromkeys(inputs.flags))
-    if any(m.method == "estimate" for m in meters) and "estimated" not in flags:
-        flags.append("estimated")
-    for flag in (f for m in meters for f in m.health_flags):  # sampler gaps, resets, ...
-        if flag not in flags:
-            flags.append(flag)
-    klass = hardware_class(acc.model_name if acc.count else None)
+    hardware = hardware_block(inputs.accelerator)
+    klass = hardware["hardware_class"]
     bias = suites.meter_bias(klass)
-    if not bias["validated"] and "unvalidated-bias" not in flags:
-        flags.append("unvalidated-bias")
+    flags = label_flags(inputs.flags, meters, bias)
     sampling = [getattr(m, "interval_s", None) for m in meters]
     intervals = [s for s in sampling if isinstance(s, int | float)]
     p50_s, p95_s = run.latency_percentiles_s()
@@ -93,12 +77,7 @@ def build_label(
             "phase": workload.phase,
             "workload": dict(workload.description),
         },
-        "hardware": {
-            "accelerator": accelerator,
-            "hardware_class": klass,
-            "cpu": {"model_name": cpu_model_name(), "cores": _cores()},
-            "ram_bytes": ram_bytes(),
-        },
+        "hardware": hardware,
         "measurement": {
             "methodology_version": METHODOLOGY_VERSION,
             "components": [{"name": m.component, "method": m.method} for m in meters],
@@ -152,6 +131,39 @@ def build_label(
     if label["results"]["energy_per_unit_wh"]["cv"] > p.cv_threshold and "high-cv" not in flags:
         flags.append("high-cv")
     return label
+
+
+def hardware_block(acc: Accelerator) -> dict[str, Any]:
+    """The label's ``hardware``: the accelerator, its class, the host's CPU and memory."""
+    accelerator: dict[str, Any] = {
+        "vendor": acc.vendor,
+        "model_name": acc.model_name,
+        "count": acc.count,
+    }
+    if acc.driver_version:
+        accelerator["driver_version"] = acc.driver_version
+    if acc.power_limit_w is not None:
+        accelerator["power_limit_w"] = acc.power_limit_w
+    return {
+        "accelerator": accelerator,
+        "hardware_class": hardware_class(acc.model_name if acc.count else None),
+        "cpu": {"model_name": cpu_model_name(), "cores": _cores()},
+        "ram_bytes": ram_bytes(),
+    }
+
+
+def label_flags(given: list[str], meters: list[Meter], bias: dict[str, Any]) -> list[str]:
+    """``measurement.flags``: those given, ``estimated`` when a meter estimates, the meters'
+    health flags, ``unvalidated-bias`` when the class's bias bound is not validated."""
+    flags = list(dict.fromkeys(given))
+    if any(m.method == "estimate" for m in meters) and "estimated" not in flags:
+        flags.append("estimated")
+    for flag in (f for m in meters for f in m.health_flags):  # sampler gaps, resets, ...
+        if flag not in flags:
+            flags.append(flag)
+    if not bias["validated"] and "unvalidated-bias" not in flags:
+        flags.append("unvalidated-bias")
+    return flags
 
 
 def _suite_fields(

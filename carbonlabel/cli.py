@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench_runner import advise_cli, attest_cli, bench_cli, interop_cli, meters_cli
+from bench_runner import advise_cli, attest_cli, bench_cli, interop_cli, meters_cli, track_cli
 from bench_runner import cli as runner_cli
 from registry import cli as registry_cli
 
@@ -29,6 +29,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(vendor_app, name="vendor")
 app.add_typer(key_app, name="key")
 app.add_typer(meters_app, name="meters")
+track_app = typer.Typer(
+    help="Whole training runs (the Python API is carbonlabel.track).", no_args_is_help=True
+)
+app.add_typer(track_app, name="track")
 
 app.command("serve")(registry_cli.serve)
 app.command("bench", epilog=bench_cli.EPILOG)(bench_cli.bench)
@@ -45,6 +49,7 @@ db_app.command("derived")(registry_cli.db_derived)
 vendor_app.command("create")(registry_cli.vendor_create)
 key_app.command("register")(runner_cli.key_register)
 meters_app.command("validate")(meters_cli.validate)
+track_app.command("recover")(track_cli.recover)
 
 
 @app.command("demo")
