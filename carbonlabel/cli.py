@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench_runner import advise_cli, attest_cli, bench_cli, interop_cli, meters_cli, track_cli
+from bench_runner import (
+    advise_cli,
+    attest_cli,
+    bench_cli,
+    interop_cli,
+    meters_cli,
+    track_cli,
+    watch_cli,
+)
 from bench_runner import cli as runner_cli
 from registry import cli as registry_cli
 
@@ -39,6 +47,7 @@ app.command("bench", epilog=bench_cli.EPILOG)(bench_cli.bench)
 app.command("import-codecarbon")(interop_cli.import_codecarbon)
 app.command("export")(interop_cli.export)
 app.command("advise")(advise_cli.advise_command)
+app.command("watch", epilog=watch_cli.EPILOG)(watch_cli.watch)
 app.command("keygen")(runner_cli.keygen)
 app.command("sign")(runner_cli.sign)
 app.command("submit")(runner_cli.submit)

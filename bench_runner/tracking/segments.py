@@ -26,6 +26,9 @@ from schemas.window_energy import component_energy_j
 
 #: segments at each length before the length doubles
 SEGMENTS_PER_LEVEL = 16
+#: per-window figures that are means over the window's time (merged weighted by length; the
+#: others are counts, merged by adding them)
+WEIGHTED_EXTRAS = frozenset({"utilisation"})
 #: power samples kept per component trace while the run goes on (a segment is downsampled when
 #: it closes); the label's own budget is :data:`LABEL_SAMPLE_BUDGET`
 MAX_SAMPLES_PER_TRACE = 2_000
@@ -124,6 +127,10 @@ class Segment:
     samples: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def length_s(self) -> float:
+        return self.t_end_s - self.t_start_s
+
     def merged_with(self, later: Segment) -> Segment:
         by_key = {_key(c): c for c in later.components}
         components = [merge_components(c, by_key[_key(c)]) for c in self.components]
@@ -132,7 +139,16 @@ class Segment:
             samples = (self.samples or 0) + (later.samples or 0)
         extra = dict(self.extra)
         for name, value in later.extra.items():
-            extra[name] = extra.get(name, 0) + value if isinstance(value, int | float) else value
+            if name in WEIGHTED_EXTRAS and name in extra:  # a mean over time: weighted by length
+                first_s, later_s = self.length_s, later.length_s
+                total_s = first_s + later_s
+                extra[name] = (
+                    (extra[name] * first_s + value * later_s) / total_s if total_s > 0 else value
+                )
+            elif isinstance(value, int | float):
+                extra[name] = extra.get(name, 0) + value
+            else:
+                extra[name] = value
         return Segment(
             self.t_start_s, later.t_end_s, components, self.units + later.units, samples, extra
         )
