@@ -261,7 +261,7 @@ def bench(
     private_key = _private_key(key) if job is None or job.is_rank0 else Ed25519PrivateKey.generate()
     quiet = quiet or (job is not None and not job.is_rank0)
     if mlflow and (job is None or job.is_rank0):  # before measuring: MLflow answers
-        mlflow_log.cli_check(for_serving=task == serving_cli.TASK, experiment=mlflow_experiment)
+        mlflow_log.cli_check(experiment=mlflow_experiment)
     if dry_run and not submit:
         raise CliError("--dry-run checks a submission with the registry: pass --submit URL")
     if submit and token and (job is None or job.is_rank0):

@@ -343,10 +343,16 @@ def _finish(label: dict[str, Any], options: Mapping[str, Any], private_key: Any)
     console.print(f"label (the unsigned figures): {label_path}", markup=False)
     console.print(f"signed envelope (what the registry stores): {envelope_path}", markup=False)
     out.print(str(envelope_path))  # stdout: the envelope's path alone, for scripts
+    base = None
     if options.get("submit"):
-        _submit(
+        base = _submit(
             str(options["submit"]),
             str(options.get("token") or ""),
             envelope_path,
             str(label["model"]["id"]),
         )
+    if options.get("mlflow"):
+        from bench_runner.tracking import mlflow_log
+
+        experiment = options.get("mlflow_experiment")
+        mlflow_log.cli_log(label, envelope_path, experiment=experiment, registry_url=base)

@@ -299,6 +299,98 @@ def test_bench_mlflow_checks_the_store_before_measuring(
     assert code == 1
     assert err.startswith("error: --mlflow: MLflow (nosuchscheme://x): cannot open the tracking")
     assert not list(tmp_path.glob("*.json"))  # nothing measured or written
+    # chat-serving too: checked before any load is sent
     code, err = bench_in_process(["--task", "chat-serving"], monkeypatch, capsys)
     assert code == 1
-    assert "--mlflow: not available for --task chat-serving" in err
+    assert "--mlflow: MLflow (nosuchscheme://x): cannot open the tracking" in err
+
+
+def test_track_logs_the_training_run_label(tracking_uri: str, tmp_path: Path) -> None:
+    """``carbonlabel.track(..., mlflow=True)``: the run's label, into the run the training
+    script has open (its own params stay)."""
+    import time
+
+    from cryptography.hazmat.primitives import serialization
+
+    import carbonlabel
+    from tests.tracking_fakes import ClockCounter
+
+    key_path = tmp_path / "k.pem"
+    key_path.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with mlflow.start_run() as active:
+        mlflow.log_param("lr", 0.01)
+        with carbonlabel.track(
+            task="text-classification",
+            model="acme/fine-tune",
+            key=key_path,
+            registry=REGISTRY,
+            batch_size=8,
+            out_dir=tmp_path / "out",
+            meters=[ClockCounter(power_w=220.0)],
+            idle_s=0.02,
+            segment_s=0.01,
+            mlflow=True,
+        ) as run:
+            for _ in range(30):
+                time.sleep(0.002)
+                run.step()
+    assert run.label is not None
+    assert run.envelope_path is not None
+    got = MlflowClient(tracking_uri).get_run(active.info.run_id)
+    assert got.data.params["lr"] == "0.01"
+    assert got.data.tags["carbonlabel.label_id"] == run.label["label_id"]
+    assert got.data.tags["carbonlabel.kind"] == "training-run"
+    assert got.data.metrics["total_energy_wh"] == run.label["results"]["total_energy_wh"]
+    client = MlflowClient(tracking_uri)
+    assert (
+        artifact(client, active.info.run_id, run.envelope_path.name, tmp_path / "dl")
+        == run.envelope_path.read_bytes()
+    )
+
+
+def test_watch_logs_each_operational_label(tracking_uri: str, tmp_path: Path) -> None:
+    from bench_runner.label import Accelerator
+    from bench_runner.tracking import engine_metrics as em
+    from bench_runner.tracking.watch import Watcher
+    from tests.test_watch import Clock, Engine, options
+    from tests.tracking_fakes import ClockCounter
+
+    engine = Engine()
+    clock = Clock()
+
+    def sleep(seconds: float) -> None:
+        clock.now_s += seconds
+        engine.serve(5)
+
+    try:
+        watcher = Watcher(
+            options(tmp_path, mlflow=True, mlflow_experiment="production"),
+            [ClockCounter(clock=clock)],
+            em.EngineScraper(engine.url, em.mapping_for("vllm", {})),
+            private_key=Ed25519PrivateKey.generate(),
+            accelerator=Accelerator("none", "none", 0),
+            clock=clock,
+            sleep=sleep,
+        )
+        outcomes = list(watcher.run(periods=2))
+    finally:
+        engine.close()
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("production")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    labels = {o.label["label_id"]: o.label for o in outcomes if o.label}
+    assert {r.data.tags["carbonlabel.label_id"] for r in runs} == set(labels)
+    for r in runs:
+        label = labels[r.data.tags["carbonlabel.label_id"]]
+        figures = label["results"]["operational"]
+        assert r.data.metrics["operational_energy_per_1k_requests_wh"] == pytest.approx(
+            figures["energy_per_1k_requests_wh"]
+        )
+        assert r.data.tags["carbonlabel.kind"] == "operational"

@@ -416,12 +416,10 @@ def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
 # --- ``carbonlabel bench --mlflow`` (docs/cli.md#mlflow) ----------------------------------------
 
 
-def cli_check(*, for_serving: bool = False, experiment: str | None = None) -> None:
+def cli_check(*, experiment: str | None = None) -> None:
     """``bench --mlflow``, before measuring: MLflow is installed and its store answers."""
     from bench_runner.cli import CliError
 
-    if for_serving:
-        raise CliError("--mlflow: not available for --task chat-serving yet")
     try:
         check_tracking(experiment=experiment)
     except MlflowError as exc:
