@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     page_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
     """Bytes of rendered pages and rankings kept in memory per process (``0``: none kept;
     ETags and 304s work either way)."""
+    metrics_cache_ttl_s: float = Field(default=30.0, ge=0)
+    """How long ``/metrics`` reuses its registry-wide gauges (labels by kind and tier, the log's
+    size and age) before reading the database again (``0``: at every scrape)."""
 
     @field_validator("public_url")
     @classmethod

@@ -39,7 +39,7 @@ from schemas.dsse import (
 )
 from schemas.results import fill_results
 from schemas.suites import headline_concurrency, meter_bias
-from schemas.synthetic import make_label
+from schemas.synthetic import make_label, make_operational_label
 
 # vendor -> (display name, rows); a row is
 # (model, task, phase, hardware class, zone, grid g/kWh, power W, units per ~10.5 s trial),
@@ -227,6 +227,11 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
                     body = json.dumps(envelope).encode()
                     ingest(session, vendor=vendor, body=body, audience=public_url)
                     session.commit()
+                # a day in production beside the newest revision's benchmark (watch)
+                for live in production_day(slug, server, label, registry=public_url):
+                    body = json.dumps(sign_statement(build_statement(live), private)).encode()
+                    ingest(session, vendor=vendor, body=body, audience=public_url)
+                session.commit()
             suite_2 = [
                 (*row[:8], {"suite": "2", "parameter_count": row[8], "quality": row[9], "seed": 2})
                 for row in DEMO_SUITE_2.get(slug, [])
@@ -257,6 +262,40 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
             created.append(DemoVendor(slug, token, keyid))
         _audit(session, public_url)
     return created
+
+
+PRODUCTION_HOURS = 24
+
+
+def production_day(
+    vendor: str, server: Serving, benchmark: dict[str, Any], *, registry: str
+) -> list[dict[str, Any]]:
+    """``operational`` labels of the last day before the demo's now, one an hour, as
+    ``carbonlabel watch`` signs them: near the benchmark's energy per request in busy hours, well
+    above it at night, when few requests share the idle power (drift on the model page)."""
+    model = server[0]
+    carbon = benchmark["carbon"]
+    per_request_j = benchmark["results"]["energy_per_unit_wh"]["mean"] * 3.6
+    labels = []
+    for hour in range(PRODUCTION_HOURS):
+        end = DEMO_NOW - timedelta(hours=PRODUCTION_HOURS - 1 - hour)
+        night = end.hour < 6 or end.hour >= 23
+        labels.append(
+            make_operational_label(
+                vendor=vendor,
+                model=model,
+                registry=registry,
+                period_end=end,
+                revision=benchmark["model"]["revision"],
+                requests_per_window=60 if night else 600,
+                energy_per_request_j=per_request_j * (1.45 if night else 1.05),
+                hardware_class=benchmark["hardware"]["hardware_class"],
+                zone=carbon["zone"],
+                intensity_g_per_kwh=carbon["intensity_g_per_kwh"],
+                seed=hour,
+            )
+        )
+    return labels
 
 
 def serving_label(

@@ -143,6 +143,8 @@ CACHED_API_PATHS = {
     "/v1/labels/{label_id}": False,
     "/v1/models/{vendor}/{model}": False,
     "/v1/vendors/{vendor}": False,
+    "/v1/models/{vendor}/{model}/series": False,
+    "/v1/vendors/{vendor}/series": False,
 }
 """The API's reads that are cached, with whether their representation is negotiated. Each
 answer is a function of the logged data alone: no caller, no clock (the envelope route answers
@@ -190,6 +192,9 @@ class PageCache:
         self._entries: OrderedDict[str, Stored] = OrderedDict()
         self._bytes = 0
         self._pending: dict[str, asyncio.Event] = {}
+        self.lookups = {"not-modified": 0, "hit": 0, "miss": 0}
+        """Cached GETs by result (``carbonlabel_http_cache_lookups_total``), counted by the
+        middleware."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -309,6 +314,7 @@ class HttpCacheMiddleware:
         # ``*`` matches only an existing answer (a 404 is none): it is checked after rendering.
         if condition is not None and condition.strip() != "*" and _matches(condition, etag):
             scope["route"] = cached.route  # for the metrics: no routing happens
+            self.cache.lookups["not-modified"] += 1
             stored = self.cache.get(etag)
             headers = stored.raw_headers_304 if stored else _headers_304(etag, cached)
             await _send(send, 304, headers, b"")
@@ -317,12 +323,14 @@ class HttpCacheMiddleware:
             stored = self.cache.get(etag)
             if stored is not None:
                 scope["route"] = cached.route
+                self.cache.lookups["hit"] += 1
                 await self._answer(send, stored, with_body, condition)
                 return
             pending = self.cache.in_flight(etag)
             if pending is None:
                 break
             await pending.wait()  # then look again; if that answer was not stored, render
+        self.cache.lookups["miss"] += 1
         with self.cache.rendering(etag):
             captured = await self._render(scope, receive)
             if captured.headers is None:

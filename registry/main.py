@@ -15,12 +15,13 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from registry import http_cache, pages
-from registry.api import auditors, badges, health, log, rankings, routes
+from registry.api import auditors, badges, health, log, rankings, routes, series
 from registry.config import Settings, SettingsError
 from registry.db import head_revision, make_engine
 from registry.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPES, install_handlers
-from registry.metrics import Metrics, MetricsMiddleware
+from registry.metrics import DatabaseCollector, LookupCollector, Metrics, MetricsMiddleware
 from registry.middleware import BodyLimitMiddleware
+from registry.services import stats
 from registry.services.ratelimit import (
     LIMITED_PREFIX,
     Limit,
@@ -100,6 +101,37 @@ def document_common_problems(schema: dict[str, Any]) -> None:
         components.pop("ValidationError", None)
 
 
+def _metrics(app: FastAPI, settings: Settings) -> Metrics:
+    """The app's metrics, with the collectors read at scrape time: the registry-wide gauges from
+    the database, the badge and page caches' look-ups (both caches are made later)."""
+    metrics = Metrics()
+    metrics.add(
+        DatabaseCollector(
+            lambda: stats.read_stats(app.state.engine), ttl_s=settings.metrics_cache_ttl_s
+        )
+    )
+    metrics.add(
+        LookupCollector(
+            "carbonlabel_badge_cache_lookups",
+            "Badge and card look-ups in this process's rendered-badge cache, by result: hit "
+            "(served from memory) or miss (rendered from the database).",
+            lambda: getattr(getattr(app.state, "badge_cache", None), "lookups", None),
+            ("hit", "miss"),
+        )
+    )
+    metrics.add(
+        LookupCollector(
+            "carbonlabel_http_cache_lookups",
+            "Cached GETs of pages and API reads in this process, by result: not-modified "
+            "(If-None-Match matched: 304 before any rendering), hit (a stored answer served), "
+            "miss (rendered).",
+            lambda: getattr(getattr(app.state, "page_cache", None), "lookups", None),
+            ("not-modified", "hit", "miss"),
+        )
+    )
+    return metrics
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the registry app. ``engine`` lets tests share one; otherwise the lifespan makes one."""
     settings = settings or Settings()
@@ -138,12 +170,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.rate_limiter = make_rate_limiter(
         settings.resolved_rate_limit_backend(), lambda: app.state.engine
     )
-    app.state.metrics = Metrics()
+    app.state.metrics = _metrics(app, settings)
     install_handlers(app)
     # Badges first: they are the most requested routes, and routes are tried in order.
     app.include_router(badges.router)
     app.include_router(routes.router)
     app.include_router(rankings.router)
+    app.include_router(series.router)
     app.include_router(auditors.router)
     app.include_router(log.router)
     app.include_router(health.router)
@@ -156,7 +189,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     # Innermost: the pages' and the API reads' validators and stored answers (http_cache.py).
-    http_cache.install(app, pages.router.routes, [*routes.router.routes, *rankings.router.routes])
+    http_cache.install(
+        app,
+        pages.router.routes,
+        [*routes.router.routes, *rankings.router.routes, *series.router.routes],
+    )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outside the body limit: a refused request is answered before its body is read.
     app.add_middleware(

@@ -100,6 +100,14 @@ def operational_figures(
     return out
 
 
+def drift_tolerance_relative() -> float:
+    """``methodology.json`` ``operational.drift_tolerance_relative``: a production period drifts
+    when its energy per 1,000 requests exceeds the benchmark figure by more than this share."""
+    from schemas.contract import load_methodology
+
+    return float(load_methodology()["operational"]["drift_tolerance_relative"])
+
+
 def headline_energy_wh(label: Mapping[str, Any]) -> float:
     """The label's energy per functional unit as shown and charted: for an operational period the
     period's ratio (its energy over its requests), else the mean over the trials."""

@@ -304,6 +304,7 @@ def make_operational_label(
     energy_per_request_j: float = 400.0,
     hardware_class: str = "nvidia-h100-sxm-80gb",
     zone: str = "FR",
+    intensity_g_per_kwh: float = 56.0,
     seed: int = 0,
 ) -> dict[str, Any]:
     """An ``operational`` label: one period of a deployed chat model, ``windows`` windows of equal
@@ -316,6 +317,7 @@ def make_operational_label(
         revision=revision,
         hardware_class=hardware_class,
         zone=zone,
+        intensity_g_per_kwh=intensity_g_per_kwh,
         seed=seed,
         created_at=period_end,
     )

@@ -20,11 +20,26 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
     engine = make_engine(url)
     first = seed(engine, "http://127.0.0.1:8000")
     with engine.connect() as conn:
-        grades = set(conn.execute(text("SELECT DISTINCT grade FROM labels")).scalars())
-        labels = conn.execute(text("SELECT count(*) FROM labels")).scalar_one()
+        grades = set(
+            conn.execute(
+                text("SELECT DISTINCT grade FROM labels WHERE kind = 'benchmark'")
+            ).scalars()
+        )
+        labels = conn.execute(
+            text("SELECT count(*) FROM labels WHERE kind = 'benchmark'")
+        ).scalar_one()
+        kinds = dict(conn.execute(text("SELECT kind, count(*) FROM labels GROUP BY kind")).all())
+        flagged = conn.execute(
+            text(
+                "SELECT count(*) FROM labels WHERE kind = 'operational' AND (current OR grade IS NOT NULL)"
+            )
+        ).scalar_one()
     assert grades == {"A", "B", "C", "D", "E"}
     # 10 suite-1 models, 11 suite-2 models and 3 chat-serving servers, two revisions each
     assert labels == 48
+    # and a day in production of each chat-serving server, an operational label an hour
+    assert kinds == {"benchmark": 48, "operational": 3 * 24}
+    assert flagged == 0
     with engine.connect() as conn:
         suite_2 = conn.execute(
             text(
@@ -86,13 +101,17 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
     with engine.connect() as conn:
         tiers = {
             row.tier: row.n
-            for row in conn.execute(text("SELECT tier, count(*) AS n FROM labels GROUP BY tier"))
+            for row in conn.execute(
+                text(
+                    "SELECT tier, count(*) AS n FROM labels WHERE kind = 'benchmark' GROUP BY tier"
+                )
+            )
         }
         agreements = sorted(conn.execute(text("SELECT agrees FROM attestations")).scalars())
         kinds = list(conn.execute(text("SELECT kind FROM log_entries ORDER BY idx")).scalars())
     assert tiers == {"verified": 2, "self-reported": 46}
     assert [bool(a) for a in agreements] == [False, True, True]
-    assert kinds.count("label") == 48
+    assert kinds.count("label") == 48 + 3 * 24  # every kind of label is logged
     assert kinds.count("key-add") == 3
     assert kinds[-4:] == ["auditor-add", "audit", "audit", "audit"]
     again = seed(engine, "http://127.0.0.1:8000")
@@ -117,5 +136,5 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
         ).scalar_one()
     assert late == 0
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM labels")).scalar_one() == 48
+        assert conn.execute(text("SELECT count(*) FROM labels")).scalar_one() == 48 + 3 * 24
     engine.dispose()

@@ -8,7 +8,8 @@ serve these on ``http://HOST:PORT/metrics`` (prometheus_client's own server, a d
 - ``carbonlabel_co2e_grams_total`` (counter): operational CO2e so far, energy x PUE x intensity;
 - ``carbonlabel_units_total{unit}`` (counter): steps (track) or requests (watch) so far;
 - ``carbonlabel_segments_total`` (counter): segments closed;
-- ``carbonlabel_labels_total{outcome}`` (counter): labels ``signed``, ``submitted``, ``skipped``.
+- ``carbonlabel_watch_labels_total{outcome}`` (counter): labels ``signed``, ``submitted``,
+  ``skipped`` by ``watch`` (not ``carbonlabel_labels``: the registry's gauge of stored labels).
 
 Each exporter has its own registry (no global state), so several in one process do not collide.
 """
@@ -56,8 +57,8 @@ class RunMetrics:
             "carbonlabel_segments", "Measurement segments closed.", registry=self.registry
         )
         self.labels = Counter(
-            "carbonlabel_labels",
-            "Labels written, by outcome: signed, submitted, skipped.",
+            "carbonlabel_watch_labels",
+            "Labels written by watch, by outcome: signed, submitted, skipped.",
             ["outcome"],
             registry=self.registry,
         )

@@ -10,7 +10,8 @@ no gap: the meters' windows are contiguous (``bench_runner.tracking.segments``).
 
 A window in which the engine completed no request is folded into its neighbour (its energy stays
 in the period); a period with fewer than two windows that served requests makes no label (it is
-counted as ``skipped`` and said on stderr), since a figure per request needs requests.
+said on stderr and counted in ``carbonlabel_watch_labels_total{outcome="skipped"}``), since a
+figure per request needs requests.
 """
 
 from __future__ import annotations

@@ -62,11 +62,19 @@ class BadgeCache:
         self.clock = clock
         self._entries: OrderedDict[Hashable, Rendered] = OrderedDict()
         self._pending: dict[Hashable, asyncio.Event] = {}
+        self.lookups = {"hit": 0, "miss": 0}
+        """Calls of :meth:`get` by result (``carbonlabel_badge_cache_lookups_total``): a route
+        looks up once per request, a miss then renders (or waits for a render) once."""
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: Hashable, now: float | None = None) -> Rendered | None:
+        entry = self._look(key, now)
+        self.lookups["miss" if entry is None else "hit"] += 1
+        return entry
+
+    def _look(self, key: Hashable, now: float | None = None) -> Rendered | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -92,7 +100,7 @@ class BadgeCache:
     async def get_or_render(self, key: Hashable, render: Callable[[], Rendered]) -> Rendered:
         """The cached entry, or ``render()`` run once in the thread pool for all who ask."""
         while True:
-            hit = self.get(key)
+            hit = self._look(key)  # not counted: the route's own look-up was
             if hit is not None:
                 return hit
             pending = self._pending.get(key)

@@ -7,12 +7,12 @@ import functools
 import re
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, or_, select
+from sqlalchemy import Engine, and_, bindparam, func, or_, select
 from sqlmodel import Session, col
 
 from registry import badges
 from registry.db import single_read
-from registry.models import Label, Model, PublicKey, Standing, Tier, Vendor
+from registry.models import Label, LabelKind, Model, PublicKey, Standing, Tier, Vendor
 from registry.services.audit import verifying_auditors
 from registry.services.queries import peer_rank, serving_summary
 from registry.services.workloads import NON_STANDARD_WORKLOAD
@@ -71,7 +71,12 @@ def _current_label_filter(
     where = [
         col(Vendor.slug) == vendor,
         col(Model.name) == model,
-        or_(col(Label.current), col(Label.standing) != Standing.ok),
+        # a label that lost its standing is shown (flagged) only where it would be current: a
+        # benchmark label (production periods and training runs are never a badge's label)
+        or_(
+            col(Label.current),
+            and_(col(Label.standing) != Standing.ok, col(Label.kind) == LabelKind.benchmark),
+        ),
     ]
     if task is not None:
         where.append(col(Label.task) == task)

@@ -51,6 +51,8 @@ def readyz(request: Request) -> dict[str, Any]:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 def metrics(request: Request) -> Response:
-    """Prometheus metrics of this process."""
+    """Prometheus metrics: this process's counters, and registry-wide gauges read from the
+    database at most once per ``CARBONLABEL_METRICS_CACHE_TTL_S`` (left out, not a 503, when it
+    fails: docs/operations.md#metrics)."""
     body = generate_latest(request.app.state.metrics.registry)
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)

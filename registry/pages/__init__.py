@@ -3,8 +3,8 @@
 One module per page (``leaderboard``, ``model``, ``vendor``, ``compare``, ``methodology``,
 ``api_docs``: ``/docs``), the label views they list (``rows``), what the model page adds for one
 label (``facts``: chat-serving levels, nodes, meter bias, flags in plain words), the chart
-geometry (``charts``) and what every page shares (``common``: the template environment, filters,
-page headers and links).
+geometry (``charts``; ``series_chart``: across revisions and in production) and what every page
+shares (``common``: the template environment, filters, page headers and links).
 ``common`` is the only module that reads ``web/``: Jinja2 templates from ``web/templates``
 (autoescaped; every text from the database goes through the template engine, never into markup
 by hand); the app serves the assets of ``web/static``. A page route calls the same services as

@@ -275,22 +275,19 @@ def compare_page(
         labels = (
             with_percentile(
                 session,
-                (
-                    r
-                    for r in all_labels(
-                        session,
-                        queries.LabelFilters(
-                            vendor=slug,
-                            task=group.task,
-                            phase=group.phase,
-                            hardware_class=group.hardware,
-                            zone=group.zone,
-                            suite=group.suite,
-                            size_class=group.size_class,
-                        ),
-                        cap=VENDOR_PAGE_LABELS,
-                    )
-                    if r[0].current
+                all_labels(
+                    session,
+                    queries.LabelFilters(
+                        vendor=slug,
+                        task=group.task,
+                        phase=group.phase,
+                        hardware_class=group.hardware,
+                        zone=group.zone,
+                        suite=group.suite,
+                        size_class=group.size_class,
+                        current=True,  # benchmark labels only: no other kind is current
+                    ),
+                    cap=VENDOR_PAGE_LABELS,
                 ),
             )
             if rank

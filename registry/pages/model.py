@@ -1,5 +1,6 @@
-"""The model page: a model's current labels with card, energy history, power timelines,
-verification and embed snippets."""
+"""The model page: a model's current labels with card, energy history, its figures across
+revisions and in production (with drift), power timelines, verification and embed snippets; its
+training runs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi.responses import HTMLResponse
 
 from registry.api.deps import SessionDep, SettingsDep
 from registry.errors import ProblemError
-from registry.models import Tier
+from registry.models import LabelKind, Tier
 from registry.pages.charts import HistoryChart, TimelineChart, history_chart, timeline_chart
 from registry.pages.common import (
     model_path,
@@ -36,7 +37,9 @@ from registry.pages.facts import (
     serving_view,
 )
 from registry.pages.rows import LabelRow, all_labels, label_row
+from registry.pages.series_chart import TrackView, track_views
 from registry.services import audit, projection, queries
+from registry.services import series as series_service
 from schemas import grid
 from schemas.contract import load_methodology
 from schemas.suites import bands_for_suite, grade_scale
@@ -73,6 +76,8 @@ class LabelSection:
     bias: Bias | None = None
     """The meter bias bound and the figure the grade is given on."""
     accelerator_count: int = 0
+    series: TrackView | None = None
+    """Its hardware class across revisions and time, with production beside it (and drift)."""
 
 
 def _tokens(results: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -144,9 +149,14 @@ def model_page(
             raise
         return not_found(request, f"There is no model {vendor}/{model} in this registry.")
     whatif_zone, whatif_pue, whatif_profile, whatif_error = _whatif_query(request)
+    # benchmark labels: production periods (one an hour) and training runs are shown apart
     rows = all_labels(
-        session, queries.LabelFilters(vendor=vendor, model=f"{vendor}/{model}"), cap=1000
+        session,
+        queries.LabelFilters(vendor=vendor, model=f"{vendor}/{model}", kind=LabelKind.benchmark),
+        cap=1000,
     )
+    found = series_service.model_series(session, vendor, model)
+    views = track_views(found)
     all_rows = [label_row(label, v, m) for label, v, m in rows]
     sections: list[LabelSection] = []
     current = sorted(
@@ -208,6 +218,9 @@ def model_page(
                 whatif=None
                 if whatif_error
                 else _whatif(predicate, whatif_zone, whatif_pue, whatif_profile),
+                series=views.pop(
+                    (label.suite, label.task, label.phase, label.hardware_class), None
+                ),
             )
         )
     vendor_slug, _, model_name = view["model"].partition("/")
@@ -235,6 +248,11 @@ def model_page(
             "whatif_pue": "" if whatif_pue is None else f"{whatif_pue:g}",
             "whatif_profile": request.query_params.get("whatif_profile", "")[:2000],
             "whatif_error": whatif_error,
+            # production on a hardware class without a current benchmark label: no drift figure
+            "production_only": [v for v in views.values() if v.production],
+            "training_runs": [(g, run) for g in found.groups for run in g.training_runs],
+            "series_href": f"/v1/models/{quote(vendor_slug, safe='')}/"
+            f"{quote(model_name, safe='')}/series",
         },
     )
 

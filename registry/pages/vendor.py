@@ -11,10 +11,11 @@ from fastapi.responses import HTMLResponse
 
 from registry.api.deps import SessionDep
 from registry.errors import ProblemError
-from registry.models import Standing
+from registry.models import LabelKind, Standing
 from registry.pages.common import model_path, not_found, query_string, render, router
 from registry.pages.rows import VENDOR_PAGE_LABELS, LabelRow, all_labels, label_row, with_percentile
 from registry.services import audit, queries
+from registry.services import trends as trend_service
 from registry.services import vendors as vendor_service
 
 
@@ -28,7 +29,13 @@ def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLRespo
             raise
         return not_found(request, f"There is no vendor {vendor} in this registry.")
     model_names = queries.vendor_models(session, owner)
-    rows = all_labels(session, queries.LabelFilters(vendor=owner.slug), cap=VENDOR_PAGE_LABELS)
+    # benchmark labels: a deployed model's hourly production periods must not crowd them out
+    rows = all_labels(
+        session,
+        queries.LabelFilters(vendor=owner.slug, kind=LabelKind.benchmark),
+        cap=VENDOR_PAGE_LABELS,
+    )
+    trend = trend_service.vendor_series(session, owner)
     current = with_percentile(session, (r for r in rows if r[0].current))
     auditors = audit.verifying_auditors(session, [r.label_id for r in current if r.verified])
     current = [replace(r, verified_by=tuple(auditors.get(r.label_id, ()))) for r in current]
@@ -72,6 +79,9 @@ def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLRespo
             "lost_standing": lost,
             "estimated": sum(1 for r in current if not r.measured),
             "json_href": f"/v1/vendors/{quote(owner.slug, safe='')}",
+            "series_href": f"/v1/vendors/{quote(owner.slug, safe='')}/series",
+            "trend": trend.trend,
+            "trends": trend.trends,
             "compare_links": [
                 {
                     "suite": suite,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
@@ -54,6 +54,8 @@ class LabelFilters:
     size_class: str | None = None
     min_quality: float | None = None
     """Only labels with a measured quality figure of at least this (0..1)."""
+    kind: str | None = None
+    """Only labels of this kind (``benchmark``, ``training-run``, ``operational``)."""
 
 
 def quality_view(label: Label) -> dict[str, Any]:
@@ -357,6 +359,8 @@ def list_labels(
         query = query.where(Label.size_class == filters.size_class)
     if filters.min_quality is not None:  # labels without a measured figure drop out
         query = query.where(col(Label.quality) >= filters.min_quality)
+    if filters.kind is not None:
+        query = query.where(Label.kind == filters.kind)
     if cursor:
         value, last_id = _decode_cursor(cursor, sort.lstrip("-").endswith("_at"))
         if descending:
@@ -383,9 +387,31 @@ def list_labels(
     return page, next_cursor
 
 
+MODEL_TRAINING_RUNS = 100
+"""Training runs a model view lists (the newest)."""
+
+
+def _model_labels(
+    session: Session, model_id: int, kind: str, *, newest_by: Any, limit: int | None = None
+) -> list[Label]:
+    """A model's labels of one kind, brief (``services.briefs``), newest first by ``newest_by``."""
+    query = (
+        briefs.brief_select()
+        .where(Label.model_id == model_id, Label.kind == kind)
+        .order_by(newest_by.desc(), col(Label.id).desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return briefs.brief_labels(session.exec(query).all())
+
+
 def model_view(
     session: Session, vendor_slug: str, model_name: str, base_url: str
 ) -> dict[str, Any]:
+    """The model's latest benchmark label per suite, task and phase and its benchmark history
+    (newest first); the other kinds apart: its training runs (the newest
+    ``MODEL_TRAINING_RUNS``) and its production periods (their number, the newest, and the
+    series that holds them)."""
     vendor = session.exec(select(Vendor).where(Vendor.slug == vendor_slug)).first()
     model = (
         session.exec(
@@ -394,24 +420,46 @@ def model_view(
         if vendor
         else None
     )
-    if vendor is None or model is None:
+    if vendor is None or model is None or model.id is None:
         raise ProblemError("not-found", f"no model {vendor_slug}/{model_name}")
-    labels = session.exec(
-        select(Label)
-        .where(Label.model_id == model.id)
-        .order_by(col(Label.received_at).desc(), col(Label.id).desc())
-    ).all()
+    received = col(Label.received_at)
+    labels = _model_labels(session, model.id, LabelKind.benchmark, newest_by=received)
     latest: dict[tuple[str, str, str], dict[str, Any]] = {}
     history = []
     for label in labels:
         summary = label_summary(label, vendor.slug, model.name, base_url)
         latest.setdefault((label.suite, label.task, label.phase), summary)
         history.append(summary)
+    runs = _model_labels(
+        session,
+        model.id,
+        LabelKind.training_run,
+        newest_by=col(Label.created_at),
+        limit=MODEL_TRAINING_RUNS,
+    )
+    periods = session.exec(
+        select(func.count())
+        .select_from(Label)
+        .where(Label.model_id == model.id, Label.kind == LabelKind.operational)
+    ).one()
+    newest_period = _model_labels(
+        session, model.id, LabelKind.operational, newest_by=col(Label.created_at), limit=1
+    )
+    series = f"{base_url}/v1/models/{vendor.slug}/{model.name}/series"
     return {
         "vendor": vendor.slug,
         "model": f"{vendor.slug}/{model.name}",
         "latest": list(latest.values()),
         "history": history,
+        "training_runs": [label_summary(r, vendor.slug, model.name, base_url) for r in runs],
+        "operational": {
+            "periods": int(periods),
+            "latest": label_summary(newest_period[0], vendor.slug, model.name, base_url)
+            if newest_period
+            else None,
+            "series": series,
+        },
+        "series": series,
     }
 
 
@@ -435,10 +483,12 @@ def vendor_models(session: Session, vendor: Vendor) -> list[str]:
 def vendor_profile(
     session: Session, vendor: Vendor, base_url: str, limit: int = 100
 ) -> dict[str, Any]:
+    """The vendor's profile, keys, models and newest benchmark labels; the other kinds (and the
+    trend) are a link away: a deployed model adds a production period every hour."""
     keys = vendor_keys(session, vendor)
     page, next_cursor = list_labels(
         session,
-        filters=LabelFilters(vendor=vendor.slug),
+        filters=LabelFilters(vendor=vendor.slug, kind=LabelKind.benchmark),
         sort="-received_at",
         limit=limit,
         cursor=None,
@@ -453,10 +503,15 @@ def vendor_profile(
         "models": [f"{vendor.slug}/{m}" for m in models],
         "labels": [label_summary(lbl, v, m, base_url) for lbl, v, m in page],
         "labels_next": (
-            f"{base_url}/v1/labels?vendor={vendor.slug}&cursor={next_cursor}"
+            f"{base_url}/v1/labels?vendor={vendor.slug}&kind=benchmark&cursor={next_cursor}"
             if next_cursor
             else None
         ),
+        "links": {
+            "training_runs": f"{base_url}/v1/labels?vendor={vendor.slug}&kind=training-run",
+            "operational": f"{base_url}/v1/labels?vendor={vendor.slug}&kind=operational",
+            "series": f"{base_url}/v1/vendors/{vendor.slug}/series",
+        },
     }
 
 

@@ -354,17 +354,8 @@ class RateLimitMiddleware:
         if refusal is None:
             await self.app(scope, receive, send)
             return
-        self._count_submission(scope)
+        # a refused POST /v1/labels counts as a rate-limited submission (registry/metrics.py)
         await self._refuse(scope, send, refusal)
-
-    @staticmethod
-    def _count_submission(scope: Scope) -> None:
-        """A refused ``POST /v1/labels`` counts as a ``rate-limited`` submission outcome."""
-        if scope["method"] != "POST" or scope["path"] != "/v1/labels":
-            return
-        metrics = getattr(getattr(scope.get("app"), "state", None), "metrics", None)
-        if metrics is not None:
-            metrics.ingest.labels("rate-limited").inc()
 
     @staticmethod
     async def _refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
