@@ -23,7 +23,7 @@ from registry.api.deps import (
 from registry.errors import PROBLEM_MEDIA_TYPE, ProblemError
 from registry.models import KeyStatus, Label
 from registry.services import keys as key_service
-from registry.services import projection, queries, translog
+from registry.services import profiles, projection, queries, translog
 from registry.services import vendors as vendor_service
 from registry.services.ingest import ingest
 from schemas import grid
@@ -206,7 +206,7 @@ def register_key(
     )
     session.commit()
     response.headers["Location"] = f"{settings.public_url}/v1/vendors/{vendor}"
-    return queries.key_view(key)
+    return profiles.key_view(key)
 
 
 @router.post("/vendors/{vendor}/keys/{keyid}/revoke", responses=problems(401, 403, 404, 413, 422))
@@ -234,7 +234,7 @@ def revoke_key(
         compromised_since=body.compromised_since,
     )
     session.commit()
-    return queries.key_view(key)
+    return profiles.key_view(key)
 
 
 JSON_OBJECT: dict[int | str, dict[str, Any]] = {
@@ -424,13 +424,13 @@ def get_envelope(label_id: LabelIdPath, session: SessionDep) -> Response:
 def get_model(
     vendor: VendorPath, model: ModelPath, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    return queries.model_view(session, vendor, model, settings.public_url)
+    return profiles.model_view(session, vendor, model, settings.public_url)
 
 
 @router.get("/vendors/{vendor}", responses=problems(404))
 def get_vendor(vendor: VendorPath, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     owner = vendor_service.get_vendor(session, vendor)
-    return queries.vendor_profile(session, owner, settings.public_url)
+    return profiles.vendor_profile(session, owner, settings.public_url)
 
 
 @router.get("/whoami", responses=problems(401))
@@ -441,5 +441,5 @@ def whoami(vendor: CurrentVendor, session: SessionDep, settings: SettingsDep) ->
         "vendor": vendor.slug,
         "display_name": vendor.display_name,
         "audience": settings.public_url,
-        "keys": queries.vendor_keys(session, vendor),
+        "keys": profiles.vendor_keys(session, vendor),
     }

@@ -38,7 +38,7 @@ from registry.pages.facts import (
 )
 from registry.pages.rows import LabelRow, all_labels, label_row
 from registry.pages.series_chart import TrackView, track_views
-from registry.services import audit, projection, queries
+from registry.services import audit, profiles, projection, queries
 from registry.services import series as series_service
 from schemas import grid
 from schemas.contract import load_methodology
@@ -143,7 +143,7 @@ def model_page(
 ) -> HTMLResponse:
     """A model's current labels: card, energy history, power timelines, verification, embeds."""
     try:
-        view = queries.model_view(session, vendor, model, settings.public_url)
+        view = profiles.model_view(session, vendor, model, settings.public_url)
     except ProblemError as exc:
         if exc.kind != "not-found":
             raise

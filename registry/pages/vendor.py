@@ -14,7 +14,7 @@ from registry.errors import ProblemError
 from registry.models import LabelKind, Standing
 from registry.pages.common import model_path, not_found, query_string, render, router
 from registry.pages.rows import VENDOR_PAGE_LABELS, LabelRow, all_labels, label_row, with_percentile
-from registry.services import audit, queries
+from registry.services import audit, profiles, queries
 from registry.services import trends as trend_service
 from registry.services import vendors as vendor_service
 
@@ -28,7 +28,7 @@ def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLRespo
         if exc.kind != "not-found":
             raise
         return not_found(request, f"There is no vendor {vendor} in this registry.")
-    model_names = queries.vendor_models(session, owner)
+    model_names = profiles.vendor_models(session, owner)
     # benchmark labels: a deployed model's hourly production periods must not crowd them out
     rows = all_labels(
         session,
@@ -71,7 +71,7 @@ def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLRespo
             "vendor": owner.slug,
             "display_name": owner.display_name,
             "created_at": owner.created_at,
-            "keys": queries.vendor_keys(session, owner),
+            "keys": profiles.vendor_keys(session, owner),
             "models": models,
             "label_count": len(rows),
             "measured": sum(1 for r in current if r.measured),

@@ -1,4 +1,5 @@
-"""Read side: label views, filtered and sorted listings with cursor pagination, models, vendors."""
+"""Read side: label views, and filtered and sorted listings with cursor pagination (a model's
+and a vendor's views: ``services.profiles``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
@@ -385,146 +386,3 @@ def list_labels(
         last = page[-1][0]
         next_cursor = _encode_cursor(getattr(last, column.key), last.id)
     return page, next_cursor
-
-
-MODEL_TRAINING_RUNS = 100
-"""Training runs a model view lists (the newest)."""
-
-
-def _model_labels(
-    session: Session, model_id: int, kind: str, *, newest_by: Any, limit: int | None = None
-) -> list[Label]:
-    """A model's labels of one kind, brief (``services.briefs``), newest first by ``newest_by``."""
-    query = (
-        briefs.brief_select()
-        .where(Label.model_id == model_id, Label.kind == kind)
-        .order_by(newest_by.desc(), col(Label.id).desc())
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    return briefs.brief_labels(session.exec(query).all())
-
-
-def model_view(
-    session: Session, vendor_slug: str, model_name: str, base_url: str
-) -> dict[str, Any]:
-    """The model's latest benchmark label per suite, task and phase and its benchmark history
-    (newest first); the other kinds apart: its training runs (the newest
-    ``MODEL_TRAINING_RUNS``) and its production periods (their number, the newest, and the
-    series that holds them)."""
-    vendor = session.exec(select(Vendor).where(Vendor.slug == vendor_slug)).first()
-    model = (
-        session.exec(
-            select(Model).where(Model.vendor_id == vendor.id, Model.name == model_name)
-        ).first()
-        if vendor
-        else None
-    )
-    if vendor is None or model is None or model.id is None:
-        raise ProblemError("not-found", f"no model {vendor_slug}/{model_name}")
-    received = col(Label.received_at)
-    labels = _model_labels(session, model.id, LabelKind.benchmark, newest_by=received)
-    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
-    history = []
-    for label in labels:
-        summary = label_summary(label, vendor.slug, model.name, base_url)
-        latest.setdefault((label.suite, label.task, label.phase), summary)
-        history.append(summary)
-    runs = _model_labels(
-        session,
-        model.id,
-        LabelKind.training_run,
-        newest_by=col(Label.created_at),
-        limit=MODEL_TRAINING_RUNS,
-    )
-    periods = session.exec(
-        select(func.count())
-        .select_from(Label)
-        .where(Label.model_id == model.id, Label.kind == LabelKind.operational)
-    ).one()
-    newest_period = _model_labels(
-        session, model.id, LabelKind.operational, newest_by=col(Label.created_at), limit=1
-    )
-    series = f"{base_url}/v1/models/{vendor.slug}/{model.name}/series"
-    return {
-        "vendor": vendor.slug,
-        "model": f"{vendor.slug}/{model.name}",
-        "latest": list(latest.values()),
-        "history": history,
-        "training_runs": [label_summary(r, vendor.slug, model.name, base_url) for r in runs],
-        "operational": {
-            "periods": int(periods),
-            "latest": label_summary(newest_period[0], vendor.slug, model.name, base_url)
-            if newest_period
-            else None,
-            "series": series,
-        },
-        "series": series,
-    }
-
-
-def vendor_keys(session: Session, vendor: Vendor) -> list[dict[str, Any]]:
-    """A vendor's keys (:func:`key_view`), oldest first."""
-    keys = session.exec(
-        select(PublicKey).where(PublicKey.vendor_id == vendor.id).order_by(col(PublicKey.id))
-    ).all()
-    return [key_view(k) for k in keys]
-
-
-def vendor_models(session: Session, vendor: Vendor) -> list[str]:
-    """A vendor's model names, in name order."""
-    return list(
-        session.exec(
-            select(Model.name).where(Model.vendor_id == vendor.id).order_by(col(Model.name))
-        ).all()
-    )
-
-
-def vendor_profile(
-    session: Session, vendor: Vendor, base_url: str, limit: int = 100
-) -> dict[str, Any]:
-    """The vendor's profile, keys, models and newest benchmark labels; the other kinds (and the
-    trend) are a link away: a deployed model adds a production period every hour."""
-    keys = vendor_keys(session, vendor)
-    page, next_cursor = list_labels(
-        session,
-        filters=LabelFilters(vendor=vendor.slug, kind=LabelKind.benchmark),
-        sort="-received_at",
-        limit=limit,
-        cursor=None,
-        brief=True,
-    )
-    models = vendor_models(session, vendor)
-    return {
-        "vendor": vendor.slug,
-        "display_name": vendor.display_name,
-        "created_at": vendor.created_at.isoformat().replace("+00:00", "Z"),
-        "keys": keys,
-        "models": [f"{vendor.slug}/{m}" for m in models],
-        "labels": [label_summary(lbl, v, m, base_url) for lbl, v, m in page],
-        "labels_next": (
-            f"{base_url}/v1/labels?vendor={vendor.slug}&kind=benchmark&cursor={next_cursor}"
-            if next_cursor
-            else None
-        ),
-        "links": {
-            "training_runs": f"{base_url}/v1/labels?vendor={vendor.slug}&kind=training-run",
-            "operational": f"{base_url}/v1/labels?vendor={vendor.slug}&kind=operational",
-            "series": f"{base_url}/v1/vendors/{vendor.slug}/series",
-        },
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def key_view(key: PublicKey) -> dict[str, Any]:
-    return {
-        "keyid": key.keyid,
-        "public_key": key.public_key_b64,
-        "status": key.status,
-        "created_at": _iso(key.created_at),
-        "revoked_at": _iso(key.revoked_at),
-        "compromised_since": _iso(key.compromised_since),
-    }
