@@ -93,11 +93,39 @@ def operational_figures(
         idle_s = math.fsum(min(float(s.trial["idle_s"]), s.window_s) for s in segments)
         out["idle_share"] = idle_s / period_s
     hourly = label["carbon"].get("hourly")
-    if hourly is not None:  # the hourly-matched figure per 1,000 requests, for the period
-        out["co2e_g"] = float(hourly["co2e_per_unit_g"]) * requests / 1000.0
+    if hourly is not None:
+        out["co2e_g"] = _hourly_co2e_g(label, segments, hourly)
     else:
         out["co2e_g"] = energy_j / J_PER_WH * g_per_wh
     return out
+
+
+def _hourly_co2e_g(
+    label: Mapping[str, Any], segments: Sequence[Segment], hourly: Mapping[str, Any]
+) -> float:
+    """The period's CO2e with each window's energy charged the intensity of the hour its middle
+    falls in: on the wall clock, ``run.started_at`` is the first window's start. A window is at
+    most a twelfth of its period by default, so one that straddles an hour is charged one hour's
+    figure (docs/monitoring.md)."""
+    from datetime import datetime, timedelta
+
+    by_hour = {
+        datetime.fromisoformat(row["timestamp"]).replace(minute=0, second=0, microsecond=0): float(
+            row["intensity_g_per_kwh"]
+        )
+        for row in hourly["intensities"]
+    }
+    started = datetime.fromisoformat(label["run"]["started_at"])
+    t0 = float(segments[0].trial["t_start_s"])
+    pue = float(label["carbon"]["pue"])
+    total = 0.0
+    for s in segments:
+        middle_s = (float(s.trial["t_start_s"]) + float(s.trial["t_end_s"])) / 2.0 - t0
+        hour = (started + timedelta(seconds=middle_s)).replace(minute=0, second=0, microsecond=0)
+        if hour not in by_hour:
+            raise ValueError(f"carbon.hourly has no intensity for the hour of {hour.isoformat()}")
+        total += s.gross_j / J_PER_WH * pue * by_hour[hour] / 1000.0
+    return total
 
 
 def drift_tolerance_relative() -> float:

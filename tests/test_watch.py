@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -332,3 +333,47 @@ def test_bad_watch_options_fail_with_a_message(
     result = CliRunner().invoke(app, [*base, "--registry", AUDIENCE, *args])
     assert result.exit_code != 0
     assert message in str(result.exception or result.output)
+
+
+def test_with_hourly_intensities_each_window_is_charged_its_hour(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A period across 12:00: the windows before it are charged 100 g/kWh, those after 400."""
+    csv = tmp_path / "hourly.csv"
+    csv.write_text(
+        "timestamp,intensity_g_per_kwh\n2026-12-01T11:00:00Z,100\n2026-12-01T12:00:00Z,400\n"
+    )
+    clock = Clock()
+    start = datetime(2026, 12, 1, 11, 59, 30, tzinfo=UTC)
+
+    def sleep(seconds: float) -> None:
+        clock.now_s += seconds
+        engine.serve(2)
+
+    carbon = carbon_inputs(
+        zone="DE", intensity=None, intensity_source="", pue=1.5, hourly=csv, wue=None
+    )
+    watcher = Watcher(
+        options(tmp_path, carbon=carbon),
+        [ClockCounter(power_w=360.0, clock=clock)],
+        em.EngineScraper(engine.url, em.mapping_for("vllm", {})),
+        private_key=Ed25519PrivateKey.generate(),
+        accelerator=Accelerator("none", "none", 0),
+        clock=clock,
+        sleep=sleep,
+        wall=lambda: start,
+    )
+    (outcome,) = list(watcher.run(periods=1))
+    label = outcome.label
+    assert label is not None
+    assert check_results(label) == []
+    assert [h["intensity_g_per_kwh"] for h in label["carbon"]["hourly"]["intensities"]] == [
+        100,
+        400,
+    ]
+    # 6 windows of 10 s at 360 W = 1 Wh each: 3 (mid-points before 12:00) at 100, 3 at 400
+    figures = label["results"]["operational"]
+    assert figures["co2e_g"] == pytest.approx(1.0 * 1.5 * (3 * 100 + 3 * 400) / 1000)
+    # a changed intensity no longer matches
+    label["carbon"]["hourly"]["intensities"][1]["intensity_g_per_kwh"] = 40
+    assert "/results/operational/co2e_g" in [m.pointer for m in check_results(label)]
