@@ -86,6 +86,23 @@ class BenchmarkPoint:
         """Measured on the suite's standard workload: a figure changes are computed from."""
         return self.measured and self.standard_workload
 
+    @classmethod
+    def of(cls, row: Any, *, measured: bool, standard_workload: bool) -> BenchmarkPoint:
+        """The point of a label row (the series' or the trend's select)."""
+        return cls(
+            label_id=row.id,
+            revision=row.revision,
+            hardware_class=row.hardware_class,
+            functional_unit=row.functional_unit,
+            created_at=row.created_at,
+            energy_per_unit_wh=float(row.energy_per_unit_wh),
+            energy_ci95_high_wh=float(row.energy_ci95_high_wh),
+            grade=row.grade,
+            measured=measured,
+            standard_workload=standard_workload,
+            current=bool(row.current),
+        )
+
 
 @dataclass(frozen=True)
 class Change:
@@ -335,18 +352,8 @@ def model_series(
     )
     for row in reversed(bench_rows):
         group_of(row).benchmark.append(
-            BenchmarkPoint(
-                label_id=row.id,
-                revision=row.revision,
-                hardware_class=row.hardware_class,
-                functional_unit=row.functional_unit,
-                created_at=row.created_at,
-                energy_per_unit_wh=float(row.energy_per_unit_wh),
-                energy_ci95_high_wh=float(row.energy_ci95_high_wh),
-                grade=row.grade,
-                measured=bool(row.measured),
-                standard_workload=bool(row.standard_workload),
-                current=bool(row.current),
+            BenchmarkPoint.of(
+                row, measured=bool(row.measured), standard_workload=bool(row.standard_workload)
             )
         )
     for group in groups.values():

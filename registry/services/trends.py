@@ -140,19 +140,8 @@ def vendor_series(session: Session, vendor: Vendor) -> VendorSeries:
     points: dict[tuple[str, str, str, str], list[BenchmarkPoint]] = {}
     for row in rows[:MAX_VENDOR_LABELS]:
         points.setdefault((row.model_name, row.suite, row.task, row.phase), []).append(
-            BenchmarkPoint(
-                label_id=row.id,
-                revision=row.revision,
-                hardware_class=row.hardware_class,
-                functional_unit=row.functional_unit,
-                created_at=row.created_at,
-                energy_per_unit_wh=float(row.energy_per_unit_wh),
-                energy_ci95_high_wh=float(row.energy_ci95_high_wh),
-                grade=row.grade,
-                measured=True,
-                standard_workload=True,
-                current=bool(row.current),
-            )
+            # the select keeps measured labels on the standard workload only
+            BenchmarkPoint.of(row, measured=True, standard_workload=True)
         )
     tracks = [
         ModelTrack(f"{vendor.slug}/{name}", suite, task, phase, track)
