@@ -227,8 +227,8 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
                     body = json.dumps(envelope).encode()
                     ingest(session, vendor=vendor, body=body, audience=public_url)
                     session.commit()
-                # a day in production beside the newest revision's benchmark (watch)
-                for live in production_day(slug, server, label, registry=public_url):
+                # production since the newest revision's benchmark (watch)
+                for live in production_periods(slug, server, label, registry=public_url):
                     body = json.dumps(sign_statement(build_statement(live), private)).encode()
                     ingest(session, vendor=vendor, body=body, audience=public_url)
                 session.commit()
@@ -264,35 +264,39 @@ def seed(engine: Engine, public_url: str) -> list[DemoVendor]:
     return created
 
 
-PRODUCTION_HOURS = 24
+PRODUCTION_PERIODS = 19
+PRODUCTION_PERIOD = timedelta(hours=12)
 
 
-def production_day(
+def production_periods(
     vendor: str, server: Serving, benchmark: dict[str, Any], *, registry: str
 ) -> list[dict[str, Any]]:
-    """``operational`` labels of the last day before the demo's now, one an hour, as
-    ``carbonlabel watch`` signs them: near the benchmark's energy per request in busy hours, well
-    above it at night, when few requests share the idle power (drift on the model page)."""
+    """``operational`` labels of the days since the newest revision's benchmark, one every 12
+    hours (``carbonlabel watch --every 12h``): near the benchmark's energy per request in the
+    day's periods, well above it in the night's, when few requests share the idle power (drift on
+    the model page)."""
     model = server[0]
     carbon = benchmark["carbon"]
     per_request_j = benchmark["results"]["energy_per_unit_wh"]["mean"] * 3.6
     labels = []
-    for hour in range(PRODUCTION_HOURS):
-        end = DEMO_NOW - timedelta(hours=PRODUCTION_HOURS - 1 - hour)
-        night = end.hour < 6 or end.hour >= 23
+    for n in range(PRODUCTION_PERIODS):
+        end = DEMO_NOW - PRODUCTION_PERIOD * (PRODUCTION_PERIODS - 1 - n)
+        quiet = end.hour == 12  # the period from midnight to noon
         labels.append(
             make_operational_label(
                 vendor=vendor,
                 model=model,
                 registry=registry,
                 period_end=end,
+                period_s=PRODUCTION_PERIOD.total_seconds(),
+                windows=12,
                 revision=benchmark["model"]["revision"],
-                requests_per_window=60 if night else 600,
-                energy_per_request_j=per_request_j * (1.45 if night else 1.05),
+                requests_per_window=1_000 if quiet else 10_000,
+                energy_per_request_j=per_request_j * (1.45 if quiet else 1.05),
                 hardware_class=benchmark["hardware"]["hardware_class"],
                 zone=carbon["zone"],
                 intensity_g_per_kwh=carbon["intensity_g_per_kwh"],
-                seed=hour,
+                seed=n,
             )
         )
     return labels

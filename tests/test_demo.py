@@ -37,8 +37,9 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
     assert grades == {"A", "B", "C", "D", "E"}
     # 10 suite-1 models, 11 suite-2 models and 3 chat-serving servers, two revisions each
     assert labels == 48
-    # and a day in production of each chat-serving server, an operational label an hour
-    assert kinds == {"benchmark": 48, "operational": 3 * 24}
+    # and production since its newest revision for each chat-serving server: an operational
+    # label every 12 hours, 19 of them
+    assert kinds == {"benchmark": 48, "operational": 3 * 19}
     assert flagged == 0
     with engine.connect() as conn:
         suite_2 = conn.execute(
@@ -111,7 +112,7 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
         kinds = list(conn.execute(text("SELECT kind FROM log_entries ORDER BY idx")).scalars())
     assert tiers == {"verified": 2, "self-reported": 46}
     assert [bool(a) for a in agreements] == [False, True, True]
-    assert kinds.count("label") == 48 + 3 * 24  # every kind of label is logged
+    assert kinds.count("label") == 48 + 3 * 19  # every kind of label is logged
     assert kinds.count("key-add") == 3
     assert kinds[-4:] == ["auditor-add", "audit", "audit", "audit"]
     again = seed(engine, "http://127.0.0.1:8000")
@@ -136,5 +137,5 @@ def test_seed_then_reseed(tmp_path: Path) -> None:
         ).scalar_one()
     assert late == 0
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM labels")).scalar_one() == 48 + 3 * 24
+        assert conn.execute(text("SELECT count(*) FROM labels")).scalar_one() == 48 + 3 * 19
     engine.dispose()

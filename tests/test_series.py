@@ -1,11 +1,12 @@
 """A model's figures across revisions and time, production drift and a vendor's trend (issue 14,
 items 2 and 3): ``GET /v1/models/{vendor}/{model}/series``, ``GET /v1/vendors/{vendor}/series``,
-the model page's chart and drift text, the vendor page's trend line; operational labels never in
-grades, rankings or a model's latest labels. Runs on SQLite, and on PostgreSQL with
-CARBONLABEL_TEST_DATABASE_URL set."""
+the model page's chart and drift text, the vendor page's trend line and charts; operational
+labels never in grades, rankings or a model's latest labels. Runs on SQLite, and on PostgreSQL
+with CARBONLABEL_TEST_DATABASE_URL set."""
 
 from __future__ import annotations
 
+import re
 import statistics
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from registry.api.series import ModelSeriesOut, VendorSeriesOut
+from registry.pages import vendor_chart
+from registry.pages.common import format_number
 from registry.services import series
 from registry.services.series import drift_tolerance
 from registry.services.trends import NO_TREND, Trend, trend_sentence
@@ -398,6 +401,114 @@ def test_the_vendor_trend(client: TestClient, publisher: Publisher) -> None:
     assert by_model[("acme/gamma", H100)]["since_first"] is None
     assert by_model[("acme/gamma", A100)]["revisions"] == 1
     assert expected in client.get("/vendors/acme").text
+
+
+def vendor_charts(page: str) -> list[tuple[str, str]]:
+    """Each chart of the vendor page (its SVG) with the table under it."""
+    return re.findall(
+        r'(<svg class="chart vendor-series".*?</svg>).*?'
+        r'(<table class="stack vendor-changes">.*?</table>)',
+        page,
+        re.S,
+    )
+
+
+def change_text(earlier: dict[str, Any], latest: dict[str, Any]) -> str:
+    """The change as the table states it, computed here from the two labels' figures."""
+    e0, e1 = earlier["energy_per_unit_wh"], latest["energy_per_unit_wh"]
+    sign = "+" if e1 > e0 else "-"
+    return f"{(e1 / e0 - 1) * 100:+.1f}% ({sign}{format_number(abs(e1 - e0))})"
+
+
+def test_the_vendor_page_charts_each_task_across_revisions(
+    client: TestClient, publisher: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alpha = [
+        bench(client, publisher, "v1", 0, model="alpha", power_w=400.0),
+        bench(client, publisher, "v2", 40, model="alpha", power_w=240.0),
+    ]
+    beta = [
+        bench(client, publisher, "v1", 35, model="beta", power_w=300.0),
+        bench(client, publisher, "v2", 70, model="beta", power_w=330.0),
+        bench(client, publisher, "v2", 80, model="beta", power_w=320.0),  # v2 measured again
+        bench(client, publisher, "v3", 250, model="beta", power_w=180.0),
+    ]
+    beta_a100 = bench(client, publisher, "v1", 36, model="beta", hardware_class=A100)
+    task = "text-classification"
+    classify = [
+        bench(client, publisher, "v1", 3, model="alpha", task=task, power_w=300.0),
+        bench(client, publisher, "v2", 20, model="alpha", task=task, power_w=360.0),
+    ]
+
+    page = client.get("/vendors/acme").text
+    assert "Across revisions and time" in page
+    assert "production periods are charted on each model's page" in page
+    (serving_svg, serving_table), (classify_svg, classify_table) = vendor_charts(page)
+
+    # chat-serving: three lines (most revisions first), one marker per revision's figure
+    assert (
+        '<title id="vendor-series-1-title">Energy per functional unit of each model across '
+        "revisions and time: chat-serving inference, suite 2</title>"
+    ) in serving_svg
+    assert 'aria-labelledby="vendor-series-1-title vendor-series-1-desc"' in serving_svg
+    assert serving_svg.count('class="point track-point') == 3 + 2 + 1
+    assert serving_svg.count('class="history-line') == 2  # one revision: a marker, no line
+    for label in (*alpha, beta[0], beta[2], beta[3], beta_a100):
+        assert f"{label['revision']} ({label['created_at'][:10]})" in serving_svg
+    assert f"v2 ({beta[1]['created_at'][:10]})" not in serving_svg  # v2's older measurement
+    rows = re.findall(r'<tr><th scope="row">.*?</tr>', serving_table, re.S)
+    assert len(rows) == 3
+    first, latest = beta[0], beta[3]
+    expected = [
+        (
+            "acme/beta",
+            H100,
+            "3",
+            f"v1 ({first['created_at'][:10]}) {format_number(first['energy_per_unit_wh'])} → "
+            f"v3 ({latest['created_at'][:10]}) {format_number(latest['energy_per_unit_wh'])}",
+            change_text(beta[2], beta[3]),
+            change_text(beta[0], beta[3]),
+        ),
+        (
+            "acme/alpha",
+            H100,
+            "2",
+            f"v1 ({alpha[0]['created_at'][:10]}) {format_number(alpha[0]['energy_per_unit_wh'])}"
+            f" → v2 ({alpha[1]['created_at'][:10]}) "
+            f"{format_number(alpha[1]['energy_per_unit_wh'])}",
+            change_text(alpha[0], alpha[1]),
+            change_text(alpha[0], alpha[1]),
+        ),
+        ("acme/beta", A100, "1", None, "—", "—"),
+    ]
+    for row, (model, hardware, revisions, first_latest, previous, since_first) in zip(
+        rows, expected, strict=True
+    ):
+        assert f'<a href="/models/{model}"><bdi>{model}</bdi></a>' in row
+        assert f'data-title="Hardware class">{hardware}</td>' in row
+        assert f'data-title="Revisions">{revisions}</td>' in row
+        if first_latest is not None:
+            assert f'data-title="First → latest">{first_latest}</td>' in row
+        assert f'data-title="Since previous">{previous}</td>' in row
+        assert f'data-title="Since first">{since_first}</td>' in row
+    assert change_text(beta[2], beta[3]).startswith("-")  # v3 used less than v2
+    assert change_text(alpha[0], alpha[1]).startswith("-")
+
+    # text-classification: its own chart, its own unit
+    assert "text-classification inference, suite 2</title>" in classify_svg
+    assert classify_svg.count('class="point track-point') == 2
+    (row,) = re.findall(r'<tr><th scope="row">.*?</tr>', classify_table, re.S)
+    assert f'data-title="Since first">{change_text(*classify)}</td>' in row
+    assert change_text(*classify).startswith("+")  # v2 used more energy
+
+    # at most MAX_CHARTED_TRACKS lines: the others are counted, not drawn
+    monkeypatch.setattr(vendor_chart, "MAX_CHARTED_TRACKS", 2)
+    production(client, publisher, 0, 1.0, model="beta")  # a new logged version of the page
+    page = client.get("/vendors/acme").text
+    (serving_svg, serving_table), _ = vendor_charts(page)
+    assert serving_svg.count('class="point track-point') == 3 + 2
+    assert A100 not in serving_table
+    assert "And 1 more (model and hardware class) with fewer revisions, not charted" in page
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,68 @@ class SeriesChart:
         return [p for p in self.production if p.flagged]
 
 
+@dataclass(frozen=True)
+class TimeScale:
+    """A chart's scales over time and energy: x from the earliest to the latest instant across
+    the plot (one instant: the middle), y from 0 up to a round tick above the highest figure.
+    Shared by the model page's chart and the vendor page's (``pages.vendor_chart``)."""
+
+    left: float
+    top: float
+    plot_width: float
+    plot_height: float
+    start: datetime
+    end: datetime
+    ticks: list[float]
+
+    @property
+    def span_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def x(self, when: datetime) -> float:
+        if self.span_s <= 0:
+            return self.left + self.plot_width / 2
+        return self.left + self.plot_width * (when - self.start).total_seconds() / self.span_s
+
+    def y(self, value: float) -> float:
+        return self.top + self.plot_height * (1 - value / self.ticks[-1])
+
+    @property
+    def x_ticks(self) -> list[Tick]:
+        """Five dates from the first to the last (one when they are the same)."""
+        span = self.end - self.start
+        instants = (
+            [self.start] if self.span_s <= 0 else [self.start + span * (i / 4) for i in range(5)]
+        )
+        return [Tick(value=0.0, pos=self.x(t), text=t.date().isoformat()) for t in instants]
+
+    @property
+    def y_ticks(self) -> list[Tick]:
+        return [Tick(value=t, pos=self.y(t), text=format_tick(t)) for t in self.ticks]
+
+
+def time_scale(
+    times: Sequence[datetime],
+    energies: Sequence[float],
+    *,
+    left: float,
+    top: float,
+    plot_width: float,
+    plot_height: float,
+) -> TimeScale:
+    """The scales of a chart of these instants (at least one) and figures."""
+    highest = max(energies, default=0.0)
+    return TimeScale(
+        left=left,
+        top=top,
+        plot_width=plot_width,
+        plot_height=plot_height,
+        start=min(times),
+        end=max(times),
+        ticks=nice_ticks(highest * 1.1 if highest > 0 else 1.0),
+    )
+
+
 def series_chart(
     benchmark: Sequence[BenchmarkPoint],
     production: Sequence[OperationalPoint],
@@ -92,29 +154,19 @@ def series_chart(
         return None
     # the right margin holds the names of the benchmark figure and the drift limit
     width, height, left, right, top, bottom = 720, 260, 64, 88, 16, 48
-    times = [p.created_at for p in benchmark] + [p.period_end for p in production]
-    start, end = min(times), max(times)
-    span_s = (end - start).total_seconds()
-    plot_w = width - left - right
-
-    def x_of(when: datetime) -> float:
-        if span_s <= 0:
-            return left + plot_w / 2
-        return left + plot_w * (when - start).total_seconds() / span_s
-
     energies = [p.energy_per_unit_wh for p in benchmark]
     energies += [p.energy_per_1k_requests_wh for p in production]
     if reference is not None:
         energies.append(reference.limit_wh)
-    highest = max(energies)
-    ticks = nice_ticks(highest * 1.1 if highest > 0 else 1.0)
-    y_max = ticks[-1]
-
-    def y_of(value: float) -> float:
-        return top + (height - top - bottom) * (1 - value / y_max)
-
+    scale = time_scale(
+        [p.created_at for p in benchmark] + [p.period_end for p in production],
+        energies,
+        left=left,
+        top=top,
+        plot_width=width - left - right,
+        plot_height=height - top - bottom,
+    )
     named = len(benchmark) <= MAX_NAMED_REVISIONS
-    x_values = [start] if span_s <= 0 else [start + (end - start) * (i / 4) for i in range(5)]
     return SeriesChart(
         width=width,
         height=height,
@@ -124,8 +176,8 @@ def series_chart(
         bottom=bottom,
         benchmark=[
             ChartPoint(
-                x=x_of(p.created_at),
-                y=y_of(p.energy_per_unit_wh),
+                x=scale.x(p.created_at),
+                y=scale.y(p.energy_per_unit_wh),
                 when=p.created_at,
                 energy_wh=p.energy_per_unit_wh,
                 text=p.revision if named else "",
@@ -135,18 +187,18 @@ def series_chart(
         ],
         production=[
             ChartPoint(
-                x=x_of(p.period_end),
-                y=y_of(p.energy_per_1k_requests_wh),
+                x=scale.x(p.period_end),
+                y=scale.y(p.energy_per_1k_requests_wh),
                 when=p.period_end,
                 energy_wh=p.energy_per_1k_requests_wh,
                 flagged=p.drift_flagged,
             )
             for p in production
         ],
-        x_ticks=[Tick(value=0.0, pos=x_of(t), text=t.date().isoformat()) for t in x_values],
-        y_ticks=[Tick(value=t, pos=y_of(t), text=format_tick(t)) for t in ticks],
-        reference_y=y_of(reference.energy_per_unit_wh) if reference is not None else None,
-        limit_y=y_of(reference.limit_wh) if reference is not None else None,
+        x_ticks=scale.x_ticks,
+        y_ticks=scale.y_ticks,
+        reference_y=scale.y(reference.energy_per_unit_wh) if reference is not None else None,
+        limit_y=scale.y(reference.limit_wh) if reference is not None else None,
         unit=unit,
     )
 

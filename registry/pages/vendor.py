@@ -1,4 +1,5 @@
-"""The vendor page: a vendor's profile, keys and models with their current grades."""
+"""The vendor page: a vendor's profile, trend, keys and models with their current grades, and
+each task's chart of its models across revisions and time."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from registry.errors import ProblemError
 from registry.models import LabelKind, Standing
 from registry.pages.common import model_path, not_found, query_string, render, router
 from registry.pages.rows import VENDOR_PAGE_LABELS, LabelRow, all_labels, label_row, with_percentile
+from registry.pages.vendor_chart import vendor_charts
 from registry.services import audit, profiles, queries
 from registry.services import trends as trend_service
 from registry.services import vendors as vendor_service
@@ -82,6 +84,9 @@ def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLRespo
             "series_href": f"/v1/vendors/{quote(owner.slug, safe='')}/series",
             "trend": trend.trend,
             "trends": trend.trends,
+            "series_charts": vendor_charts(trend),
+            "series_truncated": trend.truncated,
+            "series_limit": trend_service.MAX_VENDOR_LABELS,
             "compare_links": [
                 {
                     "suite": suite,

@@ -5,6 +5,8 @@ labels in good standing, a revision's figure its newest label), and one sentence
 
 The vendor's comparable benchmark labels are read once (typed columns only, the newest
 :data:`MAX_VENDOR_LABELS`; the answer says when older ones were left out).
+The same tracks, per group (:attr:`VendorSeries.groups`), are what the vendor page charts
+(``pages.vendor_chart``); production periods are not read here (the model page charts them).
 """
 
 from __future__ import annotations
@@ -53,6 +55,18 @@ class Trend:
         return trend_sentence(self)
 
 
+@dataclass(frozen=True)
+class TaskTracks:
+    """A group's model tracks (every model with a comparable label, one revision or more): most
+    revisions first, then by model and hardware class. What the vendor page charts."""
+
+    suite: str
+    task: str
+    phase: str
+    functional_unit: str
+    tracks: list[ModelTrack]
+
+
 @dataclass
 class VendorSeries:
     vendor: str
@@ -71,6 +85,30 @@ class VendorSeries:
     def trend(self) -> str:
         headline = self.headline
         return headline.sentence if headline is not None else NO_TREND
+
+    @property
+    def groups(self) -> list[TaskTracks]:
+        """:attr:`tracks` per suite, task and phase (the newest suite first, then task and phase
+        in name order); no query."""
+        by_group: dict[tuple[str, str, str], list[ModelTrack]] = {}
+        for item in self.tracks:
+            by_group.setdefault((item.suite, item.task, item.phase), []).append(item)
+        return [
+            TaskTracks(
+                suite=suite,
+                task=task,
+                phase=phase,
+                functional_unit=found[0].track.latest.functional_unit,
+                tracks=sorted(
+                    found,
+                    key=lambda t: (-len(t.track.revisions), t.model, t.track.hardware_class),
+                ),
+            )
+            for (suite, task, phase), found in sorted(
+                by_group.items(),
+                key=lambda kv: (-len(kv[0][0]), descending(kv[0][0]), kv[0][1], kv[0][2]),
+            )
+        ]
 
 
 def trend_sentence(trend: Trend) -> str:

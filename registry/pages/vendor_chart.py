@@ -1,0 +1,202 @@
+"""The vendor page's charts across revisions and time: per suite, task and phase, each model's
+figure per revision on one hardware class (a line and a marker shape per model and hardware
+class, newest revision last), with the change since the previous and since the first revision.
+The tracks come from ``services.trends`` (:attr:`VendorSeries.groups`), the scales from
+``series_chart.time_scale``; drawn as inline SVG by ``web/templates/charts.html``
+(``vendor_series`` and ``vendor_changes``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from registry.pages.charts import Tick
+from registry.pages.common import format_number, model_path, unit_name_for
+from registry.pages.series_chart import signed_percent, time_scale
+from registry.services.series import BenchmarkPoint, Change, Track
+from registry.services.trends import TaskTracks, VendorSeries
+
+MAX_CHARTED_TRACKS = 8
+"""Lines per chart (a model on a hardware class): those with the most revisions, then by model
+and hardware class; the page says how many more there are (the trend JSON has them all)."""
+
+MARKER_RADIUS = 5.0
+
+
+def _polygon(
+    corners: int, inner: float = 0.0, turn: float = 0.0
+) -> tuple[tuple[float, float], ...]:
+    """Unit offsets of a regular polygon (a star when ``inner`` is given), first corner up."""
+    steps = corners * 2 if inner else corners
+    return tuple(
+        (
+            (inner if inner and i % 2 else 1.0) * math.sin(turn + 2 * math.pi * i / steps),
+            -(inner if inner and i % 2 else 1.0) * math.cos(turn + 2 * math.pi * i / steps),
+        )
+        for i in range(steps)
+    )
+
+
+def _plus(turn: float) -> tuple[tuple[float, float], ...]:
+    arm = 0.38
+    outline = [
+        (-arm, -1.0), (arm, -1.0), (arm, -arm), (1.0, -arm), (1.0, arm), (arm, arm),
+        (arm, 1.0), (-arm, 1.0), (-arm, arm), (-1.0, arm), (-1.0, -arm), (-arm, -arm),
+    ]  # fmt: skip
+    cos, sin = math.cos(turn), math.sin(turn)
+    return tuple((x * cos - y * sin, x * sin + y * cos) for x, y in outline)
+
+
+SHAPES: tuple[tuple[str, tuple[tuple[float, float], ...]], ...] = (
+    ("circle", ()),
+    ("square", _polygon(4, turn=math.pi / 4)),
+    ("triangle", _polygon(3)),
+    ("diamond", _polygon(4)),
+    ("triangle pointing down", _polygon(3, turn=math.pi)),
+    ("plus", _plus(0.0)),
+    ("cross", _plus(math.pi / 4)),
+    ("star", _polygon(5, inner=0.45)),
+)
+"""One marker shape per line of a chart (:data:`MAX_CHARTED_TRACKS` of them): the lines differ
+by shape, not by colour alone."""
+SIZES = {"circle": 1.0, "square": 1.2, "triangle": 1.3, "triangle pointing down": 1.3}
+
+
+def marker_path(shape: int, x: float, y: float, radius: float = MARKER_RADIUS) -> str:
+    """The SVG path of marker ``shape`` (an index into :data:`SHAPES`) centred on ``x, y``."""
+    name, offsets = SHAPES[shape % len(SHAPES)]
+    r = radius * SIZES.get(name, 1.25)
+    if not offsets:
+        arc = f"a{r:.1f},{r:.1f} 0 1,0"
+        return f"M{x - r:.1f},{y:.1f}{arc} {2 * r:.1f},0{arc} {-2 * r:.1f},0Z"
+    return "M" + "L".join(f"{x + dx * r:.1f},{y + dy * r:.1f}" for dx, dy in offsets) + "Z"
+
+
+@dataclass(frozen=True)
+class TrackPoint:
+    x: float
+    y: float
+    path: str
+    """The marker, centred on ``x, y``."""
+    point: BenchmarkPoint
+
+
+@dataclass(frozen=True)
+class TrackLine:
+    """One model on one hardware class: its revisions' figures, oldest first."""
+
+    model: str
+    """``vendor/model``."""
+    model_url: str
+    hardware_class: str
+    shape: str
+    key_path: str
+    """Its marker centred on 0, 0 (the legend's and the table's key)."""
+    css: str
+    points: list[TrackPoint]
+    track: Track
+
+    @property
+    def polyline(self) -> str:
+        return " ".join(f"{p.x:.1f},{p.y:.1f}" for p in self.points)
+
+    @staticmethod
+    def _change(found: Change | None) -> str:
+        """``-12.3% (-0.052)``; an em dash with one revision."""
+        if found is None:
+            return "—"
+        sign = "+" if found.absolute_wh > 0 else "-" if found.absolute_wh < 0 else ""
+        return f"{signed_percent(found.relative)} ({sign}{format_number(abs(found.absolute_wh))})"
+
+    @property
+    def since_previous(self) -> str:
+        return self._change(self.track.since_previous)
+
+    @property
+    def since_first(self) -> str:
+        return self._change(self.track.since_first)
+
+
+@dataclass(frozen=True)
+class VendorChart:
+    suite: str
+    task: str
+    phase: str
+    unit: str
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    lines: list[TrackLine]
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    more: int
+    """Lines not charted (fewer revisions)."""
+
+    @property
+    def points(self) -> int:
+        return sum(len(line.points) for line in self.lines)
+
+
+def _point(shape: int, x: float, y: float, point: BenchmarkPoint) -> TrackPoint:
+    return TrackPoint(x, y, marker_path(shape, x, y), point)
+
+
+def vendor_chart(group: TaskTracks) -> VendorChart | None:
+    """The chart of a group's tracks (at most :data:`MAX_CHARTED_TRACKS`); None without any.
+    x: the date of each revision's label; y: energy per functional unit (mean)."""
+    charted = group.tracks[:MAX_CHARTED_TRACKS]
+    if not charted:
+        return None
+    width, height, left, right, top, bottom = 720, 260, 64, 24, 16, 48
+    points = [p for item in charted for p in item.track.revisions]
+    scale = time_scale(
+        [p.created_at for p in points],
+        [p.energy_per_unit_wh for p in points],
+        left=left,
+        top=top,
+        plot_width=width - left - right,
+        plot_height=height - top - bottom,
+    )
+    lines = []
+    for index, item in enumerate(charted):
+        vendor, _, name = item.model.partition("/")
+        lines.append(
+            TrackLine(
+                model=item.model,
+                model_url=model_path(vendor, name),
+                hardware_class=item.track.hardware_class,
+                shape=SHAPES[index][0],
+                key_path=marker_path(index, 0.0, 0.0),
+                css=f"series-{index % 4}",
+                points=[
+                    _point(index, scale.x(p.created_at), scale.y(p.energy_per_unit_wh), p)
+                    for p in item.track.revisions
+                ],
+                track=item.track,
+            )
+        )
+    return VendorChart(
+        suite=group.suite,
+        task=group.task,
+        phase=group.phase,
+        unit=unit_name_for(group.functional_unit),
+        width=width,
+        height=height,
+        left=left,
+        right=right,
+        top=top,
+        bottom=bottom,
+        lines=lines,
+        x_ticks=scale.x_ticks,
+        y_ticks=scale.y_ticks,
+        more=len(group.tracks) - len(charted),
+    )
+
+
+def vendor_charts(found: VendorSeries) -> list[VendorChart]:
+    """Per suite, task and phase with a comparable benchmark label: the vendor page's chart."""
+    charts = (vendor_chart(group) for group in found.groups)
+    return [chart for chart in charts if chart is not None]
