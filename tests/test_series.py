@@ -368,7 +368,7 @@ def test_the_vendor_trend(client: TestClient, publisher: Publisher) -> None:
 
     alpha = [bench(client, publisher, "v2", 40, model="alpha", power_w=240.0)]
     alpha.insert(0, client.get("/v1/models/acme/alpha").json()["history"][-1])
-    beta = [
+    beta = beta_labels = [
         bench(client, publisher, "v1", 35, model="beta", power_w=300.0),
         bench(client, publisher, "v2", 70, model="beta", power_w=330.0),
         bench(client, publisher, "v3", 250, model="beta", power_w=180.0),
@@ -396,8 +396,17 @@ def test_the_vendor_trend(client: TestClient, publisher: Publisher) -> None:
     )
     assert body["trend"] == trend["sentence"] == expected
     by_model = {(m["model"], m["hardware_class"]): m for m in body["models"]}
-    assert by_model[("acme/beta", H100)]["revisions"] == 3
-    assert by_model[("acme/beta", H100)]["since_first"]["relative"] == pytest.approx(changes[1])
+    beta = by_model[("acme/beta", H100)]
+    assert beta["revisions"] == 3
+    assert [p["revision"] for p in beta["series"]] == ["v1", "v2", "v3"]
+    assert [p["energy_per_unit_wh"] for p in beta["series"]] == [
+        b["energy_per_unit_wh"] for b in beta_labels
+    ]
+    assert beta["previous"]["revision"] == "v2"
+    assert beta["since_first"]["relative"] == pytest.approx(changes[1])
+    assert beta["since_previous"]["relative"] == pytest.approx(
+        beta["series"][2]["energy_per_unit_wh"] / beta["series"][1]["energy_per_unit_wh"] - 1
+    )
     assert by_model[("acme/gamma", H100)]["since_first"] is None
     assert by_model[("acme/gamma", A100)]["revisions"] == 1
     assert expected in client.get("/vendors/acme").text

@@ -167,8 +167,11 @@ class ModelChangeOut(BaseModel):
     phase: str
     hardware_class: str
     revisions: int
+    series: list[RevisionOut] = Field(description="each revision's figure, oldest first")
     first: RevisionOut
+    previous: RevisionOut | None
     latest: RevisionOut
+    since_previous: ChangeOut | None
     since_first: ChangeOut | None
 
 
@@ -336,8 +339,11 @@ def vendor_series_json(found: trends.VendorSeries) -> dict[str, Any]:
                 "phase": item.phase,
                 "hardware_class": item.track.hardware_class,
                 "revisions": len(item.track.revisions),
+                "series": [_revision(p) for p in item.track.revisions],
                 "first": _revision(item.track.first),
+                "previous": _revision(item.track.previous),
                 "latest": _revision(item.track.latest),
+                "since_previous": _change(item.track.since_previous),
                 "since_first": _change(item.track.since_first),
             }
             for item in found.tracks
