@@ -38,7 +38,7 @@ from registry.pages.facts import (
 )
 from registry.pages.rows import LabelRow, all_labels, label_row
 from registry.pages.series_chart import TrackView, track_views
-from registry.services import audit, profiles, projection, queries
+from registry.services import audit, projection, queries
 from registry.services import series as series_service
 from schemas import grid
 from schemas.contract import load_methodology
@@ -142,8 +142,8 @@ def model_page(
     request: Request, vendor: str, model: str, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     """A model's current labels: card, energy history, power timelines, verification, embeds."""
-    try:
-        view = profiles.model_view(session, vendor, model, settings.public_url)
+    try:  # the series first: it finds the model (a not-found for an unknown one)
+        found = series_service.model_series(session, vendor, model)
     except ProblemError as exc:
         if exc.kind != "not-found":
             raise
@@ -155,7 +155,6 @@ def model_page(
         queries.LabelFilters(vendor=vendor, model=f"{vendor}/{model}", kind=LabelKind.benchmark),
         cap=1000,
     )
-    found = series_service.model_series(session, vendor, model)
     views = track_views(found)
     all_rows = [label_row(label, v, m) for label, v, m in rows]
     sections: list[LabelSection] = []
@@ -223,14 +222,14 @@ def model_page(
                 ),
             )
         )
-    vendor_slug, _, model_name = view["model"].partition("/")
+    vendor_slug, model_name = vendor, model
     # the README badge shows the label the page shows first, pinned to its task and phase
     pinned = (sections[0].row.task, sections[0].row.phase) if sections else (None, None)
     return render(
         request,
         "model.html",
         {
-            "title": view["model"],
+            "title": f"{vendor}/{model}",
             "vendor": vendor_slug,
             "model": model_name,
             "vendor_url": vendor_path(vendor_slug),
