@@ -62,8 +62,6 @@ def build_label(
     klass = hardware["hardware_class"]
     bias = suites.meter_bias(klass)
     flags = label_flags(inputs.flags, meters, bias)
-    sampling = [getattr(m, "interval_s", None) for m in meters]
-    intervals = [s for s in sampling if isinstance(s, int | float)]
     p50_s, p95_s = run.latency_percentiles_s()
     label: dict[str, Any] = {
         "label_id": label_id or str(uuid.uuid4()),
@@ -80,7 +78,7 @@ def build_label(
         "hardware": hardware,
         "measurement": {
             "methodology_version": METHODOLOGY_VERSION,
-            "components": [{"name": m.component, "method": m.method} for m in meters],
+            "components": meter_components(meters),
             "warmup": {"iterations": run.warmup_iterations, "min_duration_s": p.warmup_min_s},
             "trials": p.trials,
             "min_window_s": p.min_window_s,
@@ -115,8 +113,8 @@ def build_label(
             "source": "carbonlabel-bench",
         },
     }
-    if intervals:
-        label["measurement"]["sampling_interval_s"] = min(intervals)
+    if (interval_s := sampling_interval_s(meters)) is not None:
+        label["measurement"]["sampling_interval_s"] = interval_s
     if workload.phase == "training":
         label["benchmark"]["workload"]["training_steps"] = sum(w.units for w in run.trials)
         label["results"]["steps_measured"] = sum(w.units for w in run.trials)
@@ -150,6 +148,19 @@ def hardware_block(acc: Accelerator) -> dict[str, Any]:
         "cpu": {"model_name": cpu_model_name(), "cores": _cores()},
         "ram_bytes": ram_bytes(),
     }
+
+
+def meter_components(meters: list[Meter]) -> list[dict[str, str]]:
+    """``measurement.components``: each meter's component and method."""
+    return [{"name": m.component, "method": m.method} for m in meters]
+
+
+def sampling_interval_s(meters: list[Meter]) -> float | None:
+    """``measurement.sampling_interval_s``: the shortest interval of the meters that sample
+    (None when none does)."""
+    intervals = [getattr(m, "interval_s", None) for m in meters]
+    sampled = [float(i) for i in intervals if isinstance(i, int | float)]
+    return min(sampled) if sampled else None
 
 
 def label_flags(given: list[str], meters: list[Meter], bias: dict[str, Any]) -> list[str]:

@@ -35,8 +35,7 @@ def recover(
     private_key = _private_key(key)
     try:
         recovered = journal_mod.read(journal)
-        run_id = _run_id(journal)
-        label = label_from(recovered, label_id=run_id)
+        label = label_from(recovered)
         _, envelope_path = write_signed(label, private_key, out_dir)
     except (journal_mod.JournalError, TrackError) as exc:
         raise CliError(str(exc)) from None
@@ -54,17 +53,3 @@ def recover(
         except TrackError as exc:
             raise CliError(str(exc)) from None
         console.print(f"stored: {base}/v1/labels/{label['label_id']}", markup=False)
-
-
-def _run_id(journal: Path) -> str | None:
-    """The run id of the journal's header: the label's id, so a recovered label and the one
-    the run would have written are the same label (the registry keeps one)."""
-    import json
-
-    with journal.open(encoding="utf-8") as handle:
-        first = handle.readline()
-    try:
-        run_id = json.loads(first).get("run_id")
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    return str(run_id) if run_id else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 BENCHMARK = "benchmark"
@@ -107,8 +108,6 @@ def _hourly_co2e_g(
     falls in: on the wall clock, ``run.started_at`` is the first window's start. A window is at
     most a twelfth of its period by default, so one that straddles an hour is charged one hour's
     figure (docs/monitoring.md)."""
-    from datetime import datetime, timedelta
-
     by_hour = {
         datetime.fromisoformat(row["timestamp"]).replace(minute=0, second=0, microsecond=0): float(
             row["intensity_g_per_kwh"]

@@ -2,8 +2,9 @@
 
 One JSON object per line, each written whole, flushed and fsync'ed before the run goes on:
 
-- ``{"type": "header", "version": 1, "context": {...}, "started_at": RFC 3339, "t0_s": ...}``
-  (the run's parameters, its wall-clock start and the monotonic clock then);
+- ``{"type": "header", "version": 1, "run_id": UUID, "context": {...}, "started_at": RFC 3339,
+  "t0_s": ...}`` (the run's id, which is its label's id, its parameters, its wall-clock start and
+  the monotonic clock then);
 - ``{"type": "idle", "window": {...}}`` (the idle baseline, when one was measured);
 - ``{"type": "segment", "segment": {...}}`` per closed segment;
 - ``{"type": "end", "ended_at": RFC 3339}`` when the run ended cleanly.
@@ -55,6 +56,7 @@ class Journal:
 
 @dataclass
 class Recovered:
+    run_id: str | None
     context: dict[str, Any]
     started_at: str
     t0_s: float
@@ -86,7 +88,13 @@ def read(path: Path) -> Recovered:
     header = records[0]
     if header.get("version") != VERSION:
         raise JournalError(f"{path}: journal version {header.get('version')!r} is not {VERSION}")
-    out = Recovered(dict(header["context"]), str(header["started_at"]), float(header["t0_s"]))
+    run_id = header.get("run_id")
+    out = Recovered(
+        str(run_id) if run_id else None,
+        dict(header["context"]),
+        str(header["started_at"]),
+        float(header["t0_s"]),
+    )
     for record in records[1:]:
         kind = record.get("type")
         if kind == "idle":

@@ -7,6 +7,7 @@ registry checks them with.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import uuid
 from dataclasses import dataclass, field
@@ -174,6 +175,4 @@ def _largest(segments: list[Segment]) -> int:
 def _name_digest(text: str) -> str:
     """Without a file to hash, the digest of the model's name and revision (docs/monitoring.md:
     pass ``artifact_sha256`` to name the weights)."""
-    import hashlib
-
     return hashlib.sha256(text.encode()).hexdigest()

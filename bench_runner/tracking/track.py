@@ -32,7 +32,7 @@ from typing import Any
 
 from bench_runner.bench_carbon import CarbonInputs, carbon_inputs
 from bench_runner.devices.base import Meter
-from bench_runner.label import Accelerator
+from bench_runner.label import Accelerator, meter_components, sampling_interval_s
 from bench_runner.tracking import journal as journal_mod
 from bench_runner.tracking.exporter import RunMetrics
 from bench_runner.tracking.run_label import SUITE, RunContext, build_run_label, iso
@@ -104,44 +104,6 @@ class Run:
             self._metrics.observe(t_start, t_end, components, segment.units)
 
 
-def _context_dict(
-    *,
-    task: str,
-    model: str,
-    revision: str,
-    registry: str,
-    dataset_id: str,
-    batch_size: int,
-    precision: str,
-    carbon: dict[str, Any],
-    accelerator: Accelerator,
-    components: list[dict[str, str]],
-    flags: list[str],
-    sampling_interval_s: float | None,
-    segment_s: float,
-    artifact_sha256: str | None,
-    frameworks: dict[str, str],
-) -> dict[str, Any]:
-    """What the journal's header keeps: enough to build the label without the process."""
-    return {
-        "task": task,
-        "model": model,
-        "revision": revision,
-        "registry": registry,
-        "dataset_id": dataset_id,
-        "batch_size": batch_size,
-        "precision": precision,
-        "carbon": carbon,
-        "accelerator": asdict(accelerator),
-        "components": components,
-        "flags": flags,
-        "sampling_interval_s": sampling_interval_s,
-        "segment_s": segment_s,
-        "artifact_sha256": artifact_sha256,
-        "frameworks": frameworks,
-    }
-
-
 def _carbon(options: dict[str, Any]) -> CarbonInputs:
     try:
         return carbon_inputs(
@@ -156,9 +118,10 @@ def _carbon(options: dict[str, Any]) -> CarbonInputs:
         raise TrackError(f"carbon options: {exc}") from None
 
 
-def label_from(recovered: journal_mod.Recovered, *, label_id: str | None = None) -> dict[str, Any]:
+def label_from(recovered: journal_mod.Recovered) -> dict[str, Any]:
     """The training-run label of a journal: ``complete`` when it has its end record, else
-    ``incomplete`` (ending with its last flushed segment)."""
+    ``incomplete`` (ending with its last flushed segment). Its id is the run's, so recovering a
+    journal twice gives the same label (the registry keeps one)."""
     ctx = recovered.context
     if not recovered.segments:
         raise TrackError("the journal has no segment: the run stopped before its first one closed")
@@ -206,7 +169,7 @@ def label_from(recovered: journal_mod.Recovered, *, label_id: str | None = None)
             recovered.segments,
             idle=recovered.idle,
             segment_s=float(ctx["segment_s"]),
-            label_id=label_id,
+            label_id=recovered.run_id,
         )
     except ValueError as exc:
         raise TrackError(str(exc)) from None
@@ -313,9 +276,6 @@ def track(
     else:
         flags = []
     accelerator = accelerator or Accelerator("none", "none", 0)
-    components = [{"name": m.component, "method": m.method} for m in meters]
-    intervals = [getattr(m, "interval_s", None) for m in meters]
-    sampled = [float(i) for i in intervals if isinstance(i, int | float)]
     journal_path = Path(journal) if journal is not None else out / f"{run_id}.journal.jsonl"
     try:
         writer = journal_mod.Journal(journal_path)
@@ -335,23 +295,24 @@ def track(
                 "run_id": run_id,
                 "started_at": iso(started),
                 "t0_s": t0,
-                "context": _context_dict(
-                    task=task,
-                    model=model,
-                    revision=revision,
-                    registry=registry,
-                    dataset_id=dataset_id,
-                    batch_size=batch_size,
-                    precision=precision,
-                    carbon=carbon_options,
-                    accelerator=accelerator,
-                    components=components,
-                    flags=flags,
-                    sampling_interval_s=min(sampled) if sampled else None,
-                    segment_s=segment_s,
-                    artifact_sha256=artifact_sha256,
-                    frameworks=_frameworks(),
-                ),
+                # enough to build the label without this process (track recover)
+                "context": {
+                    "task": task,
+                    "model": model,
+                    "revision": revision,
+                    "registry": registry,
+                    "dataset_id": dataset_id,
+                    "batch_size": batch_size,
+                    "precision": precision,
+                    "carbon": carbon_options,
+                    "accelerator": asdict(accelerator),
+                    "components": meter_components(list(meters)),
+                    "flags": flags,
+                    "sampling_interval_s": sampling_interval_s(list(meters)),
+                    "segment_s": segment_s,
+                    "artifact_sha256": artifact_sha256,
+                    "frameworks": _frameworks(),
+                },
             }
         )
         for meter in meters:
@@ -395,7 +356,7 @@ def track(
             metrics.close()
         if owned is not None:
             owned.close()
-    label = label_from(journal_mod.read(journal_path), label_id=run_id)
+    label = label_from(journal_mod.read(journal_path))
     run.label = label
     run.label_path, run.envelope_path = write_signed(label, private_key, out)
     base = None

@@ -28,7 +28,7 @@ from typing import Any
 
 from bench_runner.bench_carbon import CarbonInputs, add_hourly
 from bench_runner.devices.base import Meter
-from bench_runner.label import Accelerator
+from bench_runner.label import Accelerator, meter_components, sampling_interval_s
 from bench_runner.tracking.engine_metrics import (
     COUNTERS,
     EngineMetricsError,
@@ -244,8 +244,6 @@ class Watcher:
         engine: dict[str, Any] = {"name": o.engine, "metrics": dict(o.metric_names)}
         if o.engine_version:
             engine["version"] = o.engine_version
-        intervals = [getattr(m, "interval_s", None) for m in self.meters]
-        sampled = [float(i) for i in intervals if isinstance(i, int | float)]
         ctx = RunContext(
             kind=kinds.OPERATIONAL,
             vendor=vendor,
@@ -256,7 +254,7 @@ class Watcher:
             phase="inference",
             carbon=o.carbon,
             accelerator=self.accelerator,
-            components=[{"name": m.component, "method": m.method} for m in self.meters],
+            components=meter_components(self.meters),
             workload={"precision": o.precision} if o.precision else {},
             run={
                 "status": "complete",
@@ -265,7 +263,7 @@ class Watcher:
                 "engine": engine,
             },
             flags=self.flags + [f for m in self.meters for f in m.health_flags],
-            sampling_interval_s=min(sampled) if sampled else None,
+            sampling_interval_s=sampling_interval_s(self.meters),
             source="carbonlabel-watch",
         )
         label = build_run_label(

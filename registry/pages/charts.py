@@ -4,9 +4,9 @@ and drawn as inline SVG by ``web/templates/charts.html``."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from registry.pages.common import format_tick
 from registry.pages.rows import LabelRow
@@ -21,6 +21,19 @@ class Tick:
     value: float
     pos: float
     text: str
+
+
+class XY(Protocol):
+    @property
+    def x(self) -> float: ...
+
+    @property
+    def y(self) -> float: ...
+
+
+def polyline(points: Iterable[XY]) -> str:
+    """An SVG ``points`` attribute through the points' (x, y)."""
+    return " ".join(f"{p.x:.1f},{p.y:.1f}" for p in points)
 
 
 def nice_ticks(upper: float, count: int = 5) -> list[float]:
@@ -63,7 +76,7 @@ class HistoryChart:
 
     @property
     def polyline(self) -> str:
-        return " ".join(f"{p.x:.1f},{p.y:.1f}" for p in self.points)
+        return polyline(self.points)
 
 
 def history_chart(

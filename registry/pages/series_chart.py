@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from registry.pages.charts import Tick, nice_ticks
+from registry.pages.charts import Tick, nice_ticks, polyline
 from registry.pages.common import format_number, format_tick, unit_name_for
 from registry.services.series import (
     BenchmarkPoint,
@@ -63,17 +63,13 @@ class SeriesChart:
     """The drift limit: that figure x (1 + the tolerance)."""
     unit: str
 
-    @staticmethod
-    def _line(points: Sequence[ChartPoint]) -> str:
-        return " ".join(f"{p.x:.1f},{p.y:.1f}" for p in points)
-
     @property
     def benchmark_line(self) -> str:
-        return self._line(self.benchmark)
+        return polyline(self.benchmark)
 
     @property
     def production_line(self) -> str:
-        return self._line(self.production)
+        return polyline(self.production)
 
     @property
     def flagged(self) -> list[ChartPoint]:

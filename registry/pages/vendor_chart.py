@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from registry.pages.charts import Tick
+from registry.pages.charts import Tick, polyline
 from registry.pages.common import format_number, model_path, unit_name_for
 from registry.pages.series_chart import signed_percent, time_scale
 from registry.services.series import BenchmarkPoint, Change, Track
@@ -98,7 +98,7 @@ class TrackLine:
 
     @property
     def polyline(self) -> str:
-        return " ".join(f"{p.x:.1f},{p.y:.1f}" for p in self.points)
+        return polyline(self.points)
 
     @staticmethod
     def _change(found: Change | None) -> str:
