@@ -20,7 +20,12 @@ that names the ETag is answered 304 before any page code runs: one primary-key r
 
 **Bodies.** A 200 is stored (bounded in bytes, least recently used out) under its ETag when the
 version read after rendering is the one read before: no change was committed meanwhile, so the
-body is exactly that version's (otherwise it is sent without an ETag and not stored). Entries of
+body is exactly that version's (otherwise it is sent without an ETag and not stored). "Before"
+is the last version this process read (by any request) when nothing can be answered without
+rendering (no ``If-None-Match``, nothing stored under that version's ETag): it was read before
+the render began, and versions never repeat, so finding it again afterwards proves the same,
+and a miss costs one read of the head instead of two. A request with a condition, or one that a
+stored answer may serve, reads the version first. Entries of
 another version are dropped when a request reads a new head, and never served. Concurrent misses
 of the same answer wait for one render. Only GET and HEAD, only 200s; problems (4xx, 5xx) pass
 through untouched. Pages carry no per-request state (no nonce, cookie or session): the same URL
@@ -272,6 +277,10 @@ class HttpCacheMiddleware:
         self.cache = cache
         self.engine = engine
         self.identity = identity
+        self._latest: DataVersion | None = None
+        """The version the last read in this process found: read before any request that
+        starts now, so a render that starts on it and finds it again afterwards is its body."""
+        self._identity: str | None = None
         # a cheap first look: the first segment of every cached path ("" for "/")
         self._first_segments = {
             str(getattr(cached.route, "path", "/"))[1:].partition("/")[0] for cached in routes
@@ -295,22 +304,35 @@ class HttpCacheMiddleware:
         if cached is None:
             await self.app(scope, receive, send)
             return
-        try:
-            version, identity = await run_in_threadpool(self._look_up)
-        except (SQLAlchemyError, RuntimeError):
-            # no version (the database is down, or not migrated): answered as without a cache
-            await self.app(scope, receive, send)
-            return
-        self.cache.observe(version)
-        etag = make_etag(
-            identity,
-            version,
-            scope["path"],
-            scope.get("query_string", b""),
-            cached.variant(scope),
-        )
-        with_body = scope["method"] == "GET"
+        variant = cached.variant(scope)
         condition = _if_none_match(scope)
+        version: DataVersion | None = None
+        etag = ""
+        latest, identity = self._latest, self._identity
+        if condition is None and latest is not None and identity is not None:
+            etag = make_etag(
+                identity, latest, scope["path"], scope.get("query_string", b""), variant
+            )
+            # with a stored answer (or one being rendered), only a current version may serve it
+            if self.cache.get(etag) is None and self.cache.in_flight(etag) is None:
+                version = latest
+        # ``version`` None: read the version now (a 304 or a stored answer depends on it). Else
+        # the render starts on the last version read, and the read after it confirms that no
+        # change was committed in between (versions never repeat): one read per miss, not two.
+        confirmed = version is None
+        if confirmed:
+            try:
+                read, read_identity = await run_in_threadpool(self._look_up)
+            except (SQLAlchemyError, RuntimeError):
+                # no version (the database is down, or not migrated): answered as without a cache
+                await self.app(scope, receive, send)
+                return
+            self.cache.observe(read)
+            version = read
+            etag = make_etag(
+                read_identity, read, scope["path"], scope.get("query_string", b""), variant
+            )
+        with_body = scope["method"] == "GET"
         # ``*`` matches only an existing answer (a 404 is none): it is checked after rendering.
         if condition is not None and condition.strip() != "*" and _matches(condition, etag):
             scope["route"] = cached.route  # for the metrics: no routing happens
@@ -319,7 +341,7 @@ class HttpCacheMiddleware:
             headers = stored.raw_headers_304 if stored else _headers_304(etag, cached)
             await _send(send, 304, headers, b"")
             return
-        while True:
+        while confirmed:
             stored = self.cache.get(etag)
             if stored is not None:
                 scope["route"] = cached.route
@@ -341,17 +363,19 @@ class HttpCacheMiddleware:
                 return
             headers = [*captured.headers, (b"cache-control", CACHE_CONTROL.encode())]
             try:
-                after = await run_in_threadpool(read_data_version, self.engine())
+                after = await run_in_threadpool(self._read_version)
             except (SQLAlchemyError, RuntimeError):
                 after = None
-            if after != version:
+            if after is not None:
+                self.cache.observe(after)  # a newer version drops the older's answers
+            if after is None or after != version:
                 # a change was committed while rendering: this body may be either version's
                 await _send(send, 200, headers, body if with_body else b"")
                 return
             headers.append((b"etag", etag.encode()))
             headers_304 = [h for h in headers if h[0] not in _STRIPPED_FROM_304]
             answer = Stored(body, etag, headers, headers_304)
-            self.cache.put(etag, version, answer)
+            self.cache.put(etag, after, answer)
         await self._answer(send, answer, with_body, condition)
 
     async def _answer(
@@ -365,7 +389,14 @@ class HttpCacheMiddleware:
 
     def _look_up(self) -> tuple[DataVersion, str]:
         """The data version and the build identity (in the thread pool: both may read)."""
-        return read_data_version(self.engine()), self.identity()
+        version = self._read_version()
+        self._identity = self.identity()
+        return version, self._identity
+
+    def _read_version(self) -> DataVersion:
+        """The data version, now; kept as the last version read (``_latest``)."""
+        self._latest = version = read_data_version(self.engine())
+        return version
 
     async def _render(self, scope: Scope, receive: Receive) -> _Captured:
         """The app's answer to the request as a GET, kept whole."""

@@ -152,7 +152,7 @@ def test_304_and_stored_answers_cost_one_read(
 ) -> None:
     first = client.get("/models/acme/model-a")
     rendered = len(recorded)
-    assert rendered > 3  # the page's own queries, and the head read before and after
+    assert rendered > 3  # the page's own queries, and the head read after them
     recorded.clear()
     assert client.get("/models/acme/model-a").content == first.content
     assert len(recorded) == 1
@@ -162,6 +162,45 @@ def test_304_and_stored_answers_cost_one_read(
     assert client.get("/models/acme/model-a", headers=conditional).status_code == 304
     assert len(recorded) == 1
     assert "log_head" in recorded[0]
+
+
+def test_a_miss_reads_the_version_once_after_its_render(
+    client: TestClient, labelled: Publisher, recorded: list[str]
+) -> None:
+    """Once the process has read a version, a miss renders on it and reads the version once,
+    after the render: that it is unchanged proves the body is that version's."""
+    client.get("/vendors/acme")  # a version read
+    recorded.clear()
+    first = client.get("/models/acme/model-a")
+    heads = [statement for statement in recorded if "log_head" in statement]
+    assert len(heads) == 1
+    assert "log_head" in recorded[-1]  # after the page's own reads
+    # the answer was stored under that version: served after one read
+    recorded.clear()
+    again = client.get("/models/acme/model-a")
+    assert (again.headers["etag"], again.content) == (first.headers["etag"], first.content)
+    assert len(recorded) == 1
+
+
+def test_a_render_on_a_version_changed_since_gets_no_validator(
+    client: TestClient, other_app: TestClient, labelled: Publisher
+) -> None:
+    """The other process last read the version before a label arrived through this one: its
+    next miss renders the new data, finds a newer version after the render, and answers without
+    an ETag (nothing stored), never with the old version's validator."""
+    other_app.get("/vendors/acme")  # the other process's last read: before the new label
+    submit(client, labelled, model="model-b", power_w=100.0)
+    other_cache: PageCache = other_app.app.state.page_cache  # type: ignore[attr-defined]
+    stored = len(other_cache)
+    unconfirmed = other_app.get("/")
+    assert unconfirmed.status_code == 200
+    assert "model-b" in unconfirmed.text
+    assert "etag" not in unconfirmed.headers
+    assert len(other_cache) <= stored
+    # the next render starts on the version that read found: validated, and the same as here
+    confirmed = other_app.get("/")
+    assert confirmed.content == unconfirmed.content
+    assert confirmed.headers["etag"] == client.get("/").headers["etag"]
 
 
 def test_a_new_label_changes_the_etag_and_the_page(client: TestClient, labelled: Publisher) -> None:

@@ -30,7 +30,7 @@ import json
 import math
 import statistics
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from itertools import groupby
 from typing import Any
 
@@ -123,10 +123,22 @@ class _Group:
 def default_suite(session: Session, *, task: str, phase: str) -> str:
     """The suite a ranking of this task and phase shows when none is asked for: the newest with
     a current measured label (else the newest with a current label, else the newest suite)."""
+    probes, statement = _default_suite_probes(task, phase)
+    found = session.connection().execute(statement).one()
+    for (version, _), hit in zip(probes, found, strict=True):
+        if hit:
+            return version
+    return probes[0][0]
+
+
+@lru_cache(maxsize=64)
+def _default_suite_probes(task: str, phase: str) -> tuple[list[tuple[str, bool]], Any]:
+    """The probes (suite, measured) in the order they are tried, and the one statement of EXISTS
+    probes that answers them: built once per task and phase (building it cost more than running
+    it), from the vendors' standings over all hardware and size classes (a vendor has a row
+    there when it has a current standard-workload label in the group), on their primary key,
+    whatever the number of labels."""
     newest_first = list(reversed(suites_offering(task, phase))) or list(reversed(suite_versions()))
-    # from the vendors' standings over all hardware and size classes (a vendor has a row there
-    # when it has a current standard-workload label in the group): one statement of EXISTS
-    # probes on their primary key, whatever the number of labels
     standings = VendorStanding.__table__  # type: ignore[attr-defined]
 
     def present(version: str, measured: bool) -> Any:
@@ -140,15 +152,7 @@ def default_suite(session: Session, *, task: str, phase: str) -> str:
         return exists(probe.where(standings.c.measured > 0) if measured else probe)
 
     probes = [(version, measured) for measured in (True, False) for version in newest_first]
-    found = (
-        session.connection()
-        .execute(sa_select(*(present(version, measured) for version, measured in probes)))
-        .one()
-    )
-    for (version, _), hit in zip(probes, found, strict=True):
-        if hit:
-            return version
-    return newest_first[0]
+    return probes, sa_select(*(present(version, measured) for version, measured in probes))
 
 
 def _median_per_model(rows: list[Any], value: int) -> float | None:
@@ -489,10 +493,13 @@ def _stored_page(
         more = len(fetched) > limit
         rows = fetched[:limit]
         if rows:
-            # the first row's rank and position from two index counts; the others follow
+            # the first row's rank and position from two index counts (none on the first page:
+            # its first row is the group's first); the others follow
             first = rows[0]
             score = first["score_wh"]
-            if score is None:
+            if after is None:
+                rank = position = 1
+            elif score is None:
                 rank = 1 + scored
                 position = 1 + scalar("before_unscored", slug=first["vendor_slug"])
             else:
