@@ -358,3 +358,70 @@ def build_statement_for(label: dict) -> dict:  # type: ignore[type-arg]
     from schemas.dsse import build_statement
 
     return build_statement(label)
+
+
+# -- the token is checked in the statement that reads the keys ------------------------------------
+
+
+def test_a_bad_or_revoked_token_is_401_before_any_other_refusal(
+    client: TestClient, publisher: Publisher, db: Engine
+) -> None:
+    from sqlmodel import Session
+
+    from registry.services import vendors as vendor_service
+
+    good = envelope_bytes(publisher.label(), publisher.key)
+    unknown = {"Authorization": "Bearer clt_not-a-token"}
+    for body in (good, b"{not json", envelope_bytes(publisher.label(), publisher.key)[:-9]):
+        response = client.post("/v1/labels", content=body, headers=unknown)
+        assert response.status_code == 401, response.text
+        assert problem_kind(response) == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+    with Session(db) as session:
+        vendor = vendor_service.get_vendor(session, publisher.slug)
+        assert vendor_service.revoke_tokens(session, vendor=vendor) == 1
+        session.commit()
+    response = client.post("/v1/labels", content=good, headers=publisher.headers)
+    assert response.status_code == 401
+    assert problem_kind(response) == "unauthorized"
+    assert stored_count(db) == 0
+
+
+def test_a_vendor_without_keys_gets_unknown_key_not_401(client: TestClient, db: Engine) -> None:
+    created = client.post(
+        "/v1/vendors", json={"slug": "keyless"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    token = created.json()["token"]
+    keyless = Publisher("keyless", token, Ed25519PrivateKey.generate())
+    response = client.post(
+        "/v1/labels",
+        content=envelope_bytes(keyless.label(), keyless.key),
+        headers=keyless.headers,
+    )
+    assert response.status_code == 403, response.text
+    assert problem_kind(response) == "unknown-key"
+
+
+def test_a_submission_confirms_the_token_in_constant_time(
+    client: TestClient, publisher: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import hmac
+
+    from registry.services import ingest
+
+    calls: list[str] = []
+    compare = hmac.compare_digest
+
+    def spy(a: str, b: str) -> bool:
+        calls.append(b)
+        return compare(a, b)
+
+    monkeypatch.setattr(ingest.hmac, "compare_digest", spy)
+    response = client.post(
+        "/v1/labels",
+        content=envelope_bytes(publisher.label(), publisher.key),
+        headers=publisher.headers,
+    )
+    assert response.status_code == 201, response.text
+    assert calls == [hashlib.sha256(publisher.token.encode()).hexdigest()]

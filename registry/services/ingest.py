@@ -9,7 +9,9 @@ Order (the first failing check answers): envelope structure (400) -> an identica
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
@@ -24,6 +26,7 @@ from sqlmodel import Session
 
 from registry.errors import ProblemError
 from registry.models import (
+    ApiToken,
     KeyStatus,
     Label,
     LabelKind,
@@ -34,6 +37,7 @@ from registry.models import (
     utcnow,
 )
 from registry.services import standings, translog
+from registry.services import vendors as vendor_service
 from registry.services.peers import PeerRank, peer_rank
 from registry.services.workloads import grade_of, suite_columns
 from schemas import check_results, kinds, validate_statement
@@ -169,6 +173,69 @@ class _Key:
 
 
 @cache
+def _caller_keys_and_seen() -> Any:
+    """:func:`_keys_and_seen` for the vendor that a token's digest names, with the token's and
+    the vendor's columns on each row: the token check, the key look-up and the replay check in
+    one round trip. No row: the token is unknown, or its vendor has no key (told apart by
+    ``vendors.authenticate``, off the hot path)."""
+    tokens = ApiToken.__table__  # type: ignore[attr-defined]
+    vendors = Vendor.__table__  # type: ignore[attr-defined]
+    keys = PublicKey.__table__  # type: ignore[attr-defined]
+    seen = Label.__table__.alias("seen")  # type: ignore[attr-defined]
+    return (
+        select(
+            tokens.c.token_sha256,
+            tokens.c.revoked_at,
+            vendors.c.id.label("vendor_id"),
+            vendors.c.slug.label("vendor_slug"),
+            vendors.c.display_name.label("vendor_display_name"),
+            vendors.c.created_at.label("vendor_created_at"),
+            keys.c.keyid,
+            keys.c.status,
+            keys.c.public_key_b64,
+            seen.c.vendor_id.label("seen_vendor_id"),
+            seen.c.payload_sha256.label("seen_payload_sha256"),
+            seen.c.keyid.label("seen_keyid"),
+        )
+        .select_from(
+            tokens.join(vendors, vendors.c.id == tokens.c.vendor_id)
+            .join(keys, keys.c.vendor_id == vendors.c.id)
+            .outerjoin(seen, seen.c.id == bindparam("label_id"))
+        )
+        .where(tokens.c.token_sha256 == bindparam("digest"))
+        .with_for_update(read=True, of=keys)
+    )
+
+
+def _caller(session: Session, token: str, rows: Sequence[Any]) -> Vendor:
+    """The token's vendor from the rows of :func:`_caller_keys_and_seen` (or, with none, from
+    its own look-up), or a 401 problem, as ``vendors.authenticate`` decides it."""
+    if not rows:
+        vendor = vendor_service.authenticate(session, token)
+    else:
+        first = rows[0]
+        valid = (
+            hmac.compare_digest(first.token_sha256, vendor_service.hash_token(token))
+            and first.revoked_at is None
+        )
+        vendor = (
+            Vendor(
+                id=first.vendor_id,
+                slug=first.vendor_slug,
+                display_name=first.vendor_display_name,
+                created_at=first.vendor_created_at,
+            )
+            if valid
+            else None
+        )
+    if vendor is None:
+        raise ProblemError(
+            "unauthorized", "the API token is not valid", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return vendor
+
+
+@cache
 def _keys_and_seen() -> Any:
     """The vendor's keys and, on each row, the stored label with this id if there is one: the
     key look-up and the replay check in one round trip."""
@@ -252,26 +319,40 @@ def _same(existing: Label, vendor: Vendor, payload_sha256: str) -> bool:
     return existing.vendor_id == vendor.id and existing.payload_sha256 == payload_sha256
 
 
-def ingest(session: Session, *, vendor: Vendor, body: bytes, audience: str) -> IngestResult:
-    """Verify, validate and store one envelope. Raises ProblemError for every refusal."""
+def ingest(
+    session: Session,
+    *,
+    body: bytes,
+    audience: str,
+    vendor: Vendor | None = None,
+    token: str | None = None,
+) -> IngestResult:
+    """Verify, validate and store one envelope from ``vendor``, or from the vendor of the API
+    ``token`` (checked with the key look-up, in one round trip: a 401 problem before any other
+    refusal). Raises ProblemError for every refusal."""
+    if (vendor is None) == (token is None):
+        raise TypeError("ingest needs a vendor or a token")
     timings = IngestTimings()
     started = time.perf_counter()
     try:
         envelope = parse_envelope(body)
         statement = decode_statement(envelope)
     except EnvelopeError as exc:
+        if token is not None:
+            _caller(session, token, [])  # a bad token is answered first
         raise ProblemError("malformed-envelope", str(exc)) from None
     payload_sha256 = hashlib.sha256(envelope.payload).hexdigest()
     predicate = statement.get("predicate")
     label_id = predicate.get("label_id") if isinstance(predicate, dict) else None
-    rows = (
-        session.connection()
-        .execute(
-            _keys_and_seen(),
-            {"vendor_id": vendor.id, "label_id": label_id if isinstance(label_id, str) else None},
-        )
-        .all()
-    )
+    params: dict[str, Any] = {"label_id": label_id if isinstance(label_id, str) else None}
+    connection = session.connection()
+    if token is not None:
+        params["digest"] = vendor_service.hash_token(token)
+        rows = connection.execute(_caller_keys_and_seen(), params).all()
+        vendor = _caller(session, token, rows)
+    else:
+        assert vendor is not None
+        rows = connection.execute(_keys_and_seen(), params | {"vendor_id": vendor.id}).all()
     keys = [_Key(r.keyid, r.status, r.public_key_b64) for r in rows]
     # The same envelope again: same vendor, same payload, and signed by the key that signed the
     # stored label (even if since revoked: that label keeps its standing).
