@@ -173,6 +173,16 @@ class Label(SQLModel, table=True):
         Index("ix_labels_vendor_received", "vendor_id", "received_at"),
         Index("ix_labels_model_received", "model_id", "received_at"),
         Index("ix_labels_received", "received_at", "id"),
+        # the list of current labels of a task and phase, newest first (migration 0009)
+        Index(
+            "ix_labels_current_received",
+            "task",
+            "phase",
+            "received_at",
+            "id",
+            postgresql_where=text("current"),
+            sqlite_where=text("current"),
+        ),
         Index("ix_labels_created", "created_at", "id"),
         # the peer percentile (queries.peers_of): a label's peers are the current measured labels
         # of its suite's standard workload, task, phase, hardware class and size class; exactly
