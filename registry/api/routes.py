@@ -354,8 +354,10 @@ def list_labels(
 def get_label(
     label_id: LabelIdPath, request: Request, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    label, vendor, model, key_status = queries.get_label_with_key(session, label_id)
-    view = queries.label_detail(session, label, vendor, model, settings.public_url, key_status)
+    label, vendor, model, key_status, attested = queries.get_label_with_key(session, label_id)
+    view = queries.label_detail(
+        session, label, vendor, model, settings.public_url, key_status, attested
+    )
     view["receipt"] = label_receipt(session, request, label)
     return json_response(view)
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, exists, or_
 from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
-from registry.models import Label, LabelKind, Model, PublicKey, Standing, Vendor
+from registry.models import Attestation, Label, LabelKind, Model, PublicKey, Standing, Vendor
 from registry.services import briefs
 from registry.services.audit import attestations_view
 from registry.services.footprint import footprint, market_checks
@@ -159,9 +159,10 @@ def label_detail(
     model: str,
     base_url: str,
     key_status: Any = _QUERY,
+    attested: bool | None = None,
 ) -> dict[str, Any]:
-    """The whole label view (``key_status``, when the caller read it with the label, saves a
-    query: :func:`get_label_with_key`)."""
+    """The whole label view (``key_status`` and ``attested``, when the caller read them with the
+    label, save a query each: :func:`get_label_with_key`)."""
     if key_status is _QUERY:
         key = session.exec(select(PublicKey).where(PublicKey.keyid == label.keyid)).first()
         key_status = key.status if key else None
@@ -178,7 +179,7 @@ def label_detail(
     detail["receipt"] = None
     detail["envelope"] = json.loads(label.envelope)
     detail["label"] = label.predicate
-    detail["attestations"] = attestations_view(session, label.id)
+    detail["attestations"] = attestations_view(session, label.id) if attested is not False else []
     detail["footprint"] = footprint(
         label.predicate, label.functional_unit, label.measured, detail["quality"]
     )
@@ -278,10 +279,13 @@ def _label_row(session: Session, label_id: str, *extra: Any) -> Any:
     return row
 
 
-def get_label_with_key(session: Session, label_id: str) -> tuple[Label, str, str, str | None]:
-    """:func:`get_label` with the status of the key that signed it, in the same statement."""
-    row = _label_row(session, label_id, PublicKey.status)
-    return row[0], row[1], row[2], row[3]
+def get_label_with_key(session: Session, label_id: str) -> tuple[Label, str, str, str | None, bool]:
+    """:func:`get_label` with the status of the key that signed it and whether any auditor
+    attested it, in the same statement."""
+    attestations = Attestation.__table__  # type: ignore[attr-defined]
+    attested = exists().where(attestations.c.label_id == Label.id).label("attested")
+    row = _label_row(session, label_id, PublicKey.status, attested)
+    return row[0], row[1], row[2], row[3], bool(row[4])
 
 
 def get_label(session: Session, label_id: str) -> tuple[Label, str, str]:
