@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, tuple_
+from sqlalchemy import Float, String, and_, bindparam, case, column, func, tuple_
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from registry.models import Label, PeerBin
@@ -188,6 +189,51 @@ def _group(label: Label) -> tuple[str, ...]:
     return tuple(str(getattr(label, name)) for name in PEER_GROUP)
 
 
+def _worse_inside(connection: Any, ceilings: dict[str, float]) -> dict[str, int]:
+    """Per label id: its peers worse than it but below ``ceilings[id]`` (the floor of the next
+    bin), counted over ``ix_labels_peers``. PostgreSQL: the ids and ceilings go as two arrays
+    into one statement whose text never changes (built and compiled once, and prepared by
+    psycopg); SQLite: a CASE over the ids, a statement per number of labels."""
+    if connection.dialect.name == "postgresql":
+        rows = connection.execute(
+            _worse_inside_arrays(),
+            {"ids": list(ceilings), "ceilings": list(ceilings.values())},
+        )
+        return {label_id: int(count) for label_id, count in rows}
+    own, peer, same_group = _inside_parts()
+    ceiling = case(ceilings, value=own.c.id)
+    inside = (
+        core_select(func.count())
+        .select_from(peer)
+        .where(same_group, peer.c.energy_ci95_high_wh < ceiling)
+        .scalar_subquery()
+    )
+    found = connection.execute(core_select(own.c.id, inside).where(own.c.id.in_(list(ceilings))))
+    return {label_id: int(count) for label_id, count in found}
+
+
+@cache
+def _worse_inside_arrays() -> Any:
+    """:func:`_worse_inside`'s PostgreSQL statement: the labels and their ceilings from
+    ``unnest`` of two array parameters."""
+    own, peer, same_group = _inside_parts()
+    given = (
+        func.unnest(
+            bindparam("ids", type_=postgresql.ARRAY(String)),
+            bindparam("ceilings", type_=postgresql.ARRAY(Float)),
+        )
+        .table_valued(column("id", String), column("ceiling", Float))
+        .render_derived(name="given")
+    )
+    inside = (
+        core_select(func.count())
+        .select_from(peer)
+        .where(same_group, peer.c.energy_ci95_high_wh < given.c.ceiling)
+        .scalar_subquery()
+    )
+    return core_select(own.c.id, inside).select_from(given.join(own, own.c.id == given.c.id))
+
+
 @cache
 def _inside_parts() -> tuple[Any, Any, Any]:
     """The aliases and the peer condition of the count inside a bin (built once)."""
@@ -236,22 +282,8 @@ def peer_ranks(session: Session, labels: Sequence[Label]) -> dict[str, PeerRank 
         )
     ):
         per_group[tuple(row[:5])].append((int(row[5]), int(row[6])))
-    own, peer, same_group = _inside_parts()
-    ceiling = case(
-        {label.id: bin_floor(bin_of(label.energy_ci95_high_wh) + 1) for label in compared},
-        value=own.c.id,
-    )
-    inside = (
-        core_select(func.count())
-        .select_from(peer)
-        .where(same_group, peer.c.energy_ci95_high_wh < ceiling)
-        .scalar_subquery()
-    )
-    worse_inside: dict[str, int] = dict(
-        connection.execute(
-            core_select(own.c.id, inside).where(own.c.id.in_([label.id for label in compared]))
-        ).all()
-    )
+    ceilings = {label.id: bin_floor(bin_of(label.energy_ci95_high_wh) + 1) for label in compared}
+    worse_inside = _worse_inside(connection, ceilings)
     for label in compared:
         own_bin = bin_of(label.energy_ci95_high_wh)
         counts = per_group[_group(label)]
