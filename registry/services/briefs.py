@@ -2,13 +2,11 @@
 (the quality statement, the CI's lower bound, the serving summary), never the envelope or the
 whole document (which carries the traces: kilobytes to megabytes a label).
 
-A brief label is a :class:`~registry.models.Label` loaded by the ORM with ``envelope`` deferred
-(reading it raises) and ``predicate`` set, as a committed value, to a document holding just those
-parts at their usual paths: the views that read lists (``queries.label_summary``,
-``pages.rows.label_row``) take it as they take a stored label. It stays in the session's identity
-map, so a full read of a label in a session that may hold it brief asks the ORM to populate the
-existing object (``queries.get_label`` does). A label the session already holds in full is
-returned as it is.
+A brief label is a :class:`BriefLabel`: the label's columns as attributes, read by a Core
+``SELECT`` (no ORM instance, identity map or deferred loaders: building those cost more than the
+query), with ``predicate`` a document holding just the listed parts at their usual paths and no
+``envelope`` (reading it raises). The views that read lists (``queries.label_summary``,
+``pages.rows.label_row``) take it as they take a stored label; it is never added to a session.
 """
 
 from __future__ import annotations
@@ -16,10 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import inspect
-from sqlalchemy.orm import defer
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from registry.models import Label
 
@@ -32,13 +27,29 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+class BriefLabel:
+    """A label as lists show it (see the module): attribute access like a stored
+    :class:`~registry.models.Label`, except ``envelope``."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    @property
+    def envelope(self) -> bytes:
+        raise AttributeError("a brief label has no envelope: read the label whole")
+
+
+def _columns() -> list[Any]:
+    table = Label.__table__  # type: ignore[attr-defined]
+    return [c for c in table.c if c.name not in ("envelope", "predicate")]
+
+
 def brief_select(*extra: Any) -> Any:
-    """``SELECT`` of brief labels: the label (envelope and document deferred), the document's
-    listed parts, then ``extra`` columns."""
-    parts = [col(Label.predicate)[path].label(name) for name, path in PARTS]
-    envelope: Any = Label.envelope
-    document: Any = Label.predicate
-    return select(Label, *parts, *extra).options(defer(envelope, raiseload=True), defer(document))
+    """``SELECT`` of brief labels: the label's columns but the envelope and the document, the
+    document's listed parts, then ``extra`` columns (whose names must not be a column's)."""
+    document = Label.__table__.c.predicate  # type: ignore[attr-defined]
+    parts = [document[path].label(name) for name, path in PARTS]
+    return select(*_columns(), *parts, *extra)
 
 
 def _put(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -49,16 +60,16 @@ def _put(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 def brief_labels(rows: Sequence[Any]) -> list[Label]:
     """The labels of rows of :func:`brief_select`, their listed parts in ``predicate``."""
-    found: list[Label] = []
+    names = [c.name for c in _columns()]
+    found: list[Any] = []
     for row in rows:
-        label: Label = row[0]
-        state = inspect(label)
-        if "predicate" in state.unloaded:
-            document: dict[str, Any] = {}
-            for name, path in PARTS:
-                value = row._mapping[name]
-                if value is not None:
-                    _put(document, path, value)
-            set_committed_value(label, "predicate", document)
-        found.append(label)
+        mapping = row._mapping
+        values = {name: mapping[name] for name in names}
+        document: dict[str, Any] = {}
+        for name, path in PARTS:
+            value = mapping[name]
+            if value is not None:
+                _put(document, path, value)
+        values["predicate"] = document
+        found.append(BriefLabel(values))
     return found
