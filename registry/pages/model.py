@@ -166,9 +166,12 @@ def model_page(
         session, [label.id for label, _, _ in current if label.tier == Tier.verified]
     )
     for brief, v, m in current:
-        # the card, timeline and verification read the whole stored label
-        label = queries.get_label(session, brief.id)[0]
-        detail = queries.label_detail(session, label, v, m, settings.public_url)
+        # the card, timeline and verification read the whole stored label (with its key's
+        # status and whether it was attested: two reads fewer per label)
+        label, _, _, key_status, attested = queries.get_label_with_key(session, brief.id)
+        detail = queries.label_detail(
+            session, label, v, m, settings.public_url, key_status, attested
+        )
         peers = [
             r
             for r in all_rows
