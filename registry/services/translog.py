@@ -23,7 +23,19 @@ from functools import cache, lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, bindparam, select, text, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    SmallInteger,
+    and_,
+    bindparam,
+    column,
+    func,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql
 
 from registry.errors import ProblemError
 from registry.models import Label, LogEntry, LogHead, LogNode, utcnow
@@ -77,17 +89,44 @@ def read_nodes(connection: Connection, keys: set[merkle.Node]) -> dict[merkle.No
     """The stored perfect-subtree hashes for ``keys`` (one query)."""
     if not keys:
         return {}
-    _, nodes, _ = _tables()
-    rows = connection.execute(
-        select(nodes.c.level, nodes.c.idx, nodes.c.hash).where(
-            tuple_(nodes.c.level, nodes.c.idx).in_(sorted(keys))
-        )
-    ).all()
+    wanted = sorted(keys)
+    if connection.dialect.name == "postgresql":
+        # two arrays: the statement's text is the same whatever the number of nodes, so it is
+        # compiled once and prepared by psycopg (an IN list of pairs is a new text per length)
+        rows = connection.execute(
+            _nodes_by_arrays(),
+            {"levels": [level for level, _ in wanted], "idxs": [idx for _, idx in wanted]},
+        ).all()
+    else:
+        _, nodes, _ = _tables()
+        rows = connection.execute(
+            select(nodes.c.level, nodes.c.idx, nodes.c.hash).where(
+                tuple_(nodes.c.level, nodes.c.idx).in_(wanted)
+            )
+        ).all()
     found = {(int(r.level), int(r.idx)): bytes(r.hash) for r in rows}
     missing = keys - found.keys()
     if missing:
         raise RuntimeError(f"transparency log nodes missing: {sorted(missing)[:5]}")
     return found
+
+
+@cache
+def _nodes_by_arrays() -> Any:
+    """PostgreSQL: the nodes whose (level, idx) pairs come as two arrays (``unnest``), each
+    found by the primary key."""
+    _, nodes, _ = _tables()
+    wanted = (
+        func.unnest(
+            bindparam("levels", type_=postgresql.ARRAY(SmallInteger)),
+            bindparam("idxs", type_=postgresql.ARRAY(BigInteger)),
+        )
+        .table_valued(column("level", SmallInteger), column("idx", BigInteger))
+        .render_derived(name="wanted")
+    )
+    return select(nodes.c.level, nodes.c.idx, nodes.c.hash).select_from(
+        wanted.join(nodes, and_(nodes.c.level == wanted.c.level, nodes.c.idx == wanted.c.idx))
+    )
 
 
 @cache
