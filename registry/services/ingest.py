@@ -9,15 +9,12 @@ Order (the first failing check answers): envelope structure (400) -> an identica
 from __future__ import annotations
 
 import hashlib
-import hmac
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import ColumnElement, bindparam, false, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -26,27 +23,22 @@ from sqlmodel import Session
 
 from registry.errors import ProblemError
 from registry.models import (
-    ApiToken,
-    KeyStatus,
     Label,
     LabelKind,
     Model,
-    PublicKey,
     Standing,
     Vendor,
     utcnow,
 )
-from registry.services import standings, translog
+from registry.services import signers, standings, translog
 from registry.services import vendors as vendor_service
 from registry.services.peers import PeerRank, peer_rank
 from registry.services.workloads import grade_of, suite_columns
 from schemas import check_results, kinds, validate_statement
 from schemas.contract import semantic_issues
 from schemas.dsse import (
-    Envelope,
     EnvelopeError,
     decode_statement,
-    load_public_key,
     parse_envelope,
     verify_signature,
 )
@@ -159,106 +151,6 @@ def _statements(dialect: str) -> _StoreStatements:
     return _StoreStatements(separate_upsert, insert_label, refresh_current)
 
 
-@lru_cache(maxsize=4096)
-def _public_key(public_key_b64: str) -> Ed25519PublicKey:
-    """Parsed keys, cached by their bytes (content-addressed, so never stale)."""
-    return load_public_key(public_key_b64)
-
-
-@dataclass(frozen=True)
-class _Key:
-    keyid: str
-    status: str
-    public_key_b64: str
-
-
-@cache
-def _caller_keys_and_seen() -> Any:
-    """:func:`_keys_and_seen` for the vendor that a token's digest names, with the token's and
-    the vendor's columns on each row: the token check, the key look-up and the replay check in
-    one round trip. No row: the token is unknown, or its vendor has no key (told apart by
-    ``vendors.authenticate``, off the hot path)."""
-    tokens = ApiToken.__table__  # type: ignore[attr-defined]
-    vendors = Vendor.__table__  # type: ignore[attr-defined]
-    keys = PublicKey.__table__  # type: ignore[attr-defined]
-    seen = Label.__table__.alias("seen")  # type: ignore[attr-defined]
-    return (
-        select(
-            tokens.c.token_sha256,
-            tokens.c.revoked_at,
-            vendors.c.id.label("vendor_id"),
-            vendors.c.slug.label("vendor_slug"),
-            vendors.c.display_name.label("vendor_display_name"),
-            vendors.c.created_at.label("vendor_created_at"),
-            keys.c.keyid,
-            keys.c.status,
-            keys.c.public_key_b64,
-            seen.c.vendor_id.label("seen_vendor_id"),
-            seen.c.payload_sha256.label("seen_payload_sha256"),
-            seen.c.keyid.label("seen_keyid"),
-        )
-        .select_from(
-            tokens.join(vendors, vendors.c.id == tokens.c.vendor_id)
-            .join(keys, keys.c.vendor_id == vendors.c.id)
-            .outerjoin(seen, seen.c.id == bindparam("label_id"))
-        )
-        .where(tokens.c.token_sha256 == bindparam("digest"))
-        .with_for_update(read=True, of=keys)
-    )
-
-
-def _caller(session: Session, token: str, rows: Sequence[Any]) -> Vendor:
-    """The token's vendor from the rows of :func:`_caller_keys_and_seen` (or, with none, from
-    its own look-up), or a 401 problem, as ``vendors.authenticate`` decides it."""
-    if not rows:
-        vendor = vendor_service.authenticate(session, token)
-    else:
-        first = rows[0]
-        valid = (
-            hmac.compare_digest(first.token_sha256, vendor_service.hash_token(token))
-            and first.revoked_at is None
-        )
-        vendor = (
-            Vendor(
-                id=first.vendor_id,
-                slug=first.vendor_slug,
-                display_name=first.vendor_display_name,
-                created_at=first.vendor_created_at,
-            )
-            if valid
-            else None
-        )
-    if vendor is None:
-        raise ProblemError(
-            "unauthorized", "the API token is not valid", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return vendor
-
-
-@cache
-def _keys_and_seen() -> Any:
-    """The vendor's keys and, on each row, the stored label with this id if there is one: the
-    key look-up and the replay check in one round trip."""
-    keys = PublicKey.__table__  # type: ignore[attr-defined]
-    seen = Label.__table__.alias("seen")  # type: ignore[attr-defined]
-    # FOR SHARE of the key rows (PostgreSQL; SQLite serialises writers anyway): a revocation
-    # committed while this label is being stored waits for it, so no label is stored under a
-    # key revoked first.
-    return (
-        select(
-            keys.c.keyid,
-            keys.c.status,
-            keys.c.public_key_b64,
-            seen.c.vendor_id.label("seen_vendor_id"),
-            seen.c.payload_sha256.label("seen_payload_sha256"),
-            seen.c.keyid.label("seen_keyid"),
-        )
-        .select_from(keys.outerjoin(seen, seen.c.id == bindparam("label_id")))
-        .where(keys.c.vendor_id == bindparam("vendor_id"))
-        .with_for_update(read=True, of=keys)
-    )
-
-
 def refresh_current(
     connection: Any, *, model_id: int, suite: str, task: str, phase: str, hardware_class: str
 ) -> list[Any]:
@@ -277,37 +169,6 @@ def refresh_current(
                 "g_hardware_class": hardware_class,
             },
         ).mappings()
-    )
-
-
-def _key_for(envelope: Envelope, vendor: Vendor, keys: list[_Key]) -> _Key:
-    by_keyid = {key.keyid: key for key in keys}
-    hinted = [by_keyid[s.keyid] for s in envelope.signatures if s.keyid in by_keyid]
-    if hinted:
-        active = [key for key in hinted if key.status == KeyStatus.active]
-        if not active:
-            raise ProblemError(
-                "revoked-key",
-                f"key {hinted[0].keyid} was revoked ({hinted[0].status}); sign with an active key",
-            )
-        for key in active:
-            if verify_signature(envelope, _public_key(key.public_key_b64)):
-                return key
-        raise ProblemError(
-            "bad-signature", "no signature verifies under the vendor's registered keys"
-        )
-    # No keyid names one of the vendor's keys (keyids are hints, and optional in DSSE): the
-    # signature decides which key, if any, made it.
-    for key in keys:
-        if verify_signature(envelope, _public_key(key.public_key_b64)):
-            if key.status != KeyStatus.active:
-                raise ProblemError(
-                    "revoked-key",
-                    f"key {key.keyid} was revoked ({key.status}); sign with an active key",
-                )
-            return key
-    raise ProblemError(
-        "unknown-key", f"no key registered to vendor {vendor.slug!r} made these signatures"
     )
 
 
@@ -339,7 +200,7 @@ def ingest(
         statement = decode_statement(envelope)
     except EnvelopeError as exc:
         if token is not None:
-            _caller(session, token, [])  # a bad token is answered first
+            signers.caller(session, token, [])  # a bad token is answered first
         raise ProblemError("malformed-envelope", str(exc)) from None
     payload_sha256 = hashlib.sha256(envelope.payload).hexdigest()
     predicate = statement.get("predicate")
@@ -348,12 +209,12 @@ def ingest(
     connection = session.connection()
     if token is not None:
         params["digest"] = vendor_service.hash_token(token)
-        rows = connection.execute(_caller_keys_and_seen(), params).all()
-        vendor = _caller(session, token, rows)
+        rows = connection.execute(signers.caller_keys_and_seen(), params).all()
+        vendor = signers.caller(session, token, rows)
     else:
         assert vendor is not None
-        rows = connection.execute(_keys_and_seen(), params | {"vendor_id": vendor.id}).all()
-    keys = [_Key(r.keyid, r.status, r.public_key_b64) for r in rows]
+        rows = connection.execute(signers.keys_and_seen(), params | {"vendor_id": vendor.id}).all()
+    keys = [signers.SigningKey(r.keyid, r.status, r.public_key_b64) for r in rows]
     # The same envelope again: same vendor, same payload, and signed by the key that signed the
     # stored label (even if since revoked: that label keeps its standing).
     seen = rows[0] if rows else None
@@ -362,7 +223,7 @@ def ingest(
         and (seen.seen_vendor_id, seen.seen_payload_sha256) == (vendor.id, payload_sha256)
         and any(
             key.keyid == seen.seen_keyid
-            and verify_signature(envelope, _public_key(key.public_key_b64))
+            and verify_signature(envelope, signers.public_key(key.public_key_b64))
             for key in keys
         )
     ):
@@ -371,7 +232,7 @@ def ingest(
         if existing is not None and model is not None:
             return IngestResult(existing, False, vendor, model.name, timings)
 
-    key = _key_for(envelope, vendor, keys)
+    key = signers.key_for(envelope, vendor, keys)
     timings.verify_s = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -417,7 +278,7 @@ def ingest(
 def _log(
     connection: Connection,
     row: Label,
-    key: _Key,
+    key: signers.SigningKey,
     vendor: Vendor,
     body: bytes,
     rider: translog.Rider | None = None,
@@ -443,7 +304,7 @@ def _store(
     session: Session,
     *,
     vendor: Vendor,
-    key: _Key,
+    key: signers.SigningKey,
     label: dict[str, Any],
     body: bytes,
     sha: str,
