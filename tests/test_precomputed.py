@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from registry.models import Label
-from registry.services import peers, queries, ranking, rebuild, standings
+from registry.services import peers, queries, ranking, ranking_rows, rebuild, standings
 from schemas.dsse import keyid_for
 from tests.helpers import Publisher, add_key, envelope_bytes, register_publisher
 
@@ -70,7 +70,7 @@ def _check(engine: Engine) -> None:
         assert {label.id: peers.peer_percentile(session, label) for label in labels} == batch
         for group in _groups():
             live = ranking.rank_vendors(session, **group)
-            paged: list[ranking.VendorRank] = []
+            paged: list[ranking_rows.VendorRank] = []
             cursor = None
             while True:  # pages of 2, so the cursor is exercised
                 page = ranking.ranking_page(session, **group, limit=2, cursor=cursor)

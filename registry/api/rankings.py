@@ -19,13 +19,8 @@ from registry.api.routes import (
     problems,
 )
 from registry.services import projection
-from registry.services.ranking import (
-    FIELDS,
-    SCORE_DESCRIPTION,
-    VendorRank,
-    default_suite,
-    ranking_page,
-)
+from registry.services.ranking import default_suite, ranking_page
+from registry.services.ranking_rows import FIELDS, SCORE_DESCRIPTION, VendorRank
 from schemas.contract import load_methodology
 from schemas.suites import all_tasks, suite_spec, suite_versions, suites_offering
 

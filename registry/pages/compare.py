@@ -44,7 +44,7 @@ from schemas.contract import load_methodology
 from schemas.suites import SUITE_1, suite_spec, suite_versions
 
 if TYPE_CHECKING:
-    from registry.services.ranking import VendorRank
+    from registry.services.ranking_rows import VendorRank
 
 
 def _split_vendors(values: Iterable[str]) -> list[str]:
@@ -358,7 +358,7 @@ def compare_csv(
     size_class: str | None = None,
 ) -> Response:
     """The compared vendors' rows as CSV (all vendors of the group when none is chosen)."""
-    from registry.services.ranking import FIELDS
+    from registry.services.ranking_rows import FIELDS
 
     group = _compare_group(session, task, phase, hardware, zone, vendors, suite, size_class)
     if isinstance(group, str):
