@@ -9,7 +9,9 @@ import orjson
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func
+from sqlalchemy import column as sql_column
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from alembic import command
@@ -59,6 +61,20 @@ def single_read(engine: Engine) -> Connection:
     prepared statements (it drops them all on ROLLBACK). One statement sees one snapshot, so
     this is only for reads of one statement (the badges, the log's head)."""
     return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def array_rows(name: str, *columns: tuple[str, Any]) -> Any:
+    """PostgreSQL: a derived table ``name`` of the rows of array parameters zipped by
+    ``unnest``, one per column (``(column, element type)``), bound as the column's name plus
+    ``s`` (``id`` -> ``ids``). A statement that takes a list this way has one text whatever the
+    list's length: compiled once, and prepared by psycopg, where an IN list or a CASE is a new
+    text per length that psycopg parses on every call."""
+    arrays = [bindparam(f"{column}s", type_=postgresql.ARRAY(kind)) for column, kind in columns]
+    return (
+        func.unnest(*arrays)
+        .table_valued(*(sql_column(column, kind) for column, kind in columns))
+        .render_derived(name=name)
+    )
 
 
 def _json_dumps(value: Any) -> str:

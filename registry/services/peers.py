@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Float, String, and_, bindparam, case, column, func, tuple_
+from sqlalchemy import Float, String, and_, bindparam, case, func, tuple_
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
+from registry.db import array_rows
 from registry.models import Label, PeerBin
 from registry.services.standings import PEER_GROUP, bin_floor, bin_of
 
@@ -217,14 +217,7 @@ def _worse_inside_arrays() -> Any:
     """:func:`_worse_inside`'s PostgreSQL statement: the labels and their ceilings from
     ``unnest`` of two array parameters."""
     own, peer, same_group = _inside_parts()
-    given = (
-        func.unnest(
-            bindparam("ids", type_=postgresql.ARRAY(String)),
-            bindparam("ceilings", type_=postgresql.ARRAY(Float)),
-        )
-        .table_valued(column("id", String), column("ceiling", Float))
-        .render_derived(name="given")
-    )
+    given = array_rows("given", ("id", String), ("ceiling", Float))
     inside = (
         core_select(func.count())
         .select_from(peer)

@@ -42,8 +42,7 @@ def caller_keys_and_seen() -> Any:
     ``vendors.authenticate``, off the hot path)."""
     tokens = ApiToken.__table__  # type: ignore[attr-defined]
     vendors = Vendor.__table__  # type: ignore[attr-defined]
-    keys = PublicKey.__table__  # type: ignore[attr-defined]
-    seen = Label.__table__.alias("seen")  # type: ignore[attr-defined]
+    keys, columns, seen_on = _keys_and_seen_parts()
     return (
         select(
             tokens.c.token_sha256,
@@ -52,17 +51,14 @@ def caller_keys_and_seen() -> Any:
             vendors.c.slug.label("vendor_slug"),
             vendors.c.display_name.label("vendor_display_name"),
             vendors.c.created_at.label("vendor_created_at"),
-            keys.c.keyid,
-            keys.c.status,
-            keys.c.public_key_b64,
-            seen.c.vendor_id.label("seen_vendor_id"),
-            seen.c.payload_sha256.label("seen_payload_sha256"),
-            seen.c.keyid.label("seen_keyid"),
+            *columns,
         )
         .select_from(
-            tokens.join(vendors, vendors.c.id == tokens.c.vendor_id)
-            .join(keys, keys.c.vendor_id == vendors.c.id)
-            .outerjoin(seen, seen.c.id == bindparam("label_id"))
+            seen_on(
+                tokens.join(vendors, vendors.c.id == tokens.c.vendor_id).join(
+                    keys, keys.c.vendor_id == vendors.c.id
+                )
+            )
         )
         .where(tokens.c.token_sha256 == bindparam("digest"))
         .with_for_update(read=True, of=keys)
@@ -101,24 +97,36 @@ def caller(session: Session, token: str, rows: Sequence[Any]) -> Vendor:
 def keys_and_seen() -> Any:
     """The vendor's keys and, on each row, the stored label with this id if there is one: the
     key look-up and the replay check in one round trip."""
-    keys = PublicKey.__table__  # type: ignore[attr-defined]
-    seen = Label.__table__.alias("seen")  # type: ignore[attr-defined]
+    keys, columns, seen_on = _keys_and_seen_parts()
     # FOR SHARE of the key rows (PostgreSQL; SQLite serialises writers anyway): a revocation
     # committed while this label is being stored waits for it, so no label is stored under a
     # key revoked first.
     return (
-        select(
-            keys.c.keyid,
-            keys.c.status,
-            keys.c.public_key_b64,
-            seen.c.vendor_id.label("seen_vendor_id"),
-            seen.c.payload_sha256.label("seen_payload_sha256"),
-            seen.c.keyid.label("seen_keyid"),
-        )
-        .select_from(keys.outerjoin(seen, seen.c.id == bindparam("label_id")))
+        select(*columns)
+        .select_from(seen_on(keys))
         .where(keys.c.vendor_id == bindparam("vendor_id"))
         .with_for_update(read=True, of=keys)
     )
+
+
+def _keys_and_seen_parts() -> tuple[Any, list[Any], Any]:
+    """The keys' table, the columns of a key and of the stored label with the id
+    ``:label_id`` (if any), and the outer join that brings that label onto each key's row."""
+    keys = PublicKey.__table__  # type: ignore[attr-defined]
+    seen = Label.__table__.alias("seen")  # type: ignore[attr-defined]
+    columns = [
+        keys.c.keyid,
+        keys.c.status,
+        keys.c.public_key_b64,
+        seen.c.vendor_id.label("seen_vendor_id"),
+        seen.c.payload_sha256.label("seen_payload_sha256"),
+        seen.c.keyid.label("seen_keyid"),
+    ]
+
+    def seen_on(joined: Any) -> Any:
+        return joined.outerjoin(seen, seen.c.id == bindparam("label_id"))
+
+    return keys, columns, seen_on
 
 
 def key_for(envelope: Envelope, vendor: Vendor, keys: list[SigningKey]) -> SigningKey:

@@ -29,14 +29,12 @@ from sqlalchemy import (
     SmallInteger,
     and_,
     bindparam,
-    column,
-    func,
     select,
     text,
     tuple_,
 )
-from sqlalchemy.dialects import postgresql
 
+from registry.db import array_rows
 from registry.errors import ProblemError
 from registry.models import Label, LogEntry, LogHead, LogNode, utcnow
 from schemas import merkle
@@ -116,14 +114,7 @@ def _nodes_by_arrays() -> Any:
     """PostgreSQL: the nodes whose (level, idx) pairs come as two arrays (``unnest``), each
     found by the primary key."""
     _, nodes, _ = _tables()
-    wanted = (
-        func.unnest(
-            bindparam("levels", type_=postgresql.ARRAY(SmallInteger)),
-            bindparam("idxs", type_=postgresql.ARRAY(BigInteger)),
-        )
-        .table_valued(column("level", SmallInteger), column("idx", BigInteger))
-        .render_derived(name="wanted")
-    )
+    wanted = array_rows("wanted", ("level", SmallInteger), ("idx", BigInteger))
     return select(nodes.c.level, nodes.c.idx, nodes.c.hash).select_from(
         wanted.join(nodes, and_(nodes.c.level == wanted.c.level, nodes.c.idx == wanted.c.idx))
     )
