@@ -19,9 +19,7 @@ The base's code runs with this tree's virtual environment and the database's sch
 from __future__ import annotations
 
 import argparse
-import base64
 import os
-import secrets
 import shlex
 import statistics
 import subprocess
@@ -60,31 +58,6 @@ class Side:
     rate: float
     p95_ms: float
     server_cpu_ms: float
-
-
-@contextmanager
-def registry(name: str, app_dir: Path, url: str, log_dir: Path) -> Any:
-    """The registry of the code in ``app_dir`` under uvicorn, caches off, one worker."""
-    port = ingest.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONLABEL_")} | {
-        "CARBONLABEL_DATABASE_URL": url,
-        "CARBONLABEL_ADMIN_TOKEN": secrets.token_urlsafe(32),
-        "CARBONLABEL_LOG_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "CARBONLABEL_PUBLIC_URL": scale_data.REGISTRY_URL,
-        "CARBONLABEL_RATE_LIMIT_PER_MINUTE": "0",
-        "CARBONLABEL_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "0",
-        "CARBONLABEL_BADGE_CACHE_TTL_S": "0",
-        "CARBONLABEL_PAGE_CACHE_MAX_BYTES": "1",
-        "PYTHONPATH": str(app_dir),
-    }
-    args = ["--app-dir", str(app_dir), "--factory", "registry.main:create_app"]
-    args += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    proc = ingest.Server(name, args, env, log_dir)
-    try:
-        proc.wait_healthy(f"http://127.0.0.1:{port}{scale.CONSTANT}")
-        yield proc, port
-    finally:
-        proc.stop()
 
 
 @contextmanager
@@ -152,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         base_dir = stack.enter_context(worktree(args.base))
         servers = {
-            "base": stack.enter_context(registry("base", base_dir, url, log_dir)),
-            "new": stack.enter_context(registry("new", ROOT, url, log_dir)),
+            "base": stack.enter_context(scale.server(url, 1, False, log_dir, base_dir)),
+            "new": stack.enter_context(scale.server(url, 1, False, log_dir, ROOT)),
         }
         for route in ROUTES:
             for turn in range(args.rounds):

@@ -196,8 +196,9 @@ def reused(url: str, shape: scale_data.Shape) -> scale_data.LoadReport | None:
 
 
 @contextmanager
-def server(url: str, workers: int, caches: bool, log_dir: Path) -> Any:
-    """The registry under uvicorn; ``caches`` False: no badge cache, no page cache."""
+def server(url: str, workers: int, caches: bool, log_dir: Path, app_dir: Path | None = None) -> Any:
+    """The registry under uvicorn; ``caches`` False: no badge cache, no page cache; ``app_dir``:
+    the code of another checkout (``bench/ab.py``) instead of this one."""
     port = ingest.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONLABEL_")} | {
         "CARBONLABEL_DATABASE_URL": url,
@@ -214,7 +215,12 @@ def server(url: str, workers: int, caches: bool, log_dir: Path) -> Any:
         env |= {"CARBONLABEL_BADGE_CACHE_TTL_S": "0", "CARBONLABEL_PAGE_CACHE_MAX_BYTES": "1"}
     args = ["--factory", "registry.main:create_app", "--host", "127.0.0.1", "--port", str(port)]
     args += ["--workers", str(workers), "--no-access-log", "--timeout-graceful-shutdown", "10"]
-    proc = ingest.Server(f"registry-{workers}w-{caches}", args, env, log_dir)
+    name = f"registry-{workers}w-{caches}"
+    if app_dir is not None:
+        env["PYTHONPATH"] = str(app_dir)
+        args += ["--app-dir", str(app_dir)]
+        name += f"-{app_dir.name}"
+    proc = ingest.Server(name, args, env, log_dir)
     try:
         proc.wait_healthy(f"http://127.0.0.1:{port}{CONSTANT}")
         yield proc, port
