@@ -93,6 +93,18 @@ class CompareGroup:
         }
 
     @property
+    def where(self) -> dict[str, Any]:
+        """The group as the services take it (``LabelFilters``, ``ranking_page``)."""
+        return {
+            "task": self.task,
+            "phase": self.phase,
+            "suite": self.suite,
+            "size_class": self.size_class,
+            "hardware_class": self.hardware,
+            "zone": self.zone,
+        }
+
+    @property
     def page_filters(self) -> dict[str, Any]:
         """:attr:`filters` for the page's own links: every hardware class is ``all`` there (no
         hardware parameter means the default class)."""
@@ -208,15 +220,7 @@ def _quality_view(session: Session, group: CompareGroup, unit: str) -> QualityVi
         return QualityView(metric=None, chart=None, without_quality=[])
     labels = all_labels(
         session,
-        queries.LabelFilters(
-            task=group.task,
-            phase=group.phase,
-            suite=group.suite,
-            size_class=group.size_class,
-            hardware_class=group.hardware,
-            zone=group.zone,
-            current=True,
-        ),
+        queries.LabelFilters(**group.where, current=True),
         cap=LEADERBOARD_MAX_LABELS,
     )
     # measured labels of the suite's workload: a shortened run is not compared (its peers, its
@@ -277,16 +281,8 @@ def compare_page(
                 session,
                 all_labels(
                     session,
-                    queries.LabelFilters(
-                        vendor=slug,
-                        task=group.task,
-                        phase=group.phase,
-                        hardware_class=group.hardware,
-                        zone=group.zone,
-                        suite=group.suite,
-                        size_class=group.size_class,
-                        current=True,  # benchmark labels only: no other kind is current
-                    ),
+                    # current: benchmark labels only (no other kind is current)
+                    queries.LabelFilters(vendor=slug, **group.where, current=True),
                     cap=VENDOR_PAGE_LABELS,
                 ),
             )
@@ -407,17 +403,7 @@ def _whole_ranking(session: Session, group: CompareGroup) -> list[VendorRank]:
     found: list[VendorRank] = []
     cursor: str | None = None
     while True:
-        page = ranking_page(
-            session,
-            task=group.task,
-            phase=group.phase,
-            hardware_class=group.hardware,
-            zone=group.zone,
-            suite=group.suite,
-            size_class=group.size_class,
-            limit=1000,
-            cursor=cursor,
-        )
+        page = ranking_page(session, **group.where, limit=1000, cursor=cursor)
         found.extend(page.vendors)
         cursor = page.next_cursor
         if cursor is None:
