@@ -6,7 +6,7 @@ figure they are compared with and the drift limit above it. Computed here, drawn
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from registry.pages.charts import Tick, nice_ticks, polyline
@@ -46,13 +46,32 @@ class ChartPoint:
 
 
 @dataclass(frozen=True)
-class SeriesChart:
+class Frame:
+    """A chart's size and the margins around its plot area, in px."""
+
     width: int
     height: int
     left: int
     right: int
     top: int
     bottom: int
+
+    @property
+    def plot_width(self) -> int:
+        return self.width - self.left - self.right
+
+    @property
+    def plot_height(self) -> int:
+        return self.height - self.top - self.bottom
+
+
+SERIES_FRAME = Frame(width=720, height=260, left=64, right=88, top=16, bottom=48)
+"""The model page's series chart: the right margin holds the names of the benchmark figure and
+the drift limit."""
+
+
+@dataclass(frozen=True)
+class SeriesChart(Frame):
     benchmark: list[ChartPoint]
     production: list[ChartPoint]
     x_ticks: list[Tick]
@@ -82,10 +101,7 @@ class TimeScale:
     the plot (one instant: the middle), y from 0 up to a round tick above the highest figure.
     Shared by the model page's chart and the vendor page's (``pages.vendor_chart``)."""
 
-    left: float
-    top: float
-    plot_width: float
-    plot_height: float
+    frame: Frame
     start: datetime
     end: datetime
     ticks: list[float]
@@ -95,12 +111,13 @@ class TimeScale:
         return (self.end - self.start).total_seconds()
 
     def x(self, when: datetime) -> float:
+        frame = self.frame
         if self.span_s <= 0:
-            return self.left + self.plot_width / 2
-        return self.left + self.plot_width * (when - self.start).total_seconds() / self.span_s
+            return frame.left + frame.plot_width / 2
+        return frame.left + frame.plot_width * (when - self.start).total_seconds() / self.span_s
 
     def y(self, value: float) -> float:
-        return self.top + self.plot_height * (1 - value / self.ticks[-1])
+        return self.frame.top + self.frame.plot_height * (1 - value / self.ticks[-1])
 
     @property
     def x_ticks(self) -> list[Tick]:
@@ -119,19 +136,12 @@ class TimeScale:
 def time_scale(
     times: Sequence[datetime],
     energies: Sequence[float],
-    *,
-    left: float,
-    top: float,
-    plot_width: float,
-    plot_height: float,
+    frame: Frame,
 ) -> TimeScale:
-    """The scales of a chart of these instants (at least one) and figures."""
+    """The scales of a chart of these instants (at least one) and figures in ``frame``."""
     highest = max(energies, default=0.0)
     return TimeScale(
-        left=left,
-        top=top,
-        plot_width=plot_width,
-        plot_height=plot_height,
+        frame=frame,
         start=min(times),
         end=max(times),
         ticks=nice_ticks(highest * 1.1 if highest > 0 else 1.0),
@@ -148,8 +158,6 @@ def series_chart(
     draw. Time runs along x (a label's date; a period's end), energy per functional unit up."""
     if not benchmark and not production:
         return None
-    # the right margin holds the names of the benchmark figure and the drift limit
-    width, height, left, right, top, bottom = 720, 260, 64, 88, 16, 48
     energies = [p.energy_per_unit_wh for p in benchmark]
     energies += [p.energy_per_1k_requests_wh for p in production]
     if reference is not None:
@@ -157,19 +165,11 @@ def series_chart(
     scale = time_scale(
         [p.created_at for p in benchmark] + [p.period_end for p in production],
         energies,
-        left=left,
-        top=top,
-        plot_width=width - left - right,
-        plot_height=height - top - bottom,
+        SERIES_FRAME,
     )
     named = len(benchmark) <= MAX_NAMED_REVISIONS
     return SeriesChart(
-        width=width,
-        height=height,
-        left=left,
-        right=right,
-        top=top,
-        bottom=bottom,
+        **asdict(SERIES_FRAME),
         benchmark=[
             ChartPoint(
                 x=scale.x(p.created_at),

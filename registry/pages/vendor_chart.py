@@ -8,11 +8,11 @@ The tracks come from ``services.trends`` (:attr:`VendorSeries.groups`), the scal
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from registry.pages.charts import Tick, polyline
 from registry.pages.common import format_number, model_path, unit_name_for
-from registry.pages.series_chart import signed_percent, time_scale
+from registry.pages.series_chart import Frame, signed_percent, time_scale
 from registry.services.series import BenchmarkPoint, Change, Track
 from registry.services.trends import TaskTracks, VendorSeries
 
@@ -117,18 +117,15 @@ class TrackLine:
         return self._change(self.track.since_first)
 
 
+VENDOR_FRAME = Frame(width=720, height=260, left=64, right=24, top=16, bottom=48)
+
+
 @dataclass(frozen=True)
-class VendorChart:
+class VendorChart(Frame):
     suite: str
     task: str
     phase: str
     unit: str
-    width: int
-    height: int
-    left: int
-    right: int
-    top: int
-    bottom: int
     lines: list[TrackLine]
     x_ticks: list[Tick]
     y_ticks: list[Tick]
@@ -150,15 +147,11 @@ def vendor_chart(group: TaskTracks) -> VendorChart | None:
     charted = group.tracks[:MAX_CHARTED_TRACKS]
     if not charted:
         return None
-    width, height, left, right, top, bottom = 720, 260, 64, 24, 16, 48
     points = [p for item in charted for p in item.track.revisions]
     scale = time_scale(
         [p.created_at for p in points],
         [p.energy_per_unit_wh for p in points],
-        left=left,
-        top=top,
-        plot_width=width - left - right,
-        plot_height=height - top - bottom,
+        VENDOR_FRAME,
     )
     lines = []
     for index, item in enumerate(charted):
@@ -179,16 +172,11 @@ def vendor_chart(group: TaskTracks) -> VendorChart | None:
             )
         )
     return VendorChart(
+        **asdict(VENDOR_FRAME),
         suite=group.suite,
         task=group.task,
         phase=group.phase,
         unit=unit_name_for(group.functional_unit),
-        width=width,
-        height=height,
-        left=left,
-        right=right,
-        top=top,
-        bottom=bottom,
         lines=lines,
         x_ticks=scale.x_ticks,
         y_ticks=scale.y_ticks,
