@@ -12,6 +12,7 @@ query), with ``predicate`` a document holding just the listed parts at their usu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from sqlalchemy import select
@@ -39,9 +40,11 @@ class BriefLabel:
         raise AttributeError("a brief label has no envelope: read the label whole")
 
 
-def _columns() -> list[Any]:
+@cache
+def _columns() -> tuple[Any, ...]:
+    """The label's columns but the envelope and the document (found once)."""
     table = Label.__table__  # type: ignore[attr-defined]
-    return [c for c in table.c if c.name not in ("envelope", "predicate")]
+    return tuple(c for c in table.c if c.name not in ("envelope", "predicate"))
 
 
 def brief_select(*extra: Any) -> Any:
