@@ -54,7 +54,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.api.badge_cache import _matches
 from registry.api.rankings import wants_csv
-from registry.db import single_read
+from registry.db import read_row
 from registry.services import translog
 
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
@@ -75,10 +75,12 @@ class DataVersion:
 
 
 def read_data_version(engine: Engine) -> DataVersion:
-    """The log's head: one primary-key read, in autocommit (``registry.db.single_read``)."""
-    with single_read(engine) as connection:
-        head = translog.head(connection)
-    return DataVersion(head.tree_size, head.root_hash)
+    """The log's head: one primary-key read, in autocommit, on the driver's connection
+    (``registry.db.read_row``: every request pays it)."""
+    row = read_row(engine, translog.HEAD_SQL)
+    if row is None:
+        raise RuntimeError("log_head has no row: is the database migrated to 0004?")
+    return DataVersion(int(row[0]), bytes(row[1]))
 
 
 @functools.cache

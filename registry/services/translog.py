@@ -73,6 +73,10 @@ def _tables() -> tuple[Any, Any, Any]:
     )
 
 
+HEAD_SQL = "SELECT tree_size, root_hash FROM log_head WHERE id = 1"
+"""The head's read as text, for a caller on the driver's connection (``http_cache``)."""
+
+
 def head(connection: Connection) -> Head:
     _, _, heads = _tables()
     row = connection.execute(
