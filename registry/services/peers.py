@@ -185,6 +185,34 @@ def _one_label() -> Any:
     return core_select(counted.c.peers, counted.c.higher + inside)
 
 
+def _read_bins(connection: Any, groups: list[tuple[str, ...]]) -> Any:
+    """The non-empty bins of the peer groups ``groups``: (the group's five columns, bin,
+    peers) rows. PostgreSQL: the groups go as five arrays into one statement whose text never
+    changes (built once, prepared by psycopg); SQLite: an IN list of the groups."""
+    bins = PeerBin.__table__  # type: ignore[attr-defined]
+    if connection.dialect.name == "postgresql":
+        columns = {f"{name}s": [group[i] for group in groups] for i, name in enumerate(PEER_GROUP)}
+        return connection.execute(_bins_by_arrays(), columns)
+    return connection.execute(
+        core_select(*(bins.c[name] for name in PEER_GROUP), bins.c.bin, bins.c.peers).where(
+            tuple_(*(bins.c[name] for name in PEER_GROUP)).in_(groups), bins.c.peers != 0
+        )
+    )
+
+
+@cache
+def _bins_by_arrays() -> Any:
+    """:func:`_read_bins`' PostgreSQL statement: the groups from ``unnest`` of five arrays."""
+    bins = PeerBin.__table__  # type: ignore[attr-defined]
+    wanted = array_rows("wanted", *((name, String) for name in PEER_GROUP))
+    same = and_(*(bins.c[name] == wanted.c[name] for name in PEER_GROUP))
+    return (
+        core_select(*(bins.c[name] for name in PEER_GROUP), bins.c.bin, bins.c.peers)
+        .select_from(wanted.join(bins, same))
+        .where(bins.c.peers != 0)
+    )
+
+
 def _group(label: Label) -> tuple[str, ...]:
     return tuple(str(getattr(label, name)) for name in PEER_GROUP)
 
@@ -266,14 +294,9 @@ def peer_ranks(session: Session, labels: Sequence[Label]) -> dict[str, PeerRank 
     if not compared:
         return found
     connection = session.connection()
-    bins = PeerBin.__table__  # type: ignore[attr-defined]
     groups = sorted({_group(label) for label in compared})
     per_group: dict[tuple[str, ...], list[tuple[int, int]]] = {group: [] for group in groups}
-    for row in connection.execute(
-        core_select(*(bins.c[name] for name in PEER_GROUP), bins.c.bin, bins.c.peers).where(
-            tuple_(*(bins.c[name] for name in PEER_GROUP)).in_(groups), bins.c.peers != 0
-        )
-    ):
+    for row in _read_bins(connection, groups):
         per_group[tuple(row[:5])].append((int(row[5]), int(row[6])))
     ceilings = {label.id: bin_floor(bin_of(label.energy_ci95_high_wh) + 1) for label in compared}
     worse_inside = _worse_inside(connection, ceilings)
