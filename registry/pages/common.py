@@ -21,6 +21,7 @@ import markupsafe
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from registry.pages.inline import InlineMacros
 from registry.services.peers import MIN_PEERS
 from schemas import suites
 from schemas.contract import load_methodology
@@ -101,6 +102,12 @@ def _printable(value: Any) -> Any:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
+    return make_environment()
+
+
+def make_environment(*, inline_macros: bool = True) -> jinja2.Environment:
+    """The pages' template environment (``inline_macros``: the row macros run inline,
+    ``pages.inline``; the same bytes either way)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
         autoescape=True,
@@ -108,6 +115,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=[InlineMacros] if inline_macros else [],
     )
     env.filters["num"] = format_number
     env.filters["date"] = format_date
