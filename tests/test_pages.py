@@ -260,7 +260,13 @@ def test_leaderboard_pages_through_long_lists(
     ]
     # descending, over the whole group; a filter narrows the total
     assert [r["model"] for r in rows(client.get("/?sort=-energy").text)] == ["m4", "m3"]
-    assert "2 current labels" in client.get("/?sort=energy&zone=DE").text
+    in_de = client.get("/?sort=energy&zone=DE").text
+    assert "2 current labels" in in_de
+    # the filter options stay those of the whole group, the chosen one selected
+    zone_select = in_de.split('id="f-zone"')[1].split("</select>")[0]
+    zones = re.findall(r'<option value="([^"]*)"', zone_select)
+    assert len(zones) == 3  # all zones, DE and the other one
+    assert '<option value="DE" selected>' in zone_select
     # a cursor of another sort order, or none this site made, starts from the first page
     assert [r["model"] for r in rows(client.get("/?sort=-energy&after=banana").text)] == [
         "m4",

@@ -103,9 +103,9 @@ def leaderboard(
         hardware_class=hardware or None,
         zone=zone or None,
     )
-    hardware_options, zone_options = board.options(session, group)
-    hardware_options = sorted(set(hardware_options) | {hardware or ""})
-    zone_options = sorted(set(zone_options) | {zone or ""})
+    counted = board.counts(session, group)
+    hardware_options = sorted(set(counted.hardware_classes) | {hardware or ""})
+    zone_options = sorted(set(counted.zones) | {zone or ""})
     page_size = package.LEADERBOARD_PAGE_SIZE
     found = board.page(
         session,
@@ -115,6 +115,7 @@ def leaderboard(
         limit=page_size,
         after=after,
         before=before,
+        counted=counted,
     )
     ranks = queries.peer_ranks(session, [label for label, _, _ in found.rows])
     shown = [ranked_row(label, v, m, ranks.get(label.id)) for label, v, m in found.rows]

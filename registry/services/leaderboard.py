@@ -130,15 +130,19 @@ def page(
     limit: int,
     after: str | None = None,
     before: str | None = None,
+    counted: Counts | None = None,
 ) -> Page:
     """One page in the sort order: the first, the one after ``after`` or the one before
-    ``before`` (cursors of this sort; any other cursor starts from the first page)."""
+    ``before`` (cursors of this sort; any other cursor starts from the first page). Its total
+    from ``counted`` (read when not given)."""
     sort = f"-{sort_key}" if descending else sort_key
     columns = _sort_columns(sort_key, descending)
     forward = [col.desc() if descending else col.asc() for col in columns]
     backward = [col.asc() if descending else col.desc() for col in columns]
     keys = [column.label(f"k_{n}") for n, column in enumerate(columns)]
     query = briefs.brief_select(*keys).where(*group.where())
+    # a Core SELECT of columns: on the connection, without the ORM session's execution
+    connection = session.connection()
     start = _decode(after, sort, columns) if after else None
     end = _decode(before, sort, columns) if before and start is None else None
     if end is not None:
@@ -149,7 +153,9 @@ def page(
             else tuple_(*columns) < _row_value(columns, values)
         )
         found = list(
-            reversed(session.exec(query.where(comparison).order_by(*backward).limit(limit)).all())
+            reversed(
+                connection.execute(query.where(comparison).order_by(*backward).limit(limit)).all()
+            )
         )
         offset = max(0, position - len(found))
         more_before = offset > 0
@@ -163,7 +169,7 @@ def page(
                 else tuple_(*columns) > _row_value(columns, after_values)
             )
             query = query.where(comparison)
-        found = list(session.exec(query.order_by(*forward).limit(limit + 1)).all())
+        found = list(connection.execute(query.order_by(*forward).limit(limit + 1)).all())
         more_after = len(found) > limit
         found = list(found[:limit])
         offset = position
@@ -181,41 +187,52 @@ def page(
     return Page(
         rows=rows,
         offset=offset,
-        total=totals(session, group)[0],
+        total=(counted or counts(session, group)).labels,
         next_cursor=next_cursor,
         prev_cursor=prev_cursor,
     )
 
 
-def totals(session: Session, group: Group) -> tuple[int, int]:
-    """Current labels and peers (measured, standard workload) of the group (``current_counts``)."""
+@dataclass(frozen=True)
+class Counts:
+    """The group's total and filter options, from one read of ``current_counts``."""
+
+    labels: int
+    """Current labels matching every filter of the group."""
+    peers: int
+    """Of them, peers (measured, standard workload)."""
+    hardware_classes: list[str]
+    """The hardware classes with current labels in the group (its size class only, when one is
+    chosen; whatever hardware class and zone are chosen)."""
+    zones: list[str]
+    """The zones likewise."""
+
+
+def counts(session: Session, group: Group) -> Counts:
+    """The group's :class:`Counts`: the rows of ``current_counts`` of its suite, task and phase
+    (and size class), on their primary key, summed and listed here (one statement for the total
+    and the options; a group has at most a row per hardware class, zone and size class)."""
     c = CurrentCount.__table__.c  # type: ignore[attr-defined]
     where = [c.suite == group.suite, c.task == group.task, c.phase == group.phase]
-    for name in ("size_class", "hardware_class", "zone"):
-        value = getattr(group, name)
-        if value is not None:
-            where.append(c[name] == value)
-    labels, peers = (
-        session.connection()
-        .execute(
-            select(func.coalesce(func.sum(c.labels), 0), func.coalesce(func.sum(c.peers), 0)).where(
-                *where
-            )
-        )
-        .one()
-    )
-    return int(labels), int(peers)
-
-
-def options(session: Session, group: Group) -> tuple[list[str], list[str]]:
-    """The hardware classes and zones with current labels in the group (its size class only,
-    when one is chosen; whatever hardware class and zone are chosen)."""
-    c = CurrentCount.__table__.c  # type: ignore[attr-defined]
-    where = [c.suite == group.suite, c.task == group.task, c.phase == group.phase, c.labels > 0]
     if group.size_class is not None:
         where.append(c.size_class == group.size_class)
-    rows = session.connection().execute(select(c.hardware_class, c.zone).where(*where)).all()
-    return sorted({r[0] for r in rows}), sorted({r[1] for r in rows})
+    rows = (
+        session.connection()
+        .execute(select(c.hardware_class, c.zone, c.labels, c.peers).where(*where))
+        .all()
+    )
+    chosen = [
+        row
+        for row in rows
+        if group.hardware_class in (None, row[0]) and group.zone in (None, row[1])
+    ]
+    present = [row for row in rows if row[2] > 0]
+    return Counts(
+        labels=sum(int(row[2]) for row in chosen),
+        peers=sum(int(row[3]) for row in chosen),
+        hardware_classes=sorted({row[0] for row in present}),
+        zones=sorted({row[1] for row in present}),
+    )
 
 
 def busiest_hardware_class(

@@ -376,8 +376,8 @@ def list_labels(
         (column.desc(), col(Label.id).desc()) if descending else (column.asc(), col(Label.id).asc())
     )
     query = query.order_by(*order).limit(limit + 1)
-    if brief:
-        found = session.exec(query).all()
+    if brief:  # a Core SELECT of columns: on the connection, without the ORM's execution
+        found = session.connection().execute(query).all()
         rows: Sequence[Any] = [
             (label, r._mapping["v_slug"], r._mapping["m_name"])
             for label, r in zip(briefs.brief_labels(found), found, strict=True)
