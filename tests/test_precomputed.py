@@ -195,6 +195,11 @@ def test_ranking_pages_carry_total_cursor_and_link(client: TestClient) -> None:
     assert 'rel="next"' in first.headers["link"]
     second = client.get(url + f"&cursor={body['next_cursor']}").json()
     assert second["next_cursor"] is None
+    assert second["total"] == 3  # carried by the page's rows
+    # past the last vendor: no rows, the total read on its own
+    after_last = ranking._encode_cursor(None, "zzz")
+    beyond = client.get(url + f"&cursor={after_last}").json()
+    assert (beyond["total"], beyond["vendors"], beyond["next_cursor"]) == (3, [], None)
     whole = client.get(url.replace("limit=2", "limit=10")).json()["vendors"]
     assert body["vendors"] + second["vendors"] == whole
     csv_page = client.get(url + "&format=csv")

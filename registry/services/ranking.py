@@ -346,8 +346,22 @@ def _stored_statements() -> dict[str, Any]:
         c.size_class == bindparam("size_class"),
     )
     order = (c.score_wh.asc().nulls_last(), c.vendor_slug)
+    group_totals = sa_select(totals.c.vendors, totals.c.scored).where(
+        totals.c.suite == bindparam("suite"),
+        totals.c.task == bindparam("task"),
+        totals.c.phase == bindparam("phase"),
+        totals.c.hardware_class == bindparam("hardware_class"),
+        totals.c.size_class == bindparam("size_class"),
+    )
+    # every row carries the group's totals (one primary-key read, done once: the subqueries
+    # do not depend on the row), so a page that has rows needs no statement of its own for them
     rows = (
-        sa_select(standings, col(Vendor.display_name))
+        sa_select(
+            standings,
+            col(Vendor.display_name),
+            group_totals.with_only_columns(totals.c.vendors).scalar_subquery().label("g_vendors"),
+            group_totals.with_only_columns(totals.c.scored).scalar_subquery().label("g_scored"),
+        )
         .join(Vendor, col(Vendor.id) == c.vendor_id)
         .where(in_group)
     )
@@ -366,13 +380,7 @@ def _stored_statements() -> dict[str, Any]:
         "after_score": rows.where(after_score).order_by(*order).limit(bindparam("n")),
         "after_unscored": rows.where(after_unscored).order_by(*order).limit(bindparam("n")),
         "chosen": rows.where(c.vendor_slug.in_(bindparam("slugs", expanding=True))),
-        "totals": sa_select(totals.c.vendors, totals.c.scored).where(
-            totals.c.suite == bindparam("suite"),
-            totals.c.task == bindparam("task"),
-            totals.c.phase == bindparam("phase"),
-            totals.c.hardware_class == bindparam("hardware_class"),
-            totals.c.size_class == bindparam("size_class"),
-        ),
+        "totals": group_totals,
         # vendors strictly better than a score: the rank is one more
         "better": count(c.score_wh < bindparam("score")),
         # rows before (score, slug) in the ranking order: the position is one more
@@ -414,15 +422,21 @@ def _stored_page(
     def scalar(name: str, **extra: Any) -> int:
         return int(connection.execute(statements[name], params | extra).scalar_one())
 
-    # the group's size and its scored vendors, by primary key (ranking_totals)
-    counted = connection.execute(statements["totals"], params).first()
-    total, scored = (int(counted[0]), int(counted[1])) if counted is not None else (0, 0)
+    def group_totals(rows: list[Any]) -> tuple[int, int]:
+        """The group's size and its scored vendors (ranking_totals): from the rows, which carry
+        them, or by primary key when there is none."""
+        if rows:
+            return int(rows[0]["g_vendors"] or 0), int(rows[0]["g_scored"] or 0)
+        counted = connection.execute(statements["totals"], params).first()
+        return (int(counted[0]), int(counted[1])) if counted is not None else (0, 0)
+
     ranks: list[int] = []
     if vendors is not None:
         rows = sorted(
             connection.execute(statements["chosen"], params | {"slugs": vendors}).mappings(),
             key=lambda r: (r["score_wh"] is None, r["score_wh"] or 0.0, r["vendor_slug"]),
         )[:limit]
+        total, scored = group_totals(rows)
         # each at its rank in the whole group: one more than the vendors with a better score
         for r in rows:
             score = r["score_wh"]
@@ -440,6 +454,7 @@ def _stored_page(
         fetched = list(found.mappings())
         more = len(fetched) > limit
         rows = fetched[:limit]
+        total, scored = group_totals(fetched)
         if rows:
             # the first row's rank and position from two index counts (none on the first page:
             # its first row is the group's first); the others follow
