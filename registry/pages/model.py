@@ -166,11 +166,14 @@ def model_page(
         session, [label.id for label, _, _ in current if label.tier == Tier.verified]
     )
     for brief, v, m in current:
-        # the card, timeline and verification read the whole stored label (with its key's
-        # status and whether it was attested: two reads fewer per label)
-        label, _, _, key_status, attested = queries.get_label_with_key(session, brief.id)
+        # the card, timeline and verification read the stored label (with its key's status and
+        # whether it was attested: two reads fewer per label), but not its envelope: the page
+        # links to it
+        label, _, _, key_status, attested = queries.get_label_with_key(
+            session, brief.id, envelope=False
+        )
         detail = queries.label_detail(
-            session, label, v, m, settings.public_url, key_status, attested
+            session, label, v, m, settings.public_url, key_status, attested, envelope=False
         )
         peers = [
             r

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, or_
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from registry.errors import ProblemError
@@ -160,9 +161,12 @@ def label_detail(
     base_url: str,
     key_status: Any = _QUERY,
     attested: bool | None = None,
+    *,
+    envelope: bool = True,
 ) -> dict[str, Any]:
     """The whole label view (``key_status`` and ``attested``, when the caller read them with the
-    label, save a query each: :func:`get_label_with_key`)."""
+    label, save a query each: :func:`get_label_with_key`; ``envelope`` False: without the
+    parsed envelope, for a page that links to it instead)."""
     if key_status is _QUERY:
         key = session.exec(select(PublicKey).where(PublicKey.keyid == label.keyid)).first()
         key_status = key.status if key else None
@@ -177,7 +181,8 @@ def label_detail(
     }
     detail["grade"] = grade_view(session, label)
     detail["receipt"] = None
-    detail["envelope"] = json.loads(label.envelope)
+    if envelope:
+        detail["envelope"] = json.loads(label.envelope)
     detail["label"] = label.predicate
     detail["attestations"] = attestations_view(session, label.id) if attested is not False else []
     detail["footprint"] = footprint(
@@ -261,14 +266,18 @@ def grade_view(session: Session, label: Label, rank: Any = _QUERY) -> dict[str, 
     return view
 
 
-def _label_row(session: Session, label_id: str, *extra: Any) -> Any:
+def _label_row(session: Session, label_id: str, *extra: Any, envelope: bool = True) -> Any:
     """A stored label (whole, even where this session holds it brief: services.briefs) with its
-    vendor's slug, its model's name and ``extra`` columns; not-found when there is none."""
+    vendor's slug, its model's name and ``extra`` columns; not-found when there is none.
+    ``envelope`` False: the signed envelope (the label's bytes again, base64) is not read;
+    reading it later loads it."""
     statement = (
         select(Label, Vendor.slug, Model.name, *extra)
         .join(Vendor, col(Vendor.id) == Label.vendor_id)
         .join(Model, col(Model.id) == Label.model_id)
     )
+    if not envelope:
+        statement = statement.options(defer(Label.envelope))  # type: ignore[arg-type]
     if extra:  # the key's status: its row, if the key is still registered
         statement = statement.outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
     row = session.exec(
@@ -279,12 +288,15 @@ def _label_row(session: Session, label_id: str, *extra: Any) -> Any:
     return row
 
 
-def get_label_with_key(session: Session, label_id: str) -> tuple[Label, str, str, str | None, bool]:
+def get_label_with_key(
+    session: Session, label_id: str, *, envelope: bool = True
+) -> tuple[Label, str, str, str | None, bool]:
     """:func:`get_label` with the status of the key that signed it and whether any auditor
-    attested it, in the same statement."""
+    attested it, in the same statement (``envelope`` False: without the envelope, for a view
+    that does not show it)."""
     attestations = Attestation.__table__  # type: ignore[attr-defined]
     attested = exists().where(attestations.c.label_id == Label.id).label("attested")
-    row = _label_row(session, label_id, PublicKey.status, attested)
+    row = _label_row(session, label_id, PublicKey.status, attested, envelope=envelope)
     return row[0], row[1], row[2], row[3], bool(row[4])
 
 
