@@ -165,15 +165,23 @@ def model_page(
     auditors = audit.verifying_auditors(
         session, [label.id for label, _, _ in current if label.tier == Tier.verified]
     )
+    # the card, timeline and verification read the stored labels (with their keys' status and
+    # whether they were attested) in one statement, but not their envelopes: the page links to
+    # them; their peer ranks in two
+    stored = queries.labels_with_key(session, [brief.id for brief, _, _ in current])
+    ranks = queries.peer_ranks(session, [label for label, _, _ in stored.values()])
     for brief, v, m in current:
-        # the card, timeline and verification read the stored label (with its key's status and
-        # whether it was attested: two reads fewer per label), but not its envelope: the page
-        # links to it
-        label, _, _, key_status, attested = queries.get_label_with_key(
-            session, brief.id, envelope=False
-        )
+        label, key_status, attested = stored[brief.id]
         detail = queries.label_detail(
-            session, label, v, m, settings.public_url, key_status, attested, envelope=False
+            session,
+            label,
+            v,
+            m,
+            settings.public_url,
+            key_status,
+            attested,
+            envelope=False,
+            rank=ranks.get(label.id),
         )
         peers = [
             r

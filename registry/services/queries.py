@@ -163,10 +163,11 @@ def label_detail(
     attested: bool | None = None,
     *,
     envelope: bool = True,
+    rank: Any = _QUERY,
 ) -> dict[str, Any]:
     """The whole label view (``key_status`` and ``attested``, when the caller read them with the
     label, save a query each: :func:`get_label_with_key`; ``envelope`` False: without the
-    parsed envelope, for a page that links to it instead)."""
+    parsed envelope, for a page that links to it instead; ``rank``: :func:`grade_view`'s)."""
     if key_status is _QUERY:
         key = session.exec(select(PublicKey).where(PublicKey.keyid == label.keyid)).first()
         key_status = key.status if key else None
@@ -179,7 +180,7 @@ def label_detail(
         "results": "recomputed-from-traces",
         "payload_sha256": label.payload_sha256,
     }
-    detail["grade"] = grade_view(session, label)
+    detail["grade"] = grade_view(session, label, rank)
     detail["receipt"] = None
     if envelope:
         detail["envelope"] = json.loads(label.envelope)
@@ -266,11 +267,10 @@ def grade_view(session: Session, label: Label, rank: Any = _QUERY) -> dict[str, 
     return view
 
 
-def _label_row(session: Session, label_id: str, *extra: Any, envelope: bool = True) -> Any:
-    """A stored label (whole, even where this session holds it brief: services.briefs) with its
-    vendor's slug, its model's name and ``extra`` columns; not-found when there is none.
-    ``envelope`` False: the signed envelope (the label's bytes again, base64) is not read;
-    reading it later loads it."""
+def _label_rows(session: Session, where: Any, *extra: Any, envelope: bool = True) -> Any:
+    """Stored labels (whole, even where this session holds them brief: services.briefs) with
+    their vendor's slug, their model's name and ``extra`` columns. ``envelope`` False: the
+    signed envelope (the label's bytes again, base64) is not read; reading it later loads it."""
     statement = (
         select(Label, Vendor.slug, Model.name, *extra)
         .join(Vendor, col(Vendor.id) == Label.vendor_id)
@@ -280,24 +280,39 @@ def _label_row(session: Session, label_id: str, *extra: Any, envelope: bool = Tr
         statement = statement.options(defer(Label.envelope))  # type: ignore[arg-type]
     if extra:  # the key's status: its row, if the key is still registered
         statement = statement.outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
-    row = session.exec(
-        statement.where(Label.id == label_id.lower()).execution_options(populate_existing=True)
-    ).first()
-    if row is None:
+    return session.exec(statement.where(where).execution_options(populate_existing=True)).all()
+
+
+def _label_row(session: Session, label_id: str, *extra: Any) -> Any:
+    """:func:`_label_rows` of one label; not-found when there is none."""
+    rows = _label_rows(session, Label.id == label_id.lower(), *extra)
+    if not rows:
         raise ProblemError("not-found", f"no label {label_id!r}")
-    return row
+    return rows[0]
 
 
-def get_label_with_key(
-    session: Session, label_id: str, *, envelope: bool = True
-) -> tuple[Label, str, str, str | None, bool]:
-    """:func:`get_label` with the status of the key that signed it and whether any auditor
-    attested it, in the same statement (``envelope`` False: without the envelope, for a view
-    that does not show it)."""
+def _key_and_attested() -> tuple[Any, Any]:
+    """The columns: the signing key's status, and whether any auditor attested the label."""
     attestations = Attestation.__table__  # type: ignore[attr-defined]
-    attested = exists().where(attestations.c.label_id == Label.id).label("attested")
-    row = _label_row(session, label_id, PublicKey.status, attested, envelope=envelope)
+    return PublicKey.status, exists().where(attestations.c.label_id == Label.id).label("attested")
+
+
+def get_label_with_key(session: Session, label_id: str) -> tuple[Label, str, str, str | None, bool]:
+    """:func:`get_label` with the status of the key that signed it and whether any auditor
+    attested it, in the same statement."""
+    row = _label_row(session, label_id, *_key_and_attested())
     return row[0], row[1], row[2], row[3], bool(row[4])
+
+
+def labels_with_key(
+    session: Session, label_ids: Sequence[str]
+) -> dict[str, tuple[Label, str | None, bool]]:
+    """Labels by id, each with its key's status and whether it was attested, in one statement
+    and without their envelopes (for a page that links to them: the model page); ids that name
+    no label are absent."""
+    where = col(Label.id).in_(list(label_ids))
+    rows = _label_rows(session, where, *_key_and_attested(), envelope=False)
+    return {row[0].id: (row[0], row[3], bool(row[4])) for row in rows}
 
 
 def get_label(session: Session, label_id: str) -> tuple[Label, str, str]:
