@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func
 from sqlalchemy import column as sql_column
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 
 from alembic import command
@@ -64,13 +67,17 @@ def single_read(engine: Engine) -> Connection:
     return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
-def read_row(engine: Engine, sql: str) -> tuple[Any, ...] | None:
-    """The first row of one constant read statement (``sql``: a literal text, no parameters) on
-    the pool's driver connection itself, in autocommit on PostgreSQL: SQLAlchemy's connection,
-    execution options and result objects cost three times the read (308 against 85
-    microseconds of CPU for the log's head, which the HTTP cache reads on every request). A
-    failure is a :class:`sqlalchemy.exc.DBAPIError`, and a lost connection is invalidated in the
-    pool, as SQLAlchemy does. (SQLite's driver begins no transaction for a SELECT.)"""
+def read_row(
+    engine: Engine, sql: str, params: Mapping[str, Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row of one read statement (``sql``: its text for the driver; ``params`` only
+    on PostgreSQL, named ``%(name)s``) on the pool's driver connection itself, in autocommit
+    on PostgreSQL: SQLAlchemy's connection, execution options and result objects cost three
+    times the read (308 against 85 microseconds of CPU for the log's head, which the HTTP cache
+    reads on every request). Values come as the driver gives them (no SQLAlchemy type
+    processing). A failure is a :class:`sqlalchemy.exc.DBAPIError`, and a lost connection is
+    invalidated in the pool, as SQLAlchemy does. (SQLite's driver begins no transaction for a
+    SELECT.)"""
     pooled = engine.raw_connection()
     raw: Any = pooled.driver_connection
     postgres = engine.dialect.name == "postgresql"
@@ -78,7 +85,8 @@ def read_row(engine: Engine, sql: str) -> tuple[Any, ...] | None:
         if postgres:
             raw.autocommit = True
         try:
-            return raw.execute(sql).fetchone()
+            cursor = raw.execute(sql) if params is None else raw.execute(sql, params)
+            return cursor.fetchone()
         finally:
             if postgres and not raw.closed:
                 raw.autocommit = False
@@ -88,6 +96,41 @@ def read_row(engine: Engine, sql: str) -> tuple[Any, ...] | None:
         raise DBAPIError.instance(sql, None, exc, engine.dialect.loaded_dbapi.Error) from exc
     finally:
         pooled.close()
+
+
+@functools.lru_cache(maxsize=256)
+def driver_sql(statement: Any, dialect: Dialect) -> tuple[str, dict[str, Any]] | None:
+    """A statement's text for the driver and the values of its constant parameters (a LIMIT's,
+    an enumeration's value), compiled once per statement object and dialect (for
+    :func:`first_row`); None when a constant is of a type that SQLAlchemy must convert (a JSON
+    path), so the statement goes through SQLAlchemy."""
+    compiled = statement.compile(dialect=dialect)
+    constants: dict[str, Any] = {}
+    for name, value in compiled.params.items():
+        if isinstance(value, Enum):
+            value = value.value
+        if value is None:
+            continue  # a parameter the caller gives
+        if not isinstance(value, str | int | float):
+            return None
+        constants[name] = value
+    return str(compiled), constants
+
+
+def first_row(engine: Engine, statement: Any, params: Mapping[str, Any]) -> Any:
+    """The first row of a read statement built once (``statement``, its parameters named),
+    in autocommit: on PostgreSQL by :func:`read_row` on the driver's connection (its columns
+    and parameters must need no SQLAlchemy type processing: text, numbers, booleans);
+    elsewhere, or for a statement :func:`driver_sql` declines, through SQLAlchemy
+    (:func:`single_read`)."""
+    compiled = (
+        driver_sql(statement, engine.dialect) if engine.dialect.name == "postgresql" else None
+    )
+    if compiled is not None:
+        sql, constants = compiled
+        return read_row(engine, sql, constants | dict(params))
+    with single_read(engine) as connection:
+        return connection.execute(statement, dict(params)).first()
 
 
 def array_rows(name: str, *columns: tuple[str, Any]) -> Any:

@@ -18,8 +18,9 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 
 from registry import http_cache
+from registry.api import badge_facts
 from registry.config import Settings
-from registry.db import make_engine, read_row
+from registry.db import driver_sql, first_row, make_engine, read_row
 from registry.http_cache import CACHE_CONTROL, DataVersion, PageCache, Stored
 from registry.main import create_app
 from registry.services import translog
@@ -437,3 +438,22 @@ def test_a_lost_connection_in_the_version_read_is_dropped_from_the_pool(
         assert read_row(engine, "SELECT pg_backend_pid()") != (pid,)
     finally:
         engine.dispose()
+
+
+def test_first_row_on_the_driver_matches_sqlalchemy(labelled: Publisher, db: Engine) -> None:
+    """``first_row`` (the badges' reads; on the driver's connection on PostgreSQL) answers as
+    SQLAlchemy does, with the statement's constants (an enumeration's value, a LIMIT) bound; a
+    statement whose constant SQLAlchemy must convert (a JSON path) goes through SQLAlchemy."""
+    plain = badge_facts._model_badge_statement(False, False, False, False)
+    embodied = badge_facts._model_badge_statement(False, False, False, True)
+    params = {"vendor": "acme", "model": "model-a", "task": None, "phase": None, "suite": None}
+    for statement in (plain, embodied):
+        with db.connect() as connection:
+            expected = tuple(connection.execute(statement, params).one())
+        assert tuple(first_row(db, statement, params)) == expected
+        assert first_row(db, statement, params | {"model": "no-such-model"}) is None
+    if db.dialect.name == "postgresql":
+        sql, constants = driver_sql(plain, db.dialect) or ("", {})
+        assert "%(vendor)s" in sql
+        assert constants == {"standing_1": "ok", "kind_1": "benchmark", "param_1": 1}
+        assert driver_sql(embodied, db.dialect) is None  # its JSON path: through SQLAlchemy

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, and_, bindparam, func, or_, select
 from sqlmodel import Session, col
 
 from registry import badges
-from registry.db import single_read
+from registry.db import first_row
 from registry.models import Label, LabelKind, Model, PublicKey, Standing, Tier, Vendor
 from registry.services.audit import verifying_auditors
 from registry.services.queries import peer_rank, serving_summary
@@ -164,8 +164,7 @@ def model_badge_facts(
         task is not None, phase is not None, suite is not None, embodied
     )
     params = {"vendor": vendor, "model": model, "task": task, "phase": phase, "suite": suite}
-    with single_read(engine) as connection:
-        row = connection.execute(statement, params).first()
+    row = first_row(engine, statement, params)
     return None if row is None else _facts(row)
 
 
@@ -174,9 +173,7 @@ def label_badge_facts(
 ) -> badges.BadgeFacts | None:
     if not LABEL_ID.match(label_id):
         return None
-    statement = _LABEL_BADGE_STATEMENTS[embodied]
-    with single_read(engine) as connection:
-        row = connection.execute(statement, {"label_id": label_id.lower()}).first()
+    row = first_row(engine, _LABEL_BADGE_STATEMENTS[embodied], {"label_id": label_id.lower()})
     return None if row is None else _facts(row)
 
 
