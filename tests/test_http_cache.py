@@ -14,16 +14,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, event
 
 from registry import http_cache
-from registry.api import badge_facts
 from registry.config import Settings
-from registry.db import driver_sql, first_row, make_engine, read_row
 from registry.http_cache import CACHE_CONTROL, DataVersion, PageCache, Stored
 from registry.main import create_app
-from registry.services import translog
 from tests.helpers import ADMIN_TOKEN, Publisher
 
 RANKING = "/v1/vendors?task=text-classification&phase=inference"
@@ -402,58 +398,3 @@ def test_overlapping_renders_of_one_answer_without_stored_bodies() -> None:
         assert not mark.is_set()
     assert mark.is_set()
     assert kept.in_flight('"e"') is None
-
-
-def test_the_version_read_on_the_driver_connection(db: Engine) -> None:
-    """``read_row`` (the head's read on every request) reads the head as SQLAlchemy does, turns a
-    driver error into a DBAPIError, and leaves the pool's connection as it found it: the next
-    transaction through SQLAlchemy is a real one (not left in autocommit)."""
-    with db.connect() as connection:
-        expected = translog.head(connection)
-    assert http_cache.read_data_version(db) == DataVersion(expected.tree_size, expected.root_hash)
-    with pytest.raises(DBAPIError):
-        read_row(db, "SELECT no_such_column FROM log_head")
-    assert read_row(db, translog.HEAD_SQL) == (expected.tree_size, expected.root_hash)
-    with db.connect() as connection:
-        connection.execute(text("UPDATE log_head SET tree_size = tree_size + 1"))
-        connection.rollback()  # a transaction: undone
-    assert http_cache.read_data_version(db).tree_size == expected.tree_size
-
-
-@pytest.mark.postgres
-def test_a_lost_connection_in_the_version_read_is_dropped_from_the_pool(
-    postgres_url: str,
-) -> None:
-    """The server ends the pooled connection: that read fails as a DBAPIError, the connection
-    leaves the pool, and the next read gets a new one."""
-    engine = make_engine(postgres_url, pool_size=1, max_overflow=0)
-    try:
-        read_row(engine, translog.HEAD_SQL)
-        (pid,) = read_row(engine, "SELECT pg_backend_pid()") or ()
-        with make_engine(postgres_url).connect() as admin:
-            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        with pytest.raises(DBAPIError):
-            read_row(engine, translog.HEAD_SQL)
-        assert read_row(engine, translog.HEAD_SQL) is not None
-        assert read_row(engine, "SELECT pg_backend_pid()") != (pid,)
-    finally:
-        engine.dispose()
-
-
-def test_first_row_on_the_driver_matches_sqlalchemy(labelled: Publisher, db: Engine) -> None:
-    """``first_row`` (the badges' reads; on the driver's connection on PostgreSQL) answers as
-    SQLAlchemy does, with the statement's constants (an enumeration's value, a LIMIT) bound; a
-    statement whose constant SQLAlchemy must convert (a JSON path) goes through SQLAlchemy."""
-    plain = badge_facts._model_badge_statement(False, False, False, False)
-    embodied = badge_facts._model_badge_statement(False, False, False, True)
-    params = {"vendor": "acme", "model": "model-a", "task": None, "phase": None, "suite": None}
-    for statement in (plain, embodied):
-        with db.connect() as connection:
-            expected = tuple(connection.execute(statement, params).one())
-        assert tuple(first_row(db, statement, params)) == expected
-        assert first_row(db, statement, params | {"model": "no-such-model"}) is None
-    if db.dialect.name == "postgresql":
-        sql, constants = driver_sql(plain, db.dialect) or ("", {})
-        assert "%(vendor)s" in sql
-        assert constants == {"standing_1": "ok", "kind_1": "benchmark", "param_1": 1}
-        assert driver_sql(embodied, db.dialect) is None  # its JSON path: through SQLAlchemy

@@ -40,6 +40,7 @@ from sqlalchemy import and_, bindparam, case, exists, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from registry.db import read_mappings
 from registry.errors import ProblemError
 from registry.models import Label, RankingTotal, Vendor, VendorStanding
 from registry.services.ranking_rows import RankingPage, VendorRank
@@ -82,8 +83,8 @@ def default_suite(session: Session, *, task: str, phase: str) -> str:
     """The suite a ranking of this task and phase shows when none is asked for: the newest with
     a current measured label (else the newest with a current label, else the newest suite)."""
     probes, statement = _default_suite_probes(task, phase)
-    found = session.connection().execute(statement).one()
-    for (version, _), hit in zip(probes, found, strict=True):
+    (found,) = read_mappings(session.connection(), statement, {})
+    for (version, _), hit in zip(probes, found.values(), strict=True):
         if hit:
             return version
     return probes[0][0]
@@ -427,8 +428,8 @@ def _stored_page(
         them, or by primary key when there is none."""
         if rows:
             return int(rows[0]["g_vendors"] or 0), int(rows[0]["g_scored"] or 0)
-        counted = connection.execute(statements["totals"], params).first()
-        return (int(counted[0]), int(counted[1])) if counted is not None else (0, 0)
+        counted = read_mappings(connection, statements["totals"], params)
+        return (int(counted[0]["vendors"]), int(counted[0]["scored"])) if counted else (0, 0)
 
     ranks: list[int] = []
     if vendors is not None:
@@ -444,14 +445,17 @@ def _stored_page(
         more = False
     else:
         if after is None:
-            found = connection.execute(statements["first"], params)
+            fetched = read_mappings(connection, statements["first"], params)
         elif after[0] is None:
-            found = connection.execute(statements["after_unscored"], params | {"slug": after[1]})
-        else:
-            found = connection.execute(
-                statements["after_score"], params | {"score": after[0], "slug": after[1]}
+            fetched = read_mappings(
+                connection, statements["after_unscored"], params | {"slug": after[1]}
             )
-        fetched = list(found.mappings())
+        else:
+            fetched = read_mappings(
+                connection,
+                statements["after_score"],
+                params | {"score": after[0], "slug": after[1]},
+            )
         more = len(fetched) > limit
         rows = fetched[:limit]
         total, scored = group_totals(fetched)

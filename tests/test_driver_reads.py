@@ -1,0 +1,115 @@
+"""Reads on the driver's connection (``registry.db``: ``read_row``, ``first_row``,
+``read_mappings``): the same answers as SQLAlchemy's on both databases, errors as DBAPIErrors,
+and the pool's connections left as found. Runs on SQLite, and on PostgreSQL with
+CARBONLABEL_TEST_DATABASE_URL set (where the driver's path is taken)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
+
+from registry import http_cache
+from registry.api import badge_facts
+from registry.db import driver_sql, first_row, make_engine, read_mappings, read_row
+from registry.http_cache import DataVersion
+from registry.models import Vendor, VendorStanding
+from registry.services import ranking, translog
+from tests.helpers import Publisher
+
+
+@pytest.fixture
+def labelled(client: TestClient, publisher: Publisher) -> Publisher:
+    answer = client.post(
+        "/v1/labels", content=publisher.envelope(model="model-a"), headers=publisher.headers
+    )
+    assert answer.status_code == 201, answer.text
+    return publisher
+
+
+def test_the_version_read_on_the_driver_connection(db: Engine) -> None:
+    """``read_row`` (the head's read on every request) reads the head as SQLAlchemy does, turns a
+    driver error into a DBAPIError, and leaves the pool's connection as it found it: the next
+    transaction through SQLAlchemy is a real one (not left in autocommit)."""
+    with db.connect() as connection:
+        expected = translog.head(connection)
+    assert http_cache.read_data_version(db) == DataVersion(expected.tree_size, expected.root_hash)
+    with pytest.raises(DBAPIError):
+        read_row(db, "SELECT no_such_column FROM log_head")
+    assert read_row(db, translog.HEAD_SQL) == (expected.tree_size, expected.root_hash)
+    with db.connect() as connection:
+        connection.execute(text("UPDATE log_head SET tree_size = tree_size + 1"))
+        connection.rollback()  # a transaction: undone
+    assert http_cache.read_data_version(db).tree_size == expected.tree_size
+
+
+@pytest.mark.postgres
+def test_a_lost_connection_in_the_version_read_is_dropped_from_the_pool(
+    postgres_url: str,
+) -> None:
+    """The server ends the pooled connection: that read fails as a DBAPIError, the connection
+    leaves the pool, and the next read gets a new one."""
+    engine = make_engine(postgres_url, pool_size=1, max_overflow=0)
+    try:
+        read_row(engine, translog.HEAD_SQL)
+        (pid,) = read_row(engine, "SELECT pg_backend_pid()") or ()
+        with make_engine(postgres_url).connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(DBAPIError):
+            read_row(engine, translog.HEAD_SQL)
+        assert read_row(engine, translog.HEAD_SQL) is not None
+        assert read_row(engine, "SELECT pg_backend_pid()") != (pid,)
+    finally:
+        engine.dispose()
+
+
+def test_first_row_on_the_driver_matches_sqlalchemy(labelled: Publisher, db: Engine) -> None:
+    """``first_row`` (the badges' reads; on the driver's connection on PostgreSQL) answers as
+    SQLAlchemy does, with the statement's constants (an enumeration's value, a LIMIT) bound; a
+    statement whose constant SQLAlchemy must convert (a JSON path) goes through SQLAlchemy."""
+    plain = badge_facts._model_badge_statement(False, False, False, False)
+    embodied = badge_facts._model_badge_statement(False, False, False, True)
+    params = {"vendor": "acme", "model": "model-a", "task": None, "phase": None, "suite": None}
+    for statement in (plain, embodied):
+        with db.connect() as connection:
+            expected = tuple(connection.execute(statement, params).one())
+        assert tuple(first_row(db, statement, params)) == expected
+        assert first_row(db, statement, params | {"model": "no-such-model"}) is None
+    if db.dialect.name == "postgresql":
+        sql, constants = driver_sql(plain, db.dialect) or ("", {})
+        assert "%(vendor)s" in sql
+        assert constants == {"standing_1": "ok", "kind_1": "benchmark", "param_1": 1}
+        assert driver_sql(embodied, db.dialect) is None  # its JSON path: through SQLAlchemy
+
+
+def test_read_mappings_on_the_driver_match_sqlalchemy(labelled: Publisher, db: Engine) -> None:
+    """``read_mappings`` (the ranking's reads) gives SQLAlchemy's mappings, in the connection's
+    transaction; an expanding IN list goes through SQLAlchemy; an error is a DBAPIError."""
+    statements = ranking._stored_statements()
+    group = {"suite": "1", "task": "text-classification", "phase": "inference"}
+    params = group | {"hardware_class": "*", "size_class": "*", "n": 10}
+    with db.connect() as connection:
+        expected = [dict(r) for r in connection.execute(statements["first"], params).mappings()]
+        assert expected  # the label's vendor ranks
+        assert [dict(r) for r in read_mappings(connection, statements["first"], params)] == expected
+        chosen = params | {"slugs": ["acme", "nobody"]}
+        assert [dict(r) for r in read_mappings(connection, statements["chosen"], chosen)] == [
+            dict(r) for r in connection.execute(statements["chosen"], chosen).mappings()
+        ]
+        probes, probe = ranking._default_suite_probes("text-classification", "inference")
+        (found,) = read_mappings(connection, probe, {})
+        assert len(found) == len(probes)
+        # in the connection's transaction: a row it wrote and has not committed is read
+        if db.dialect.name == "postgresql":
+            connection.execute(
+                text("UPDATE vendors SET display_name = 'Renamed' WHERE slug = 'acme'")
+            )
+            by_slug = select(Vendor.display_name).where(Vendor.slug == "acme")  # type: ignore[arg-type]
+            assert read_mappings(connection, by_slug, {})[0]["display_name"] == "Renamed"
+            connection.rollback()
+            assert driver_sql(statements["chosen"], db.dialect) is None  # IN list: SQLAlchemy
+        with pytest.raises(DBAPIError):
+            read_mappings(
+                connection, select(text("no_such_column")).select_from(VendorStanding), {}
+            )
