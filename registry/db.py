@@ -86,6 +86,7 @@ def read_row(
         if postgres:
             raw.autocommit = True
         try:
+            _announce(engine, None, sql, params)
             cursor = raw.execute(sql) if params is None else raw.execute(sql, params)
             return cursor.fetchone()
         finally:
@@ -97,6 +98,17 @@ def read_row(
         raise DBAPIError.instance(sql, None, exc, engine.dialect.loaded_dbapi.Error) from exc
     finally:
         pooled.close()
+
+
+def _announce(
+    target: Engine | Connection, connection: Connection | None, sql: str, params: Any
+) -> None:
+    """A read on the driver, told to SQLAlchemy's ``before_cursor_execute`` listeners as its
+    own statements are (the tests' statement counts, ``bench/scale.py``'s EXPLAIN of every
+    statement a route runs); no cursor or execution context is given."""
+    listeners = target.dispatch.before_cursor_execute
+    if listeners:
+        listeners(connection, None, sql, params, None, False)
 
 
 @functools.lru_cache(maxsize=256)
@@ -153,9 +165,11 @@ def read_mappings(connection: Connection, statement: Any, params: Mapping[str, A
     sql, constants = compiled
     raw: Any = connection.connection.driver_connection
     error = connection.dialect.loaded_dbapi.Error
+    bound = constants | dict(params)
     with raw.cursor(row_factory=dict_row) as cursor:
+        _announce(connection, connection, sql, bound)
         try:
-            cursor.execute(sql, constants | dict(params))
+            cursor.execute(sql, bound)
         except error as exc:
             if raw.closed:  # the connection was lost: out of the pool, as SQLAlchemy does
                 connection.invalidate(exc)

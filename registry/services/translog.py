@@ -34,7 +34,7 @@ from sqlalchemy import (
     tuple_,
 )
 
-from registry.db import array_rows
+from registry.db import array_rows, read_mappings
 from registry.errors import ProblemError
 from registry.models import Label, LogEntry, LogHead, LogNode, utcnow
 from schemas import merkle
@@ -95,18 +95,21 @@ def read_nodes(connection: Connection, keys: set[merkle.Node]) -> dict[merkle.No
     if connection.dialect.name == "postgresql":
         # two arrays: the statement's text is the same whatever the number of nodes, so it is
         # compiled once and prepared by psycopg (an IN list of pairs is a new text per length)
-        rows = connection.execute(
+        rows = read_mappings(
+            connection,
             _nodes_by_arrays(),
             {"levels": [level for level, _ in wanted], "idxs": [idx for _, idx in wanted]},
-        ).all()
+        )
     else:
         _, nodes, _ = _tables()
-        rows = connection.execute(
-            select(nodes.c.level, nodes.c.idx, nodes.c.hash).where(
-                tuple_(nodes.c.level, nodes.c.idx).in_(wanted)
-            )
-        ).all()
-    found = {(int(r.level), int(r.idx)): bytes(r.hash) for r in rows}
+        rows = list(
+            connection.execute(
+                select(nodes.c.level, nodes.c.idx, nodes.c.hash).where(
+                    tuple_(nodes.c.level, nodes.c.idx).in_(wanted)
+                )
+            ).mappings()
+        )
+    found = {(int(r["level"]), int(r["idx"])): bytes(r["hash"]) for r in rows}
     missing = keys - found.keys()
     if missing:
         raise RuntimeError(f"transparency log nodes missing: {sorted(missing)[:5]}")
@@ -338,6 +341,7 @@ def appended_receipt(signer: CheckpointSigner, appended: Appended) -> dict[str, 
 
 
 @cache
+@cache
 def _entry_and_head() -> Any:
     """An entry's leaf hash with the log's head, in one statement (built once)."""
     entries, _, heads = _tables()
@@ -351,8 +355,11 @@ def _entry_and_head() -> Any:
 def receipt(connection: Connection, signer: CheckpointSigner, index: int) -> dict[str, Any]:
     """Proof that entry ``index`` is in the log as it stands now, with a signed checkpoint: two
     statements (the entry with the head, then the proof's nodes)."""
-    row = connection.execute(_entry_and_head(), {"i": index}).one()
-    current = Head(int(row.tree_size), bytes(row.root_hash))
+    found = read_mappings(connection, _entry_and_head(), {"i": index})
+    if len(found) != 1:
+        raise RuntimeError(f"transparency log entry {index} not found")
+    row = found[0]
+    current = Head(int(row["tree_size"]), bytes(row["root_hash"]))
     nodes = read_nodes(connection, merkle.inclusion_keys(index, current.tree_size))
     proof = merkle.inclusion_proof(index, current.tree_size, nodes)
-    return _receipt_view(index, bytes(row.leaf_hash), proof, current, signer)
+    return _receipt_view(index, bytes(row["leaf_hash"]), proof, current, signer)
