@@ -15,7 +15,7 @@ from registry.api import badge_facts
 from registry.db import driver_sql, first_row, make_engine, read_mappings, read_row
 from registry.http_cache import DataVersion
 from registry.models import Vendor, VendorStanding
-from registry.services import ranking, translog
+from registry.services import ranking, ranking_stored, translog
 from tests.helpers import Publisher
 
 
@@ -86,7 +86,7 @@ def test_first_row_on_the_driver_matches_sqlalchemy(labelled: Publisher, db: Eng
 def test_read_mappings_on_the_driver_match_sqlalchemy(labelled: Publisher, db: Engine) -> None:
     """``read_mappings`` (the ranking's reads) gives SQLAlchemy's mappings, in the connection's
     transaction; an expanding IN list goes through SQLAlchemy; an error is a DBAPIError."""
-    statements = ranking._stored_statements()
+    statements = ranking_stored.stored_statements()
     group = {"suite": "1", "task": "text-classification", "phase": "inference"}
     params = group | {"hardware_class": "*", "size_class": "*", "n": 10}
     with db.connect() as connection:

@@ -30,11 +30,11 @@ import json
 import math
 import statistics
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_
+from sqlalchemy import case, exists, func
 
 # SQLModel's select is typed for at most four columns; the aggregates take more.
 from sqlalchemy import select as sa_select
@@ -42,8 +42,9 @@ from sqlmodel import Session, col
 
 from registry.db import read_mappings
 from registry.errors import ProblemError
-from registry.models import Label, RankingTotal, Vendor, VendorStanding
+from registry.models import Label, Vendor, VendorStanding
 from registry.services.ranking_rows import RankingPage, VendorRank
+from registry.services.ranking_stored import stored_page
 from registry.services.standings import ALL
 from schemas.suites import suite_versions, suites_offering
 
@@ -313,7 +314,7 @@ def ranking_page(
         more = len(chosen) > limit
         total = len(ranked)
     else:
-        page, more, total = _stored_page(
+        page, more, total = stored_page(
             session,
             (
                 suite,
@@ -328,171 +329,3 @@ def ranking_page(
         )
     next_cursor = _encode_cursor(page[-1].score_wh, page[-1].vendor) if more and page else None
     return RankingPage(vendors=page, total=total, next_cursor=next_cursor)
-
-
-@cache
-def _stored_statements() -> dict[str, Any]:
-    """The ranking's reads of ``vendor_standings``, built once (bind parameters: the group, the
-    cursor and the page size), each a range of ``ix_vendor_standings_rank`` or its primary key:
-    the group's totals come from ``ranking_totals``; only the counts behind a page's first rank
-    and position read the index up to that page."""
-    standings = VendorStanding.__table__  # type: ignore[attr-defined]
-    totals = RankingTotal.__table__  # type: ignore[attr-defined]
-    c = standings.c
-    in_group = and_(
-        c.suite == bindparam("suite"),
-        c.task == bindparam("task"),
-        c.phase == bindparam("phase"),
-        c.hardware_class == bindparam("hardware_class"),
-        c.size_class == bindparam("size_class"),
-    )
-    order = (c.score_wh.asc().nulls_last(), c.vendor_slug)
-    group_totals = sa_select(totals.c.vendors, totals.c.scored).where(
-        totals.c.suite == bindparam("suite"),
-        totals.c.task == bindparam("task"),
-        totals.c.phase == bindparam("phase"),
-        totals.c.hardware_class == bindparam("hardware_class"),
-        totals.c.size_class == bindparam("size_class"),
-    )
-    # every row carries the group's totals (one primary-key read, done once: the subqueries
-    # do not depend on the row), so a page that has rows needs no statement of its own for them
-    rows = (
-        sa_select(
-            standings,
-            col(Vendor.display_name),
-            group_totals.with_only_columns(totals.c.vendors).scalar_subquery().label("g_vendors"),
-            group_totals.with_only_columns(totals.c.scored).scalar_subquery().label("g_scored"),
-        )
-        .join(Vendor, col(Vendor.id) == c.vendor_id)
-        .where(in_group)
-    )
-
-    def count(*where: Any) -> Any:
-        return sa_select(func.count()).select_from(standings).where(in_group, *where)
-
-    after_score = or_(
-        c.score_wh > bindparam("score"),
-        and_(c.score_wh == bindparam("score"), c.vendor_slug > bindparam("slug")),
-        c.score_wh.is_(None),
-    )
-    after_unscored = and_(c.score_wh.is_(None), c.vendor_slug > bindparam("slug"))
-    return {
-        "first": rows.order_by(*order).limit(bindparam("n")),
-        "after_score": rows.where(after_score).order_by(*order).limit(bindparam("n")),
-        "after_unscored": rows.where(after_unscored).order_by(*order).limit(bindparam("n")),
-        "chosen": rows.where(c.vendor_slug.in_(bindparam("slugs", expanding=True))),
-        "totals": group_totals,
-        # vendors strictly better than a score: the rank is one more
-        "better": count(c.score_wh < bindparam("score")),
-        # rows before (score, slug) in the ranking order: the position is one more
-        "before_score": count(
-            or_(
-                c.score_wh < bindparam("score"),
-                and_(c.score_wh == bindparam("score"), c.vendor_slug < bindparam("slug")),
-            )
-        ),
-        "before_unscored": count(
-            or_(
-                c.score_wh.is_not(None),
-                and_(c.score_wh.is_(None), c.vendor_slug < bindparam("slug")),
-            )
-        ),
-    }
-
-
-def _stored_page(
-    session: Session,
-    group: tuple[str, str, str, str, str],
-    *,
-    limit: int,
-    after: tuple[float | None, str] | None,
-    vendors: list[str] | None,
-) -> tuple[list[VendorRank], bool, int]:
-    statements = _stored_statements()
-    connection = session.connection()
-    suite, task, phase, hardware_class, size_class = group
-    params: dict[str, Any] = {
-        "suite": suite,
-        "task": task,
-        "phase": phase,
-        "hardware_class": hardware_class,
-        "size_class": size_class,
-        "n": limit + 1,
-    }
-
-    def scalar(name: str, **extra: Any) -> int:
-        return int(connection.execute(statements[name], params | extra).scalar_one())
-
-    def group_totals(rows: list[Any]) -> tuple[int, int]:
-        """The group's size and its scored vendors (ranking_totals): from the rows, which carry
-        them, or by primary key when there is none."""
-        if rows:
-            return int(rows[0]["g_vendors"] or 0), int(rows[0]["g_scored"] or 0)
-        counted = read_mappings(connection, statements["totals"], params)
-        return (int(counted[0]["vendors"]), int(counted[0]["scored"])) if counted else (0, 0)
-
-    ranks: list[int] = []
-    if vendors is not None:
-        rows = sorted(
-            connection.execute(statements["chosen"], params | {"slugs": vendors}).mappings(),
-            key=lambda r: (r["score_wh"] is None, r["score_wh"] or 0.0, r["vendor_slug"]),
-        )[:limit]
-        total, scored = group_totals(rows)
-        # each at its rank in the whole group: one more than the vendors with a better score
-        for r in rows:
-            score = r["score_wh"]
-            ranks.append(1 + (scored if score is None else scalar("better", score=score)))
-        more = False
-    else:
-        if after is None:
-            fetched = read_mappings(connection, statements["first"], params)
-        elif after[0] is None:
-            fetched = read_mappings(
-                connection, statements["after_unscored"], params | {"slug": after[1]}
-            )
-        else:
-            fetched = read_mappings(
-                connection,
-                statements["after_score"],
-                params | {"score": after[0], "slug": after[1]},
-            )
-        more = len(fetched) > limit
-        rows = fetched[:limit]
-        total, scored = group_totals(fetched)
-        if rows:
-            # the first row's rank and position from two index counts (none on the first page:
-            # its first row is the group's first); the others follow
-            first = rows[0]
-            score = first["score_wh"]
-            if after is None:
-                rank = position = 1
-            elif score is None:
-                rank = 1 + scored
-                position = 1 + scalar("before_unscored", slug=first["vendor_slug"])
-            else:
-                rank = 1 + scalar("better", score=score)
-                position = 1 + scalar("before_score", score=score, slug=first["vendor_slug"])
-            previous = score
-            for offset, r in enumerate(rows):
-                if offset and r["score_wh"] != previous:  # equal scores share a rank
-                    rank = position + offset
-                previous = r["score_wh"]
-                ranks.append(rank)
-    page = [
-        VendorRank(
-            rank=rank,
-            vendor=r["vendor_slug"],
-            display_name=r["display_name"],
-            score_wh=r["score_wh"],
-            models=int(r["models"]),
-            labels=int(r["labels"]),
-            measured=int(r["measured"]),
-            estimated=int(r["labels"]) - int(r["measured"]),
-            measured_share=int(r["measured"]) / int(r["labels"]) if r["labels"] else 0.0,
-            best_grade=r["best_grade"],
-            worst_grade=r["worst_grade"],
-            median_quality=r["median_quality"],
-        )
-        for r, rank in zip(rows, ranks, strict=True)
-    ]
-    return page, more, total
