@@ -80,6 +80,10 @@ def _check(engine: Engine) -> None:
                 if cursor is None:
                     break
             assert paged == live, group
+            # chosen vendors (every other one, and one not in the group) at their ranks
+            chosen = [r.vendor for r in live[::2]] + ["nobody"]
+            picked = ranking.ranking_page(session, **group, limit=len(chosen), vendors=chosen)
+            assert picked.vendors == [r for r in live if r.vendor in chosen], group
 
 
 def _submit(client: TestClient, publisher: Publisher, key: Ed25519PrivateKey, label: Any) -> None:

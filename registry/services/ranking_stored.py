@@ -9,10 +9,11 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_
+from sqlalchemy import String, and_, any_, bindparam, func, or_
 
 # SQLModel's select is typed for at most four columns
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col
 
 from registry.db import read_mappings
@@ -60,6 +61,23 @@ def stored_statements() -> dict[str, Any]:
     def count(*where: Any) -> Any:
         return sa_select(func.count()).select_from(standings).where(in_group, *where)
 
+    other = standings.alias("other")
+    better_than_row = (
+        sa_select(func.count())
+        .select_from(other)
+        .where(
+            other.c.suite == c.suite,
+            other.c.task == c.task,
+            other.c.phase == c.phase,
+            other.c.hardware_class == c.hardware_class,
+            other.c.size_class == c.size_class,
+            other.c.score_wh < c.score_wh,
+        )
+        .scalar_subquery()
+        .label("better")
+    )
+    chosen = rows.add_columns(better_than_row)
+
     after_score = or_(
         c.score_wh > bindparam("score"),
         and_(c.score_wh == bindparam("score"), c.vendor_slug > bindparam("slug")),
@@ -70,7 +88,13 @@ def stored_statements() -> dict[str, Any]:
         "first": rows.order_by(*order).limit(bindparam("n")),
         "after_score": rows.where(after_score).order_by(*order).limit(bindparam("n")),
         "after_unscored": rows.where(after_unscored).order_by(*order).limit(bindparam("n")),
-        "chosen": rows.where(c.vendor_slug.in_(bindparam("slugs", expanding=True))),
+        # chosen vendors (found by their unique slug, then the standings' primary key), each
+        # with the count of the group's vendors better than it (its rank is one more): on
+        # PostgreSQL the slugs as one array (one text, on the driver)
+        "chosen": chosen.where(col(Vendor.slug).in_(bindparam("slugs", expanding=True))),
+        "chosen_array": chosen.where(
+            col(Vendor.slug) == any_(bindparam("slug_array", type_=postgresql.ARRAY(String)))
+        ),
         "totals": group_totals,
         # vendors strictly better than a score: the rank is one more
         "better": count(c.score_wh < bindparam("score")),
@@ -123,15 +147,20 @@ def stored_page(
 
     ranks: list[int] = []
     if vendors is not None:
+        found = (
+            read_mappings(connection, statements["chosen_array"], params | {"slug_array": vendors})
+            if connection.dialect.name == "postgresql"
+            else list(
+                connection.execute(statements["chosen"], params | {"slugs": vendors}).mappings()
+            )
+        )
         rows = sorted(
-            connection.execute(statements["chosen"], params | {"slugs": vendors}).mappings(),
-            key=lambda r: (r["score_wh"] is None, r["score_wh"] or 0.0, r["vendor_slug"]),
+            found, key=lambda r: (r["score_wh"] is None, r["score_wh"] or 0.0, r["vendor_slug"])
         )[:limit]
         total, scored = group_totals(rows)
         # each at its rank in the whole group: one more than the vendors with a better score
         for r in rows:
-            score = r["score_wh"]
-            ranks.append(1 + (scored if score is None else scalar("better", score=score)))
+            ranks.append(1 + (scored if r["score_wh"] is None else int(r["better"])))
         more = False
     else:
         if after is None:
