@@ -17,11 +17,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Boolean, bindparam, func, select, tuple_
 from sqlmodel import Session
 
+from registry.db import read_mappings
 from registry.models import CurrentCount, Label, UTCDateTime
 from registry.services import briefs
 
@@ -212,15 +214,11 @@ def counts(session: Session, group: Group) -> Counts:
     """The group's :class:`Counts`: the rows of ``current_counts`` of its suite, task and phase
     (and size class), on their primary key, summed and listed here (one statement for the total
     and the options; a group has at most a row per hardware class, zone and size class)."""
-    c = CurrentCount.__table__.c  # type: ignore[attr-defined]
-    where = [c.suite == group.suite, c.task == group.task, c.phase == group.phase]
+    params = {"suite": group.suite, "task": group.task, "phase": group.phase}
     if group.size_class is not None:
-        where.append(c.size_class == group.size_class)
-    rows = (
-        session.connection()
-        .execute(select(c.hardware_class, c.zone, c.labels, c.peers).where(*where))
-        .all()
-    )
+        params["size_class"] = group.size_class
+    statement = _counts_statement(group.size_class is not None)
+    rows = [tuple(row.values()) for row in read_mappings(session.connection(), statement, params)]
     chosen = [
         row
         for row in rows
@@ -235,27 +233,45 @@ def counts(session: Session, group: Group) -> Counts:
     )
 
 
+@cache
+def _counts_statement(by_size_class: bool) -> Any:
+    """:func:`counts`' statement, built once (bound: the suite, task, phase and size class)."""
+    c = CurrentCount.__table__.c  # type: ignore[attr-defined]
+    where = [c.suite == bindparam("suite"), c.task == bindparam("task")]
+    where.append(c.phase == bindparam("phase"))
+    if by_size_class:
+        where.append(c.size_class == bindparam("size_class"))
+    return select(c.hardware_class, c.zone, c.labels, c.peers).where(*where)
+
+
 def busiest_hardware_class(
     session: Session, *, suite: str, task: str, phase: str, size_class: str | None = None
 ) -> str | None:
     """The hardware class with the most current measured peers in a suite, task and phase (its
     size class only, when one is given), ties broken by name; None when there is none. The
     compare page compares on it by default: like with like."""
-    c = CurrentCount.__table__.c  # type: ignore[attr-defined]
-    where = [c.suite == suite, c.task == task, c.phase == phase]
+    params = {"suite": suite, "task": task, "phase": phase}
     if size_class is not None:
-        where.append(c.size_class == size_class)
+        params["size_class"] = size_class
+    statement = _busiest_statement(size_class is not None)
+    found = read_mappings(session.connection(), statement, params)
+    return str(found[0]["hardware_class"]) if found else None
+
+
+@cache
+def _busiest_statement(by_size_class: bool) -> Any:
+    """:func:`busiest_hardware_class`' statement, built once."""
+    c = CurrentCount.__table__.c  # type: ignore[attr-defined]
+    where = [c.suite == bindparam("suite"), c.task == bindparam("task")]
+    where.append(c.phase == bindparam("phase"))
+    if by_size_class:
+        where.append(c.size_class == bindparam("size_class"))
     peers = func.sum(c.peers)
-    row = (
-        session.connection()
-        .execute(
-            select(c.hardware_class)
-            .where(*where)
-            .group_by(c.hardware_class)
-            .having(peers > 0)
-            .order_by(peers.desc(), c.hardware_class)
-            .limit(1)
-        )
-        .first()
+    return (
+        select(c.hardware_class)
+        .where(*where)
+        .group_by(c.hardware_class)
+        .having(peers > 0)
+        .order_by(peers.desc(), c.hardware_class)
+        .limit(1)
     )
-    return str(row[0]) if row is not None else None

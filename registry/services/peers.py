@@ -12,7 +12,7 @@ from sqlalchemy import Float, String, and_, bindparam, case, func, tuple_
 from sqlalchemy import select as core_select
 from sqlmodel import Session
 
-from registry.db import array_rows
+from registry.db import array_rows, read_mappings
 from registry.models import Label, PeerBin
 from registry.services.standings import PEER_GROUP, bin_floor, bin_of
 
@@ -192,7 +192,9 @@ def _read_bins(connection: Any, groups: list[tuple[str, ...]]) -> Any:
     bins = PeerBin.__table__  # type: ignore[attr-defined]
     if connection.dialect.name == "postgresql":
         columns = {f"{name}s": [group[i] for group in groups] for i, name in enumerate(PEER_GROUP)}
-        return connection.execute(_bins_by_arrays(), columns)
+        return [
+            tuple(row.values()) for row in read_mappings(connection, _bins_by_arrays(), columns)
+        ]
     return connection.execute(
         core_select(*(bins.c[name] for name in PEER_GROUP), bins.c.bin, bins.c.peers).where(
             tuple_(*(bins.c[name] for name in PEER_GROUP)).in_(groups), bins.c.peers != 0
@@ -223,11 +225,12 @@ def _worse_inside(connection: Any, ceilings: dict[str, float]) -> dict[str, int]
     into one statement whose text never changes (built and compiled once, and prepared by
     psycopg); SQLite: a CASE over the ids, a statement per number of labels."""
     if connection.dialect.name == "postgresql":
-        rows = connection.execute(
+        rows = read_mappings(
+            connection,
             _worse_inside_arrays(),
             {"ids": list(ceilings), "ceilings": list(ceilings.values())},
         )
-        return {label_id: int(count) for label_id, count in rows}
+        return {label_id: int(count) for label_id, count in (r.values() for r in rows)}
     own, peer, same_group = _inside_parts()
     ceiling = case(ceilings, value=own.c.id)
     inside = (
