@@ -273,22 +273,25 @@ def compare_page(
     if isinstance(group, str):
         return not_found(request, group)
     by_slug = {r.vendor: r for r in group.ranking}
+    ranked = tuple(slug for slug in group.selected if slug in by_slug)
+    # the ranked vendors' current labels in the group (current: benchmark labels only, no
+    # other kind is current) in one statement, their percentiles in two
+    found = (
+        with_percentile(
+            session,
+            all_labels(
+                session,
+                queries.LabelFilters(vendors=ranked, **group.where, current=True),
+                cap=VENDOR_PAGE_LABELS * len(ranked),
+            ),
+        )
+        if ranked
+        else []
+    )
     columns: list[CompareColumn] = []
     for slug in group.selected:
         rank = by_slug.get(slug)
-        labels = (
-            with_percentile(
-                session,
-                all_labels(
-                    session,
-                    # current: benchmark labels only (no other kind is current)
-                    queries.LabelFilters(vendor=slug, **group.where, current=True),
-                    cap=VENDOR_PAGE_LABELS,
-                ),
-            )
-            if rank
-            else []
-        )
+        labels = [row for row in found if row.vendor == slug][:VENDOR_PAGE_LABELS]
         labels.sort(key=row_sort_key("grade"))
         columns.append(CompareColumn(slug=slug, rank=rank, labels=labels, url=vendor_path(slug)))
     # Best first; a chosen vendor without a label in the group goes last.

@@ -58,6 +58,8 @@ class LabelFilters:
     """Only labels with a measured quality figure of at least this (0..1)."""
     kind: str | None = None
     """Only labels of this kind (``benchmark``, ``training-run``, ``operational``)."""
+    vendors: tuple[str, ...] | None = None
+    """Only labels of these vendors (slugs; with ``vendor``, of both conditions)."""
 
 
 def quality_view(label: Label) -> dict[str, Any]:
@@ -372,6 +374,8 @@ def list_labels(
     )
     if filters.vendor:
         query = query.where(Vendor.slug == filters.vendor)
+    if filters.vendors is not None:
+        query = query.where(col(Vendor.slug).in_(filters.vendors))
     if filters.model:
         vendor_part, _, name = filters.model.partition("/")
         if name:
