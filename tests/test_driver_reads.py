@@ -9,13 +9,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+from sqlmodel import select as sqlmodel_select
 
 from registry import http_cache
 from registry.api import badge_facts
 from registry.db import driver_sql, first_row, make_engine, read_mappings, read_row
+from registry.errors import ProblemError
 from registry.http_cache import DataVersion
-from registry.models import Vendor, VendorStanding
-from registry.services import ranking, ranking_stored, translog
+from registry.models import Label, Vendor, VendorStanding
+from registry.services import queries, ranking, ranking_stored, translog
 from tests.helpers import Publisher
 
 
@@ -113,3 +116,29 @@ def test_read_mappings_on_the_driver_match_sqlalchemy(labelled: Publisher, db: E
             read_mappings(
                 connection, select(text("no_such_column")).select_from(VendorStanding), {}
             )
+
+
+def test_stored_labels_read_plain_match_the_orm(labelled: Publisher, db: Engine) -> None:
+    """The label route's and the model page's stored labels (plain objects from a Core read, on
+    the driver on PostgreSQL) carry every column as the ORM's label does; the model page's come
+    without their envelope; an unknown id is a not-found."""
+    with Session(db) as session:
+        (orm,) = session.exec(sqlmodel_select(Label)).all()
+        label, vendor, model, key_status, attested = queries.get_label_with_key(
+            session, orm.id.upper()
+        )
+        for column in Label.__table__.c:  # type: ignore[attr-defined]
+            assert getattr(label, column.name) == getattr(orm, column.name), column.name
+        assert (vendor, model, key_status, attested) == ("acme", "model-a", "active", False)
+        (page_label, page_status, page_attested) = queries.labels_with_key(
+            session, [orm.id, "no-such-label"]
+        )[orm.id]
+        assert (page_label.predicate, page_status, page_attested) == (
+            orm.predicate,
+            "active",
+            False,
+        )
+        with pytest.raises(AttributeError):
+            page_label.envelope  # noqa: B018
+        with pytest.raises(ProblemError):
+            queries.get_label_with_key(session, "00000000-0000-4000-8000-000000000000")

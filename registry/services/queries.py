@@ -10,12 +10,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, exists, or_
-from sqlalchemy.orm import defer
+from sqlalchemy import String, and_, any_, bindparam, exists, or_
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
+from registry.db import read_mappings
 from registry.errors import ProblemError
 from registry.models import Attestation, Label, LabelKind, Model, PublicKey, Standing, Vendor
 from registry.services import briefs
@@ -269,52 +272,97 @@ def grade_view(session: Session, label: Label, rank: Any = _QUERY) -> dict[str, 
     return view
 
 
-def _label_rows(session: Session, where: Any, *extra: Any, envelope: bool = True) -> Any:
-    """Stored labels (whole, even where this session holds them brief: services.briefs) with
-    their vendor's slug, their model's name and ``extra`` columns. ``envelope`` False: the
-    signed envelope (the label's bytes again, base64) is not read; reading it later loads it."""
+def _label_row(session: Session, label_id: str) -> Any:
+    """A stored label (whole, even where this session holds it brief: services.briefs) with its
+    vendor's slug and its model's name; not-found when there is none."""
     statement = (
-        select(Label, Vendor.slug, Model.name, *extra)
+        select(Label, Vendor.slug, Model.name)
         .join(Vendor, col(Vendor.id) == Label.vendor_id)
         .join(Model, col(Model.id) == Label.model_id)
+        .where(Label.id == label_id.lower())
+        .execution_options(populate_existing=True)
     )
-    if not envelope:
-        statement = statement.options(defer(Label.envelope))  # type: ignore[arg-type]
-    if extra:  # the key's status: its row, if the key is still registered
-        statement = statement.outerjoin(PublicKey, col(PublicKey.keyid) == Label.keyid)
-    return session.exec(statement.where(where).execution_options(populate_existing=True)).all()
-
-
-def _label_row(session: Session, label_id: str, *extra: Any) -> Any:
-    """:func:`_label_rows` of one label; not-found when there is none."""
-    rows = _label_rows(session, Label.id == label_id.lower(), *extra)
-    if not rows:
+    row = session.exec(statement).first()
+    if row is None:
         raise ProblemError("not-found", f"no label {label_id!r}")
-    return rows[0]
+    return row
 
 
-def _key_and_attested() -> tuple[Any, Any]:
-    """The columns: the signing key's status, and whether any auditor attested the label."""
+class StoredLabel:
+    """A stored label read for a view (:func:`get_label_with_key`, :func:`labels_with_key`):
+    the label's columns as attributes, like a :class:`~registry.models.Label` but a plain object
+    (never added to a session; a Core ``SELECT``, on the driver on PostgreSQL, instead of an
+    ORM instance). Without its envelope where the view does not show it (reading it raises)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+@cache
+def _stored_select(dialect: str, envelope: bool) -> Any:
+    """Labels by id (``ids``: one array on PostgreSQL, an IN list elsewhere) with their
+    vendor's slug, their model's name, their key's status and whether any auditor attested
+    them; built once."""
+    table = Label.__table__  # type: ignore[attr-defined]
     attestations = Attestation.__table__  # type: ignore[attr-defined]
-    return PublicKey.status, exists().where(attestations.c.label_id == Label.id).label("attested")
+    keys = PublicKey.__table__  # type: ignore[attr-defined]
+    vendors = Vendor.__table__  # type: ignore[attr-defined]
+    models = Model.__table__  # type: ignore[attr-defined]
+    columns = [c for c in table.c if envelope or c.name != "envelope"]
+    ids = (
+        table.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(String)))
+        if dialect == "postgresql"
+        else table.c.id.in_(bindparam("ids", expanding=True))
+    )
+    return (
+        core_select(
+            *columns,
+            vendors.c.slug.label("s_vendor"),
+            models.c.name.label("s_model"),
+            keys.c.status.label("s_key_status"),
+            exists().where(attestations.c.label_id == table.c.id).label("s_attested"),
+        )
+        .select_from(
+            table.join(vendors, vendors.c.id == table.c.vendor_id)
+            .join(models, models.c.id == table.c.model_id)
+            .outerjoin(keys, keys.c.keyid == table.c.keyid)
+        )
+        .where(ids)
+    )
+
+
+def _stored_labels(
+    session: Session, label_ids: Sequence[str], *, envelope: bool
+) -> dict[str, tuple[StoredLabel, str, str, str | None, bool]]:
+    connection = session.connection()
+    statement = _stored_select(connection.dialect.name, envelope)
+    found = {}
+    for row in read_mappings(connection, statement, {"ids": [i.lower() for i in label_ids]}):
+        values = dict(row)
+        extra = [values.pop(name) for name in ("s_vendor", "s_model", "s_key_status")]
+        attested = bool(values.pop("s_attested"))
+        found[values["id"]] = (StoredLabel(values), extra[0], extra[1], extra[2], attested)
+    return found
 
 
 def get_label_with_key(session: Session, label_id: str) -> tuple[Label, str, str, str | None, bool]:
-    """:func:`get_label` with the status of the key that signed it and whether any auditor
-    attested it, in the same statement."""
-    row = _label_row(session, label_id, *_key_and_attested())
-    return row[0], row[1], row[2], row[3], bool(row[4])
+    """A stored label (whole: :class:`StoredLabel`) with its vendor's slug, its model's name,
+    the status of the key that signed it and whether any auditor attested it, in one
+    statement; not-found when there is none."""
+    found = _stored_labels(session, [label_id], envelope=True).get(label_id.lower())
+    if found is None:
+        raise ProblemError("not-found", f"no label {label_id!r}")
+    return found  # type: ignore[return-value]
 
 
 def labels_with_key(
     session: Session, label_ids: Sequence[str]
 ) -> dict[str, tuple[Label, str | None, bool]]:
-    """Labels by id, each with its key's status and whether it was attested, in one statement
-    and without their envelopes (for a page that links to them: the model page); ids that name
-    no label are absent."""
-    where = col(Label.id).in_(list(label_ids))
-    rows = _label_rows(session, where, *_key_and_attested(), envelope=False)
-    return {row[0].id: (row[0], row[3], bool(row[4])) for row in rows}
+    """Labels by id (:class:`StoredLabel`), each with its key's status and whether it was
+    attested, in one statement and without their envelopes (for a page that links to them: the
+    model page); ids that name no label are absent."""
+    found = _stored_labels(session, label_ids, envelope=False)
+    return {i: (f[0], f[3], f[4]) for i, f in found.items()}  # type: ignore[misc]
 
 
 def get_label(session: Session, label_id: str) -> tuple[Label, str, str]:
