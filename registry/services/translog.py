@@ -341,7 +341,6 @@ def appended_receipt(signer: CheckpointSigner, appended: Appended) -> dict[str, 
 
 
 @cache
-@cache
 def _entry_and_head() -> Any:
     """An entry's leaf hash with the log's head, in one statement (built once)."""
     entries, _, heads = _tables()
