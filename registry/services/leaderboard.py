@@ -214,9 +214,7 @@ def counts(session: Session, group: Group) -> Counts:
     """The group's :class:`Counts`: the rows of ``current_counts`` of its suite, task and phase
     (and size class), on their primary key, summed and listed here (one statement for the total
     and the options; a group has at most a row per hardware class, zone and size class)."""
-    params = {"suite": group.suite, "task": group.task, "phase": group.phase}
-    if group.size_class is not None:
-        params["size_class"] = group.size_class
+    params = _in_counts(group.suite, group.task, group.phase, group.size_class)
     statement = _counts_statement(group.size_class is not None)
     rows = [tuple(row.values()) for row in read_mappings(session.connection(), statement, params)]
     chosen = [
@@ -233,15 +231,29 @@ def counts(session: Session, group: Group) -> Counts:
     )
 
 
-@cache
-def _counts_statement(by_size_class: bool) -> Any:
-    """:func:`counts`' statement, built once (bound: the suite, task, phase and size class)."""
+def _in_counts(suite: str, task: str, phase: str, size_class: str | None) -> dict[str, str]:
+    """The bound values of :func:`_counts_where` (the size class only when one is given)."""
+    params = {"suite": suite, "task": task, "phase": phase}
+    if size_class is not None:
+        params["size_class"] = size_class
+    return params
+
+
+def _counts_where(by_size_class: bool) -> list[Any]:
+    """The rows of ``current_counts`` of a suite, task and phase (and size class), bound."""
     c = CurrentCount.__table__.c  # type: ignore[attr-defined]
     where = [c.suite == bindparam("suite"), c.task == bindparam("task")]
     where.append(c.phase == bindparam("phase"))
     if by_size_class:
         where.append(c.size_class == bindparam("size_class"))
-    return select(c.hardware_class, c.zone, c.labels, c.peers).where(*where)
+    return where
+
+
+@cache
+def _counts_statement(by_size_class: bool) -> Any:
+    """:func:`counts`' statement, built once."""
+    c = CurrentCount.__table__.c  # type: ignore[attr-defined]
+    return select(c.hardware_class, c.zone, c.labels, c.peers).where(*_counts_where(by_size_class))
 
 
 def busiest_hardware_class(
@@ -250,9 +262,7 @@ def busiest_hardware_class(
     """The hardware class with the most current measured peers in a suite, task and phase (its
     size class only, when one is given), ties broken by name; None when there is none. The
     compare page compares on it by default: like with like."""
-    params = {"suite": suite, "task": task, "phase": phase}
-    if size_class is not None:
-        params["size_class"] = size_class
+    params = _in_counts(suite, task, phase, size_class)
     statement = _busiest_statement(size_class is not None)
     found = read_mappings(session.connection(), statement, params)
     return str(found[0]["hardware_class"]) if found else None
@@ -262,14 +272,10 @@ def busiest_hardware_class(
 def _busiest_statement(by_size_class: bool) -> Any:
     """:func:`busiest_hardware_class`' statement, built once."""
     c = CurrentCount.__table__.c  # type: ignore[attr-defined]
-    where = [c.suite == bindparam("suite"), c.task == bindparam("task")]
-    where.append(c.phase == bindparam("phase"))
-    if by_size_class:
-        where.append(c.size_class == bindparam("size_class"))
     peers = func.sum(c.peers)
     return (
         select(c.hardware_class)
-        .where(*where)
+        .where(*_counts_where(by_size_class))
         .group_by(c.hardware_class)
         .having(peers > 0)
         .order_by(peers.desc(), c.hardware_class)
