@@ -77,10 +77,8 @@ class DataVersion:
 def read_data_version(engine: Engine) -> DataVersion:
     """The log's head: one primary-key read, in autocommit, on the driver's connection
     (``registry.db.read_row``: every request pays it)."""
-    row = read_row(engine, translog.HEAD_SQL)
-    if row is None:
-        raise RuntimeError("log_head has no row: is the database migrated to 0004?")
-    return DataVersion(int(row[0]), bytes(row[1]))
+    head = translog.head_of(read_row(engine, translog.HEAD_SQL))
+    return DataVersion(head.tree_size, head.root_hash)
 
 
 @functools.cache
@@ -307,14 +305,18 @@ class HttpCacheMiddleware:
             await self.app(scope, receive, send)
             return
         variant = cached.variant(scope)
+
+        def etag_at(identity: str, version: DataVersion) -> str:
+            return make_etag(
+                identity, version, scope["path"], scope.get("query_string", b""), variant
+            )
+
         condition = _if_none_match(scope)
         version: DataVersion | None = None
         etag = ""
         latest, identity = self._latest, self._identity
         if condition is None and latest is not None and identity is not None:
-            etag = make_etag(
-                identity, latest, scope["path"], scope.get("query_string", b""), variant
-            )
+            etag = etag_at(identity, latest)
             # with a stored answer (or one being rendered), only a current version may serve it
             if self.cache.get(etag) is None and self.cache.in_flight(etag) is None:
                 version = latest
@@ -331,9 +333,7 @@ class HttpCacheMiddleware:
                 return
             self.cache.observe(read)
             version = read
-            etag = make_etag(
-                read_identity, read, scope["path"], scope.get("query_string", b""), variant
-            )
+            etag = etag_at(read_identity, read)
         with_body = scope["method"] == "GET"
         # ``*`` matches only an existing answer (a 404 is none): it is checked after rendering.
         if condition is not None and condition.strip() != "*" and _matches(condition, etag):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -147,3 +148,17 @@ def reset_log(conn: Connection) -> None:
             ),
             {"root": hashlib.sha256(b"").digest(), "frontier": b"", "now": datetime.now(UTC)},
         )
+
+
+def spy_compare_digest(monkeypatch: Any, record: Callable[[Any, Any], Any]) -> list[Any]:
+    """Every ``hmac.compare_digest`` call from now on, as ``record(a, b)`` puts it in the list
+    returned (the constant-time comparison tests); the comparison itself is unchanged."""
+    calls: list[Any] = []
+    compare = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        calls.append(record(a, b))
+        return compare(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    return calls

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import copy
 import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -32,7 +31,7 @@ from registry.services.vendors import DISPLAY_NAME_MAX_CHARS, normalise_display_
 from schemas.contract import load_schema, validate_label, validate_statement
 from schemas.dsse import build_statement
 from schemas.synthetic import make_label
-from tests.helpers import ADMIN_TOKEN, Publisher
+from tests.helpers import ADMIN_TOKEN, Publisher, spy_compare_digest
 from tests.server import server_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -309,14 +308,7 @@ def test_vendor_slugs_are_ascii(client: TestClient, slug: str) -> None:
 def test_admin_token_is_compared_in_constant_time(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[tuple[int, int]] = []
-    compare = hmac.compare_digest
-
-    def spy(a: bytes, b: bytes) -> bool:
-        calls.append((len(a), len(b)))
-        return compare(a, b)
-
-    monkeypatch.setattr(deps.hmac, "compare_digest", spy)
+    calls = spy_compare_digest(monkeypatch, lambda a, b: (len(a), len(b)))
     assert deps.is_admin(settings, ADMIN_TOKEN)
     assert not deps.is_admin(settings, ADMIN_TOKEN[:-1])
     assert not deps.is_admin(settings, "x")
@@ -327,17 +319,10 @@ def test_admin_token_is_compared_in_constant_time(
 def test_vendor_token_match_is_confirmed_in_constant_time(
     db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-    compare = hmac.compare_digest
-
-    def spy(a: str, b: str) -> bool:
-        calls.append(b)
-        return compare(a, b)
-
     with Session(db) as session:
         _vendor, token = vendor_service.create_vendor(session, slug="acme")
         session.commit()
-        monkeypatch.setattr(vendor_service.hmac, "compare_digest", spy)
+        calls = spy_compare_digest(monkeypatch, lambda a, b: b)
         found = vendor_service.authenticate(session, token)
         assert found is not None
         assert found.slug == "acme"

@@ -21,6 +21,7 @@ from tests.helpers import (
     envelope_bytes,
     refill,
     sign_raw_payload,
+    spy_compare_digest,
     urlsafe,
 )
 
@@ -406,18 +407,8 @@ def test_a_submission_confirms_the_token_in_constant_time(
     client: TestClient, publisher: Publisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import hashlib
-    import hmac
 
-    from registry.services import signers
-
-    calls: list[str] = []
-    compare = hmac.compare_digest
-
-    def spy(a: str, b: str) -> bool:
-        calls.append(b)
-        return compare(a, b)
-
-    monkeypatch.setattr(signers.hmac, "compare_digest", spy)
+    calls = spy_compare_digest(monkeypatch, lambda a, b: b)
     response = client.post(
         "/v1/labels",
         content=envelope_bytes(publisher.label(), publisher.key),

@@ -89,9 +89,7 @@ def authenticated_vendor(session: Session, token: str) -> Vendor:
     """The token's vendor, or a 401 problem."""
     vendor = vendor_service.authenticate(session, token)
     if vendor is None:
-        raise ProblemError(
-            "unauthorized", "the API token is not valid", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise vendor_service.invalid_token()
     return vendor
 
 

@@ -28,12 +28,18 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-class BriefLabel:
-    """A label as lists show it (see the module): attribute access like a stored
-    :class:`~registry.models.Label`, except ``envelope``."""
+class PlainLabel:
+    """A label's columns as attributes, like a stored :class:`~registry.models.Label` but a
+    plain object read by a Core ``SELECT``: never added to a session, no ORM instance state.
+    A column that was not read is an AttributeError."""
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
+
+
+class BriefLabel(PlainLabel):
+    """A label as lists show it (see the module): a :class:`PlainLabel` whose ``predicate`` holds
+    only the listed parts, and no ``envelope``."""
 
     @property
     def envelope(self) -> bytes:

@@ -288,16 +288,6 @@ def _label_row(session: Session, label_id: str) -> Any:
     return row
 
 
-class StoredLabel:
-    """A stored label read for a view (:func:`get_label_with_key`, :func:`labels_with_key`):
-    the label's columns as attributes, like a :class:`~registry.models.Label` but a plain object
-    (never added to a session; a Core ``SELECT``, on the driver on PostgreSQL, instead of an
-    ORM instance). Without its envelope where the view does not show it (reading it raises)."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
-
-
 @cache
 def _stored_select(dialect: str, envelope: bool) -> Any:
     """Labels by id (``ids``: one array on PostgreSQL, an IN list elsewhere) with their
@@ -333,36 +323,38 @@ def _stored_select(dialect: str, envelope: bool) -> Any:
 
 def _stored_labels(
     session: Session, label_ids: Sequence[str], *, envelope: bool
-) -> dict[str, tuple[StoredLabel, str, str, str | None, bool]]:
+) -> dict[str, tuple[Label, str, str, str | None, bool]]:
+    """Labels by id (whole, as :class:`~registry.services.briefs.PlainLabel`; without their
+    envelopes when ``envelope`` is False) with :func:`_stored_select`'s other columns."""
     connection = session.connection()
     statement = _stored_select(connection.dialect.name, envelope)
-    found = {}
+    found: dict[str, tuple[Any, str, str, str | None, bool]] = {}
     for row in read_mappings(connection, statement, {"ids": [i.lower() for i in label_ids]}):
         values = dict(row)
-        extra = [values.pop(name) for name in ("s_vendor", "s_model", "s_key_status")]
-        attested = bool(values.pop("s_attested"))
-        found[values["id"]] = (StoredLabel(values), extra[0], extra[1], extra[2], attested)
+        vendor, model = values.pop("s_vendor"), values.pop("s_model")
+        key_status, attested = values.pop("s_key_status"), bool(values.pop("s_attested"))
+        found[values["id"]] = (briefs.PlainLabel(values), vendor, model, key_status, attested)
     return found
 
 
 def get_label_with_key(session: Session, label_id: str) -> tuple[Label, str, str, str | None, bool]:
-    """A stored label (whole: :class:`StoredLabel`) with its vendor's slug, its model's name,
-    the status of the key that signed it and whether any auditor attested it, in one
-    statement; not-found when there is none."""
+    """A stored label (whole, as a plain object: :func:`_stored_labels`) with its vendor's
+    slug, its model's name, the status of the key that signed it and whether any auditor
+    attested it, in one statement; not-found when there is none."""
     found = _stored_labels(session, [label_id], envelope=True).get(label_id.lower())
     if found is None:
         raise ProblemError("not-found", f"no label {label_id!r}")
-    return found  # type: ignore[return-value]
+    return found
 
 
 def labels_with_key(
     session: Session, label_ids: Sequence[str]
 ) -> dict[str, tuple[Label, str | None, bool]]:
-    """Labels by id (:class:`StoredLabel`), each with its key's status and whether it was
-    attested, in one statement and without their envelopes (for a page that links to them: the
-    model page); ids that name no label are absent."""
+    """Labels by id (plain objects: :func:`_stored_labels`), each with its key's status and
+    whether it was attested, in one statement and without their envelopes (for a page that
+    links to them: the model page); ids that name no label are absent."""
     found = _stored_labels(session, label_ids, envelope=False)
-    return {i: (f[0], f[3], f[4]) for i, f in found.items()}  # type: ignore[misc]
+    return {i: (f[0], f[3], f[4]) for i, f in found.items()}
 
 
 def get_label(session: Session, label_id: str) -> tuple[Label, str, str]:

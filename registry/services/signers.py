@@ -5,7 +5,6 @@ check), in the same statement."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -44,15 +43,7 @@ def caller_keys_and_seen() -> Any:
     vendors = Vendor.__table__  # type: ignore[attr-defined]
     keys, columns, seen_on = _keys_and_seen_parts()
     return (
-        select(
-            tokens.c.token_sha256,
-            tokens.c.revoked_at,
-            vendors.c.id.label("vendor_id"),
-            vendors.c.slug.label("vendor_slug"),
-            vendors.c.display_name.label("vendor_display_name"),
-            vendors.c.created_at.label("vendor_created_at"),
-            *columns,
-        )
+        select(*vendor_service.token_columns(), *columns)
         .select_from(
             seen_on(
                 tokens.join(vendors, vendors.c.id == tokens.c.vendor_id).join(
@@ -68,28 +59,13 @@ def caller_keys_and_seen() -> Any:
 def caller(session: Session, token: str, rows: Sequence[Any]) -> Vendor:
     """The token's vendor from the rows of :func:`caller_keys_and_seen` (or, with none, from
     its own look-up), or a 401 problem, as ``vendors.authenticate`` decides it."""
-    if not rows:
-        vendor = vendor_service.authenticate(session, token)
-    else:
-        first = rows[0]
-        valid = (
-            hmac.compare_digest(first.token_sha256, vendor_service.hash_token(token))
-            and first.revoked_at is None
-        )
-        vendor = (
-            Vendor(
-                id=first.vendor_id,
-                slug=first.vendor_slug,
-                display_name=first.vendor_display_name,
-                created_at=first.vendor_created_at,
-            )
-            if valid
-            else None
-        )
+    vendor = (
+        vendor_service.vendor_of_token(rows[0], vendor_service.hash_token(token))
+        if rows
+        else vendor_service.authenticate(session, token)
+    )
     if vendor is None:
-        raise ProblemError(
-            "unauthorized", "the API token is not valid", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise vendor_service.invalid_token()
     return vendor
 
 

@@ -79,12 +79,18 @@ HEAD_SQL = "SELECT tree_size, root_hash FROM log_head WHERE id = 1"
 
 def head(connection: Connection) -> Head:
     _, _, heads = _tables()
-    row = connection.execute(
-        select(heads.c.tree_size, heads.c.root_hash).where(heads.c.id == 1)
-    ).first()
+    return head_of(
+        connection.execute(
+            select(heads.c.tree_size, heads.c.root_hash).where(heads.c.id == 1)
+        ).first()
+    )
+
+
+def head_of(row: Any) -> Head:
+    """The head from its row, (tree size, root hash) as :data:`HEAD_SQL` reads them."""
     if row is None:
         raise RuntimeError("log_head has no row: is the database migrated to 0004?")
-    return Head(int(row.tree_size), bytes(row.root_hash))
+    return Head(int(row[0]), bytes(row[1]))
 
 
 def read_nodes(connection: Connection, keys: set[merkle.Node]) -> dict[merkle.Node, bytes]:

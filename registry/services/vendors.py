@@ -111,13 +111,35 @@ def issue_token(session: Session, *, vendor: Vendor) -> str:
     return token
 
 
+def token_columns() -> tuple[Any, ...]:
+    """A token's digest and revocation, and its vendor's columns: what :func:`vendor_of_token`
+    reads from a row (a statement that joins ``api_tokens`` to ``vendors`` selects them)."""
+    tokens, vendors = ApiToken.__table__, Vendor.__table__  # type: ignore[attr-defined]
+    return (tokens.c.token_sha256, tokens.c.revoked_at, *vendors.c)
+
+
 @cache
 def _authenticate_statement() -> Any:
     tokens, vendors = ApiToken.__table__, Vendor.__table__  # type: ignore[attr-defined]
     return (
-        select(tokens.c.token_sha256, tokens.c.revoked_at, *vendors.c)
+        select(*token_columns())
         .join_from(tokens, vendors, vendors.c.id == tokens.c.vendor_id)
         .where(tokens.c.token_sha256 == bindparam("digest"))
+    )
+
+
+def vendor_of_token(row: Any, digest: str) -> Vendor | None:
+    """The vendor of a row of :func:`token_columns` found by a token's ``digest``, or None when
+    there is no row or the token was revoked. The index lookup compares SHA-256 digests, not
+    tokens: its timing could at most reveal a prefix of a stored digest, which gives nothing
+    toward a token (SHA-256 is preimage resistant). The match is confirmed in constant time all
+    the same."""
+    if row is None or not hmac.compare_digest(row.token_sha256, digest):
+        return None
+    if row.revoked_at is not None:
+        return None
+    return Vendor(
+        id=row.id, slug=row.slug, display_name=row.display_name, created_at=row.created_at
     )
 
 
@@ -130,15 +152,13 @@ def authenticate(session: Session, token: str) -> Vendor | None:
     """
     digest = hash_token(token)
     row = session.connection().execute(_authenticate_statement(), {"digest": digest}).first()
-    # The index lookup compares SHA-256 digests, not tokens: its timing could at most reveal a
-    # prefix of a stored digest, which gives nothing toward a token (SHA-256 is preimage
-    # resistant). The match is confirmed in constant time all the same.
-    if row is None or not hmac.compare_digest(row.token_sha256, digest):
-        return None
-    if row.revoked_at is not None:
-        return None
-    return Vendor(
-        id=row.id, slug=row.slug, display_name=row.display_name, created_at=row.created_at
+    return vendor_of_token(row, digest)
+
+
+def invalid_token() -> ProblemError:
+    """The 401 problem for a token that names no vendor (unknown or revoked)."""
+    return ProblemError(
+        "unauthorized", "the API token is not valid", headers={"WWW-Authenticate": "Bearer"}
     )
 
 
