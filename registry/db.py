@@ -144,7 +144,7 @@ def first_row(engine: Engine, statement: Any, params: Mapping[str, Any]) -> Any:
     )
     if compiled is not None:
         sql, constants = compiled
-        return read_row(engine, sql, constants | dict(params))
+        return read_row(engine, sql, driver_params(constants | dict(params)))
     with single_read(engine) as connection:
         return connection.execute(statement, dict(params)).first()
 
@@ -165,7 +165,7 @@ def read_mappings(connection: Connection, statement: Any, params: Mapping[str, A
     sql, constants = compiled
     raw: Any = connection.connection.driver_connection
     error = connection.dialect.loaded_dbapi.Error
-    bound = constants | dict(params)
+    bound = driver_params(constants | dict(params))
     with raw.cursor(row_factory=dict_row) as cursor:
         _announce(connection, connection, sql, bound)
         try:
@@ -175,6 +175,33 @@ def read_mappings(connection: Connection, statement: Any, params: Mapping[str, A
                 connection.invalidate(exc)
             raise DBAPIError.instance(sql, None, exc, error) from exc
         return cursor.fetchall()
+
+
+def array_literal(values: list[Any]) -> str | None:
+    """PostgreSQL's text form of a one-dimensional array of text, numbers or NULLs
+    (``{"a","b\\"c",NULL}``), or None for other elements. psycopg adapts a list by looking at
+    its elements on every call (about 50 microseconds of CPU for 20 of them, twice the cost of
+    the rest of a short read); a string goes as it is, and the statement's cast
+    (``%(ids)s::BIGINT[]``, as :func:`array_rows` renders) gives its type."""
+    cells = []
+    for value in values:
+        if value is None:
+            cells.append("NULL")
+        elif isinstance(value, bool) or not isinstance(value, str | int | float):
+            return None
+        else:
+            cells.append('"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(cells) + "}"
+
+
+def driver_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters for psycopg: each list of text or numbers as :func:`array_literal`."""
+    for name, value in params.items():
+        if isinstance(value, list):
+            literal = array_literal(value)
+            if literal is not None:
+                params[name] = literal
+    return params
 
 
 def array_rows(name: str, *columns: tuple[str, Any]) -> Any:

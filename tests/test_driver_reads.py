@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select, text
+from sqlalchemy import BigInteger, Engine, String, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 from sqlmodel import select as sqlmodel_select
 
 from registry import http_cache
 from registry.api import badge_facts
-from registry.db import driver_sql, first_row, make_engine, read_mappings, read_row
+from registry.db import (
+    array_literal,
+    array_rows,
+    driver_params,
+    driver_sql,
+    first_row,
+    make_engine,
+    read_mappings,
+    read_row,
+)
 from registry.errors import ProblemError
 from registry.http_cache import DataVersion
 from registry.models import Label, Vendor, VendorStanding
@@ -116,6 +125,37 @@ def test_read_mappings_on_the_driver_match_sqlalchemy(labelled: Publisher, db: E
             read_mappings(
                 connection, select(text("no_such_column")).select_from(VendorStanding), {}
             )
+
+
+def test_array_parameters_go_as_postgresql_array_text() -> None:
+    """``driver_params`` turns a list of text or numbers into PostgreSQL's array text (quotes
+    and backslashes escaped, None as NULL) and leaves anything else to psycopg."""
+    assert (
+        array_literal(["a", 'b"c', "d\\e", None, 3, 1.5]) == '{"a","b\\"c","d\\\\e",NULL,"3","1.5"}'
+    )
+    assert array_literal([]) == "{}"
+    assert array_literal([True]) is None
+    assert array_literal([b"x"]) is None
+    params = driver_params({"ids": [1, 2], "flags": [True], "one": "x", "pair": (1, 2)})
+    assert params == {"ids": '{"1","2"}', "flags": [True], "one": "x", "pair": (1, 2)}
+
+
+@pytest.mark.postgres
+def test_array_text_reads_back_the_same_values(postgres_url: str) -> None:
+    """Every awkward string (quotes, backslashes, commas, braces, spaces, "NULL", unicode),
+    numbers and NULLs come back from ``unnest`` on PostgreSQL exactly as they were sent."""
+    words = ['a"b', "c\\d", "e,f", "{g}", " h ", "NULL", "", "ü €", '\\"', None]
+    ids = list(range(-2, len(words) - 2))
+    pairs = array_rows("given", ("word", String), ("id", BigInteger))
+    statement = select(pairs.c.word, pairs.c.id)
+    assert driver_sql(statement, make_engine(postgres_url).dialect) is not None
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            rows = read_mappings(connection, statement, {"words": words, "ids": ids})
+    finally:
+        engine.dispose()
+    assert [(r["word"], r["id"]) for r in rows] == list(zip(words, ids, strict=True))
 
 
 def test_stored_labels_read_plain_match_the_orm(labelled: Publisher, db: Engine) -> None:

@@ -132,20 +132,18 @@ def peer_rank(
     if not (label.measured and label.standard_workload):
         return None
     own_bin = bin_of(label.energy_ci95_high_wh)
-    total, worse = (
-        session.connection()
-        .execute(
-            _one_label(),
-            {
-                **{name: getattr(label, name) for name in PEER_GROUP},
-                "id": label.id,
-                "bin": own_bin,
-                "value": label.energy_ci95_high_wh,
-                "ceiling": bin_floor(own_bin + 1),
-            },
-        )
-        .one()
+    (found,) = read_mappings(
+        session.connection(),
+        _one_label(),
+        {
+            **{name: getattr(label, name) for name in PEER_GROUP},
+            "id": label.id,
+            "bin": own_bin,
+            "value": label.energy_ci95_high_wh,
+            "ceiling": bin_floor(own_bin + 1),
+        },
     )
+    total, worse = found["peers"], found["worse"]
     group = _group(label)
     for change in pending:
         if not (change["measured"] and change["standard_workload"]):
@@ -182,7 +180,7 @@ def _one_label() -> Any:
         .scalar_subquery()
     )
     counted = from_bins.subquery()
-    return core_select(counted.c.peers, counted.c.higher + inside)
+    return core_select(counted.c.peers, (counted.c.higher + inside).label("worse"))
 
 
 def _read_bins(connection: Any, groups: list[tuple[str, ...]]) -> Any:
