@@ -27,7 +27,7 @@ from registry.db import (
 from registry.errors import ProblemError
 from registry.http_cache import DataVersion
 from registry.models import Label, Vendor, VendorStanding
-from registry.services import queries, ranking, ranking_stored, translog
+from registry.services import briefs, label_list, queries, ranking, ranking_stored, translog
 from tests.helpers import Publisher
 
 
@@ -156,6 +156,24 @@ def test_array_text_reads_back_the_same_values(postgres_url: str) -> None:
     finally:
         engine.dispose()
     assert [(r["word"], r["id"]) for r in rows] == list(zip(words, ids, strict=True))
+
+
+def test_the_label_list_is_one_driver_read_per_shape(labelled: Publisher, db: Engine) -> None:
+    """The list's statement is built once per shape (its values are parameters) and, on
+    PostgreSQL, goes to the driver: the listed parts of the document as chains of ``->`` read
+    the same values as one ``#>`` path."""
+    shape = ("task", "current")
+    statement = label_list._statement(db.dialect.name, shape, "energy")
+    assert label_list._statement(db.dialect.name, shape, "energy") is statement
+    if db.dialect.name != "postgresql":
+        return
+    assert driver_sql(statement, db.dialect) is not None
+    with db.connect() as connection:
+        by_path = [dict(r) for r in connection.execute(briefs.brief_select()).mappings()]
+        chained = read_mappings(connection, briefs.brief_select(chained=True), {})
+    assert by_path
+    assert by_path[0]["p_ci95_low"] is not None
+    assert [dict(r) for r in chained] == by_path
 
 
 def test_stored_labels_read_plain_match_the_orm(labelled: Publisher, db: Engine) -> None:

@@ -339,7 +339,7 @@ def list_labels(
         kind=kind,
     )
     page, next_cursor = queries.list_labels(
-        session, filters=filters, sort=sort, limit=limit, cursor=cursor, brief=True
+        session, filters=filters, sort=sort, limit=limit, cursor=cursor
     )
     base = settings.public_url
     return json_response(

@@ -239,7 +239,6 @@ def all_labels(
             sort="energy",
             limit=min(500, cap - len(found)),
             cursor=cursor,
-            brief=True,
         )
         found.extend(page)
         if cursor is None:

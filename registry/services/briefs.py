@@ -11,7 +11,7 @@ query), with ``predicate`` a document holding just the listed parts at their usu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -53,12 +53,23 @@ def _columns() -> tuple[Any, ...]:
     return tuple(c for c in table.c if c.name not in ("envelope", "predicate"))
 
 
-def brief_select(*extra: Any) -> Any:
+def brief_select(*extra: Any, chained: bool = False) -> Any:
     """``SELECT`` of brief labels: the label's columns but the envelope and the document, the
-    document's listed parts, then ``extra`` columns (whose names must not be a column's)."""
+    document's listed parts, then ``extra`` columns (whose names must not be a column's).
+    ``chained`` (PostgreSQL only): each part as a chain of ``->`` by key, whose keys are text
+    parameters, instead of one ``#>`` by a path (an array parameter that SQLAlchemy converts),
+    so that the statement can be read on the driver (``registry.db.driver_sql``)."""
     document = Label.__table__.c.predicate  # type: ignore[attr-defined]
-    parts = [document[path].label(name) for name, path in PARTS]
+    parts = [
+        (_chain(document, path) if chained else document[path]).label(name) for name, path in PARTS
+    ]
     return select(*_columns(), *parts, *extra)
+
+
+def _chain(document: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        document = document[key]
+    return document
 
 
 def _put(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -72,7 +83,7 @@ def brief_labels(rows: Sequence[Any]) -> list[Label]:
     names = [c.name for c in _columns()]
     found: list[Any] = []
     for row in rows:
-        mapping = row._mapping
+        mapping = row if isinstance(row, Mapping) else row._mapping
         values = {name: mapping[name] for name in names}
         document: dict[str, Any] = {}
         for name, path in PARTS:

@@ -7,14 +7,16 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, or_
-from sqlmodel import Session, col, select
+from sqlalchemy import String, and_, any_, bindparam, or_
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Session, col
 
+from registry.db import read_mappings
 from registry.errors import ProblemError
 from registry.models import Label, Model, Vendor
 from registry.services import briefs
@@ -82,67 +84,129 @@ def list_labels(
     sort: str,
     limit: int,
     cursor: str | None,
-    brief: bool = False,
 ) -> tuple[list[tuple[Label, str, str]], str | None]:
-    """One page of labels and the cursor of the next page (None at the end). ``brief``: the
-    labels as lists show them (``services.briefs``: no envelope, the document's listed parts
-    only)."""
-    descending = sort.startswith("-")
+    """One page of labels and the cursor of the next page (None at the end): brief labels
+    (``services.briefs``: no envelope, the document's listed parts only) with their vendor's
+    slug and model's name. The statement is built once per shape of the query (which filters,
+    the sort, whether a cursor) and takes the values as parameters: on PostgreSQL a driver read
+    (``registry.db.read_mappings``) of a statement psycopg prepares."""
     column = SORTS[sort.lstrip("-")]
-    selected: Any = (
-        briefs.brief_select(col(Vendor.slug).label("v_slug"), col(Model.name).label("m_name"))
-        if brief
-        else select(Label, Vendor.slug, Model.name)
-    )
-    query = selected.join(Vendor, col(Vendor.id) == Label.vendor_id).join(
-        Model, col(Model.id) == Label.model_id
-    )
-    if filters.vendor:
-        query = query.where(Vendor.slug == filters.vendor)
-    if filters.vendors is not None:
-        query = query.where(col(Vendor.slug).in_(filters.vendors))
-    if filters.model:
-        vendor_part, _, name = filters.model.partition("/")
-        if name:
-            query = query.where(Vendor.slug == vendor_part, Model.name == name)
-        else:
-            query = query.where(Model.name == vendor_part)
-    for attr in ("task", "phase", "hardware_class", "zone"):
-        value = getattr(filters, attr)
-        if value:
-            query = query.where(getattr(Label, attr) == value)
-    if filters.current is not None:
-        # a bare boolean (not ``IS true``), so the partial indexes ``WHERE current`` apply
-        query = query.where(col(Label.current) if filters.current else ~col(Label.current))
-    if filters.suite is not None:
-        query = query.where(Label.suite == filters.suite)
-    if filters.size_class is not None:
-        query = query.where(Label.size_class == filters.size_class)
-    if filters.min_quality is not None:  # labels without a measured figure drop out
-        query = query.where(col(Label.quality) >= filters.min_quality)
-    if filters.kind is not None:
-        query = query.where(Label.kind == filters.kind)
-    if cursor:
-        value, last_id = _decode_cursor(cursor, sort.lstrip("-").endswith("_at"))
-        if descending:
-            query = query.where(or_(column < value, and_(column == value, col(Label.id) < last_id)))
-        else:
-            query = query.where(or_(column > value, and_(column == value, col(Label.id) > last_id)))
-    order = (
-        (column.desc(), col(Label.id).desc()) if descending else (column.asc(), col(Label.id).asc())
-    )
-    query = query.order_by(*order).limit(limit + 1)
-    if brief:  # a Core SELECT of columns: on the connection, without the ORM's execution
-        found = session.connection().execute(query).all()
-        rows: Sequence[Any] = [
-            (label, r._mapping["v_slug"], r._mapping["m_name"])
-            for label, r in zip(briefs.brief_labels(found), found, strict=True)
-        ]
-    else:
-        rows = session.exec(query).all()
-    page = [(r[0], r[1], r[2]) for r in rows[:limit]]
+    shape, params = _shape_of(filters, limit, cursor, sort.lstrip("-").endswith("_at"))
+    connection = session.connection()
+    statement = _statement(connection.dialect.name, shape, sort)
+    found = read_mappings(connection, statement, params)
+    rows = [
+        (label, r["v_slug"], r["m_name"])
+        for label, r in zip(briefs.brief_labels(found), found, strict=True)
+    ]
+    page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = page[-1][0]
         next_cursor = _encode_cursor(getattr(last, column.key), last.id)
     return page, next_cursor
+
+
+_COLUMN_FILTERS = ("task", "phase", "hardware_class", "zone")
+
+
+def _shape_of(
+    filters: LabelFilters, limit: int, cursor: str | None, by_time: bool
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The query's shape (the names of the conditions it has) and its parameters."""
+    shape: list[str] = []
+    params: dict[str, Any] = {"f_n": limit + 1}
+
+    def given(name: str, value: Any) -> None:
+        shape.append(name)
+        params[f"f_{name}"] = value
+
+    if filters.vendor:
+        given("vendor", filters.vendor)
+    if filters.vendors is not None:
+        given("vendors", list(filters.vendors))
+    if filters.model:
+        vendor_part, _, name = filters.model.partition("/")
+        if name:
+            given("model_vendor", vendor_part)
+        given("model", name or vendor_part)
+    for attr in _COLUMN_FILTERS:
+        value = getattr(filters, attr)
+        if value:
+            given(attr, value)
+    if filters.current is not None:
+        shape.append("current" if filters.current else "not_current")
+    if filters.suite is not None:
+        given("suite", filters.suite)
+    if filters.size_class is not None:
+        given("size_class", filters.size_class)
+    if filters.min_quality is not None:
+        given("min_quality", filters.min_quality)
+    if filters.kind is not None:
+        given("kind", str(filters.kind))
+    if cursor:
+        value, last_id = _decode_cursor(cursor, by_time)
+        given("after", value)
+        params["f_after_id"] = last_id
+    return tuple(shape), params
+
+
+@lru_cache(maxsize=256)
+def _statement(dialect: str, shape: tuple[str, ...], sort: str) -> Any:
+    """The list's ``SELECT`` for a query of ``shape`` (:func:`_shape_of`), its values bound by
+    name; built once per shape."""
+    descending = sort.startswith("-")
+    column = SORTS[sort.lstrip("-")]
+    query = (
+        briefs.brief_select(
+            col(Vendor.slug).label("v_slug"),
+            col(Model.name).label("m_name"),
+            chained=dialect == "postgresql",
+        )
+        .join(Vendor, col(Vendor.id) == Label.vendor_id)
+        .join(Model, col(Model.id) == Label.model_id)
+    )
+    given = set(shape)
+    if "vendor" in given:
+        query = query.where(Vendor.slug == bindparam("f_vendor"))
+    if "vendors" in given:
+        query = query.where(
+            col(Vendor.slug) == any_(bindparam("f_vendors", type_=postgresql.ARRAY(String)))
+            if dialect == "postgresql"
+            else col(Vendor.slug).in_(bindparam("f_vendors", expanding=True))
+        )
+    if "model_vendor" in given:
+        query = query.where(Vendor.slug == bindparam("f_model_vendor"))
+    if "model" in given:
+        query = query.where(Model.name == bindparam("f_model"))
+    for attr in _COLUMN_FILTERS:
+        if attr in given:
+            query = query.where(getattr(Label, attr) == bindparam(f"f_{attr}"))
+    # a bare boolean (not ``IS true``), so the partial indexes ``WHERE current`` apply
+    if "current" in given:
+        query = query.where(col(Label.current))
+    if "not_current" in given:
+        query = query.where(~col(Label.current))
+    if "suite" in given:
+        query = query.where(Label.suite == bindparam("f_suite"))
+    if "size_class" in given:
+        query = query.where(Label.size_class == bindparam("f_size_class"))
+    if "min_quality" in given:  # labels without a measured figure drop out
+        query = query.where(col(Label.quality) >= bindparam("f_min_quality"))
+    if "kind" in given:
+        query = query.where(Label.kind == bindparam("f_kind"))
+    if "after" in given:
+        after: Any = bindparam("f_after")
+        after_id: Any = bindparam("f_after_id")
+        if descending:
+            query = query.where(
+                or_(column < after, and_(column == after, col(Label.id) < after_id))
+            )
+        else:
+            query = query.where(
+                or_(column > after, and_(column == after, col(Label.id) > after_id))
+            )
+    order = (
+        (column.desc(), col(Label.id).desc()) if descending else (column.asc(), col(Label.id).asc())
+    )
+    return query.order_by(*order).limit(bindparam("f_n"))

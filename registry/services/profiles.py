@@ -119,7 +119,6 @@ def vendor_profile(
         sort="-received_at",
         limit=limit,
         cursor=None,
-        brief=True,
     )
     models = vendor_models(session, vendor)
     return {
