@@ -7,6 +7,7 @@ import copy
 import csv
 import io
 import statistics
+from dataclasses import fields
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from registry.services import ranking_rows
 from schemas.results import fill_results
 from tests.helpers import ADMIN_TOKEN, Publisher, add_key, register_publisher
 from tests.test_ingest_status import problem_kind
@@ -404,3 +406,25 @@ def test_openapi_documents_json_csv_and_422(client: TestClient) -> None:
     assert parameters["task"]["required"]
     assert parameters["phase"]["required"]
     assert {"hardware", "zone", "format", "suite", "size_class", "min_quality"} <= set(parameters)
+
+
+def test_a_ranking_row_built_from_its_fields_is_the_dataclass() -> None:
+    """``VendorRank.of`` (the stored ranking's rows, without the frozen ``__init__``) makes the
+    same row as the constructor, and ``as_dict`` gives every field in the documented order."""
+    values: dict[str, Any] = {
+        "rank": 2, "vendor": "acme", "display_name": "Acme", "score_wh": 1.5, "models": 3,
+        "labels": 4, "measured": 3, "estimated": 1, "measured_share": 0.75, "best_grade": "A",
+        "worst_grade": "C", "median_quality": None,
+    }  # fmt: skip
+    assert (
+        tuple(f.name for f in fields(ranking_rows.VendorRank))
+        == ranking_rows.FIELDS
+        == tuple(values)
+    )
+    assert list(ranking_rows.FIELDS) == FIELDS  # the API's documented columns
+    row = ranking_rows.VendorRank.of(values)
+    assert row == ranking_rows.VendorRank(**values)
+    assert hash(row) == hash(ranking_rows.VendorRank(**values))
+    assert list(row.as_dict().items()) == list(values.items())
+    row.as_dict()["rank"] = 9  # a copy
+    assert row.rank == 2

@@ -117,18 +117,13 @@ def neutralise(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
-def _as_row(vendor: VendorRank) -> dict[str, Any]:
-    """The ranking row's fields (``dataclasses.asdict`` without its deep copies)."""
-    return {name: getattr(vendor, name) for name in FIELDS}
-
-
 def to_csv(vendors: list[VendorRank], projection: dict[str, Any] | None = None) -> str:
     """The rows as CSV; with a projection, a last column ``projected_co2e_g``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)  # RFC 4180: CRLF line ends, quotes where needed
     writer.writerow([*FIELDS, *(["projected_co2e_g"] if projection else [])])
     for vendor in vendors:
-        row = _as_row(vendor)
+        row = vendor.as_dict()
         cells = [neutralise(row[field]) for field in FIELDS]
         if projection:
             cells.append(neutralise(_projected(vendor, projection)))
@@ -281,7 +276,7 @@ def vendor_ranking(
             media_type=f"{CSV_MEDIA_TYPE}; charset=utf-8",
             headers=headers,
         )
-    rows = [_as_row(v) for v in vendors]
+    rows = [v.as_dict() for v in vendors]
     if projection is not None:
         for row, vendor in zip(rows, vendors, strict=True):
             row["projected_co2e_g"] = _projected(vendor, projection)

@@ -4,6 +4,7 @@ score's description, and a page of rows (``services.ranking`` computes them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 SCORE_DESCRIPTION = (
     "median, over the vendor's models with a current measured label in the group, of the upper "
@@ -47,6 +48,20 @@ class VendorRank:
     # median over the vendor's models of their current labels' measured quality (0..1); None
     # when none of them has a measured figure
     median_quality: float | None
+
+    @classmethod
+    def of(cls, fields: dict[str, Any]) -> VendorRank:
+        """A row from every field by name (:data:`FIELDS`, in order), without the frozen
+        dataclass's ``__init__`` (one ``object.__setattr__`` per field: 1.5 against 0.25
+        microseconds a row, and a page has a hundred)."""
+        row = object.__new__(cls)
+        row.__dict__.update(fields)
+        return row
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by name, in :data:`FIELDS` order (``dataclasses.asdict`` without its deep
+        copies)."""
+        return self.__dict__.copy()
 
 
 @dataclass(frozen=True)

@@ -197,21 +197,25 @@ def stored_page(
                     rank = position + offset
                 previous = r["score_wh"]
                 ranks.append(rank)
-    page = [
-        VendorRank(
-            rank=rank,
-            vendor=r["vendor_slug"],
-            display_name=r["display_name"],
-            score_wh=r["score_wh"],
-            models=int(r["models"]),
-            labels=int(r["labels"]),
-            measured=int(r["measured"]),
-            estimated=int(r["labels"]) - int(r["measured"]),
-            measured_share=int(r["measured"]) / int(r["labels"]) if r["labels"] else 0.0,
-            best_grade=r["best_grade"],
-            worst_grade=r["worst_grade"],
-            median_quality=r["median_quality"],
+    page = []
+    for r, rank in zip(rows, ranks, strict=True):
+        labels, measured = int(r["labels"]), int(r["measured"])
+        page.append(
+            VendorRank.of(
+                {
+                    "rank": rank,
+                    "vendor": r["vendor_slug"],
+                    "display_name": r["display_name"],
+                    "score_wh": r["score_wh"],
+                    "models": int(r["models"]),
+                    "labels": labels,
+                    "measured": measured,
+                    "estimated": labels - measured,
+                    "measured_share": measured / labels if labels else 0.0,
+                    "best_grade": r["best_grade"],
+                    "worst_grade": r["worst_grade"],
+                    "median_quality": r["median_quality"],
+                }
+            )
         )
-        for r, rank in zip(rows, ranks, strict=True)
-    ]
     return page, more, total
