@@ -1,5 +1,6 @@
-"""Row macros run inline (``registry.pages.inline``): the same bytes as the macro calls, on every
-page of the demo registry and on templates made to probe what may and may not be inlined."""
+"""Row macros run inline (``registry.pages.inline``) and values printed by
+``registry.pages.printing``: the same bytes as Jinja's macro calls and printing, on every page of
+the demo registry; and templates made to probe what may and may not be inlined."""
 
 from __future__ import annotations
 
@@ -127,7 +128,9 @@ def test_every_page_of_the_demo_is_the_same_bytes(
         assert response.status_code == 200, page
         inlined[page] = response.content
     monkeypatch.setattr(
-        common, "_environment", lambda: common.make_environment(inline_macros=False)
+        common,
+        "_environment",
+        lambda: common.make_environment(inline_macros=False, printing=False),
     )
     for page in pages:
         assert demo.get(page).content == inlined[page], page

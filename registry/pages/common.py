@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -17,11 +16,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
-import markupsafe
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from registry.pages.inline import InlineMacros
+from registry.pages.printing import PagesEnvironment, printable
 from registry.services.peers import MIN_PEERS
 from schemas import suites
 from schemas.contract import load_methodology
@@ -88,30 +87,19 @@ def format_percent(value: float | None) -> str:
     return f"{value:.0f}%"
 
 
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def _printable(value: Any) -> Any:
-    """Every ``{{ value }}`` of a template passes here before it is escaped: control characters
-    (which HTML cannot carry) are dropped."""
-    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
-        # a printable string holds none of them (the regular expression is ten times slower)
-        return value if value.isprintable() else _CONTROL_CHARACTERS.sub("", value)
-    return value
-
-
 @functools.cache
 def _environment() -> jinja2.Environment:
     return make_environment()
 
 
-def make_environment(*, inline_macros: bool = True) -> jinja2.Environment:
+def make_environment(*, inline_macros: bool = True, printing: bool = True) -> jinja2.Environment:
     """The pages' template environment (``inline_macros``: the row macros run inline,
-    ``pages.inline``; the same bytes either way)."""
-    env = jinja2.Environment(
+    ``pages.inline``; ``printing``: values printed by ``pages.printing``, else by Jinja's own
+    code; the same bytes either way)."""
+    env = (PagesEnvironment if printing else jinja2.Environment)(
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
         autoescape=True,
-        finalize=_printable,
+        finalize=printable,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -1,0 +1,62 @@
+"""How a page prints a value (``registry.pages.printing``): the same characters as Jinja's
+``escape(finalize(value))``, as a plain string, for text, markup, numbers and hostile input;
+an undefined value still raises; unescaped output is left to Jinja."""
+
+from __future__ import annotations
+
+import random
+
+import jinja2
+import markupsafe
+import pytest
+
+from registry.pages.printing import PagesEnvironment, escape_text, printable, printed_html
+
+
+class _Html:
+    def __html__(self) -> str:
+        return "<i>safe</i>"
+
+
+def _expected(value: object) -> str:
+    return str(markupsafe.escape(printable(value)))
+
+
+def test_printed_values_are_what_jinja_printed() -> None:
+    alphabet = "ab <>&'\"\x00\x07\x1b\x7f\x85\x9f\u00e9\u2028\u202e\U0001f600\t\n\r"
+    rng = random.Random(7)
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(12))) for _ in range(5000)]
+    values: list[object] = [
+        *texts,
+        0,
+        -1.5,
+        float("nan"),
+        None,
+        True,
+        markupsafe.Markup("<b>x</b>"),
+        _Html(),
+    ]
+    for value in values:
+        printed = printed_html(value)
+        assert printed == _expected(value), repr(value)
+        assert type(printed) is str
+    assert escape_text("<a href='x'>&\"</a>") == str(markupsafe.escape("<a href='x'>&\"</a>"))
+    assert printed_html("a\x00<b>\x1b") == "a&lt;b&gt;"
+
+
+def test_templates_print_through_it_and_keep_jinja_elsewhere() -> None:
+    source = (
+        "{{ text }}|{{ mark }}|{{ n }}|{{ 'con<st' }}|{% autoescape false %}{{ text }}"
+        "{% endautoescape %}|{% macro m(x) %}<{{ x }}>{% endmacro %}{{ m(text) }}"
+    )
+    context = {"text": "a<b\x07", "mark": markupsafe.Markup("<em>m</em>"), "n": 3}
+    fast = PagesEnvironment(autoescape=True, finalize=printable, undefined=jinja2.StrictUndefined)
+    plain = jinja2.Environment(
+        autoescape=True, finalize=printable, undefined=jinja2.StrictUndefined
+    )
+    expected = plain.from_string(source).render(context)
+    assert fast.from_string(source).render(context) == expected
+    assert expected == "a&lt;b|<em>m</em>|3|con&lt;st|a<b|<a&lt;b>"
+    assert "environment.printed_html(" in fast.compile(source, raw=True)
+    with pytest.raises(jinja2.UndefinedError):
+        fast.from_string("{{ missing }}").render()
