@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import Boolean, bindparam, func, select, tuple_
@@ -58,15 +58,17 @@ class Group:
     hardware_class: str | None = None
     zone: str | None = None
 
-    def where(self) -> list[Any]:
-        c = Label.__table__.c  # type: ignore[attr-defined]
-        # a bare boolean (the partial indexes' predicate), then the index's leading columns
-        found = [c.current, c.task == self.task, c.phase == self.phase, c.suite == self.suite]
-        for name in ("size_class", "hardware_class", "zone"):
-            value = getattr(self, name)
-            if value is not None:
-                found.append(c[name] == value)
-        return found
+    def filters(self) -> tuple[str, ...]:
+        """The optional filters it has (size class, hardware class, zone)."""
+        return tuple(name for name in _OPTIONAL if getattr(self, name) is not None)
+
+    def params(self) -> dict[str, Any]:
+        """The values of :func:`_page_statement`'s conditions for this group."""
+        names = ("suite", "task", "phase", *self.filters())
+        return {f"g_{name}": getattr(self, name) for name in names}
+
+
+_OPTIONAL = ("size_class", "hardware_class", "zone")
 
 
 @dataclass(frozen=True)
@@ -109,18 +111,36 @@ def _decode(cursor: str, sort: str, columns: list[Any]) -> tuple[int, list[Any]]
     return position, decoded
 
 
-def _row_value(columns: list[Any], values: Sequence[Any]) -> Any:
-    """The cursor's key as a row value, each element bound with its column's type."""
-    return tuple_(
-        *(
-            bindparam(
-                None,
-                bool(value) if isinstance(column.type, Boolean) else value,
-                type_=column.type,
-            )
-            for column, value in zip(columns, values, strict=True)
-        )
-    )
+def _cursor_params(columns: list[Any], values: Sequence[Any]) -> dict[str, Any]:
+    """The cursor's sort key, bound as :func:`_page_statement`'s row value (``c_0``, ...)."""
+    return {
+        f"c_{n}": bool(value) if isinstance(column.type, Boolean) else value
+        for n, (column, value) in enumerate(zip(columns, values, strict=True))
+    }
+
+
+@lru_cache(maxsize=256)
+def _page_statement(
+    dialect: str, filters: tuple[str, ...], sort_key: str, descending: bool, direction: str
+) -> Any:
+    """A page's ``SELECT`` of brief labels in the sort order: the ``first`` rows, those
+    ``after`` a cursor's key or those ``before`` it (in the opposite order); the group's values,
+    the cursor's key (``c_0``, ...) and the number of rows (``g_n``) bound by name. Built once
+    per shape; read on the driver on PostgreSQL."""
+    c = Label.__table__.c  # type: ignore[attr-defined]
+    columns = _sort_columns(sort_key, descending)
+    keys = [column.label(f"k_{n}") for n, column in enumerate(columns)]
+    # a bare boolean (the partial indexes' predicate), then the index's leading columns
+    where = [c.current, *(c[name] == bindparam(f"g_{name}") for name in ("task", "phase"))]
+    where += [c[name] == bindparam(f"g_{name}") for name in ("suite", *filters)]
+    query = briefs.brief_select(*keys, chained=dialect == "postgresql").where(*where)
+    if direction != "first":
+        key = tuple_(*(bindparam(f"c_{n}", type_=column.type) for n, column in enumerate(columns)))
+        greater = descending == (direction == "before")  # the rows wanted have a greater key
+        query = query.where(tuple_(*columns) > key if greater else tuple_(*columns) < key)
+    forward = direction != "before"
+    order = [col.desc() if descending == forward else col.asc() for col in columns]
+    return query.order_by(*order).limit(bindparam("g_n"))
 
 
 def page(
@@ -139,47 +159,38 @@ def page(
     from ``counted`` (read when not given)."""
     sort = f"-{sort_key}" if descending else sort_key
     columns = _sort_columns(sort_key, descending)
-    forward = [col.desc() if descending else col.asc() for col in columns]
-    backward = [col.asc() if descending else col.desc() for col in columns]
-    keys = [column.label(f"k_{n}") for n, column in enumerate(columns)]
-    query = briefs.brief_select(*keys).where(*group.where())
-    # a Core SELECT of columns: on the connection, without the ORM session's execution
     connection = session.connection()
+    params = group.params()
     start = _decode(after, sort, columns) if after else None
     end = _decode(before, sort, columns) if before and start is None else None
     if end is not None:
         position, values = end
-        comparison = (
-            tuple_(*columns) > _row_value(columns, values)
-            if descending
-            else tuple_(*columns) < _row_value(columns, values)
+        statement = _page_statement(
+            connection.dialect.name, group.filters(), sort_key, descending, "before"
         )
-        found = list(
-            reversed(
-                connection.execute(query.where(comparison).order_by(*backward).limit(limit)).all()
-            )
-        )
+        params |= _cursor_params(columns, values) | {"g_n": limit}
+        found = list(reversed(read_mappings(connection, statement, params)))
         offset = max(0, position - len(found))
         more_before = offset > 0
         more_after = True
     else:
         position, after_values = start if start is not None else (0, None)
+        direction = "first"
         if after_values is not None:
-            comparison = (
-                tuple_(*columns) < _row_value(columns, after_values)
-                if descending
-                else tuple_(*columns) > _row_value(columns, after_values)
-            )
-            query = query.where(comparison)
-        found = list(connection.execute(query.order_by(*forward).limit(limit + 1)).all())
+            direction = "after"
+            params |= _cursor_params(columns, after_values)
+        statement = _page_statement(
+            connection.dialect.name, group.filters(), sort_key, descending, direction
+        )
+        found = read_mappings(connection, statement, params | {"g_n": limit + 1})
         more_after = len(found) > limit
-        found = list(found[:limit])
+        found = found[:limit]
         offset = position
         more_before = offset > 0
     rows = [(label, label.vendor_slug, label.model_name) for label in briefs.brief_labels(found)]
 
     def key_of(row: Any) -> list[Any]:  # as the database compares them
-        return [row._mapping[f"k_{n}"] for n in range(len(columns))]
+        return [row[f"k_{n}"] for n in range(len(columns))]
 
     next_cursor = prev_cursor = None
     if found and more_after:
