@@ -3,9 +3,11 @@ same suite, task, phase, hardware class and size class) and the share of them it
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import accumulate
 from typing import Any
 
 from sqlalchemy import Float, String, and_, bindparam, case, func, tuple_
@@ -295,19 +297,26 @@ def peer_ranks(session: Session, labels: Sequence[Label]) -> dict[str, PeerRank 
     if not compared:
         return found
     connection = session.connection()
-    groups = sorted({_group(label) for label in compared})
+    group_of = {label.id: _group(label) for label in compared}
+    bin_at = {label.id: bin_of(label.energy_ci95_high_wh) for label in compared}
+    groups = sorted(set(group_of.values()))
     per_group: dict[tuple[str, ...], list[tuple[int, int]]] = {group: [] for group in groups}
     for row in _read_bins(connection, groups):
         per_group[tuple(row[:5])].append((int(row[5]), int(row[6])))
-    ceilings = {label.id: bin_floor(bin_of(label.energy_ci95_high_wh) + 1) for label in compared}
+    # per group: its bins in order, and the peers in each bin and those above it
+    tails: dict[tuple[str, ...], tuple[list[int], list[int]]] = {}
+    for group, counts in per_group.items():
+        counts.sort()
+        from_here = list(accumulate(n for _, n in reversed(counts)))[::-1]
+        tails[group] = ([b for b, _ in counts], [*from_here, 0])
+    ceilings = {label.id: bin_floor(bin_at[label.id] + 1) for label in compared}
     worse_inside = _worse_inside(connection, ceilings)
     for label in compared:
-        own_bin = bin_of(label.energy_ci95_high_wh)
-        counts = per_group[_group(label)]
+        bins, from_bin = tails[group_of[label.id]]
         # the label itself is in the bins when it is current (it is measured, standard)
-        total = sum(n for _, n in counts) - (1 if label.current else 0)
-        worse = sum(n for b, n in counts if b > own_bin) + int(worse_inside.get(label.id, 0))
-        found[label.id] = PeerRank(total, worse)
+        total = from_bin[0] - (1 if label.current else 0)
+        higher = from_bin[bisect_right(bins, bin_at[label.id])]
+        found[label.id] = PeerRank(total, higher + int(worse_inside.get(label.id, 0)))
     return found
 
 
