@@ -15,11 +15,15 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
+from registry.db import read_mappings
 from registry.models import LabelKind, Model, Standing, Vendor
+from registry.services.briefs import PlainLabel
 from registry.services.series import LABELS, BenchmarkPoint, Track, descending, tracks_of
 
 MAX_VENDOR_LABELS = 20_000
@@ -141,39 +145,8 @@ def trend_sentence(trend: Trend) -> str:
 def vendor_series(session: Session, vendor: Vendor) -> VendorSeries:
     """Each of the vendor's models' first and latest revision per group and hardware class
     (comparable labels in good standing only), and each group's trend, most models first."""
-    c = LABELS.c
-    models = Model.__table__  # type: ignore[attr-defined]
-    rows = (
-        session.connection()
-        .execute(
-            select(
-                models.c.name.label("model_name"),
-                c.id,
-                c.revision,
-                c.suite,
-                c.task,
-                c.phase,
-                c.hardware_class,
-                c.functional_unit,
-                c.created_at,
-                c.energy_per_unit_wh,
-                c.energy_ci95_high_wh,
-                c.grade,
-                c.current,
-            )
-            .join(models, models.c.id == c.model_id)
-            .where(
-                c.vendor_id == vendor.id,
-                c.kind == LabelKind.benchmark,
-                c.standing == Standing.ok,
-                c.measured,
-                c.standard_workload,
-            )
-            .order_by(c.created_at.desc(), c.id.desc())
-            .limit(MAX_VENDOR_LABELS + 1)
-        )
-        .all()
-    )
+    found = read_mappings(session.connection(), _vendor_statement(), {"vendor_id": vendor.id})
+    rows: list[Any] = [PlainLabel(row) for row in found]
     truncated = len(rows) > MAX_VENDOR_LABELS
     points: dict[tuple[str, str, str, str], list[BenchmarkPoint]] = {}
     for row in rows[:MAX_VENDOR_LABELS]:
@@ -192,6 +165,40 @@ def vendor_series(session: Session, vendor: Vendor) -> VendorSeries:
         tracks=tracks,
         trends=_trends(tracks),
         truncated=truncated,
+    )
+
+
+@cache
+def _vendor_statement() -> Any:
+    """:func:`vendor_series`' read (the vendor by ``vendor_id``), built once."""
+    c = LABELS.c
+    models = Model.__table__  # type: ignore[attr-defined]
+    return (
+        select(
+            models.c.name.label("model_name"),
+            c.id,
+            c.revision,
+            c.suite,
+            c.task,
+            c.phase,
+            c.hardware_class,
+            c.functional_unit,
+            c.created_at,
+            c.energy_per_unit_wh,
+            c.energy_ci95_high_wh,
+            c.grade,
+            c.current,
+        )
+        .join(models, models.c.id == c.model_id)
+        .where(
+            c.vendor_id == bindparam("vendor_id"),
+            c.kind == LabelKind.benchmark,
+            c.standing == Standing.ok,
+            c.measured,
+            c.standard_workload,
+        )
+        .order_by(c.created_at.desc(), c.id.desc())
+        .limit(MAX_VENDOR_LABELS + 1)
     )
 
 
