@@ -10,7 +10,7 @@ from functools import cache
 from itertools import accumulate
 from typing import Any
 
-from sqlalchemy import Float, String, and_, bindparam, case, func, tuple_
+from sqlalchemy import Float, Integer, String, and_, bindparam, case, func, tuple_
 from sqlalchemy import select as core_select
 from sqlmodel import Session
 
@@ -186,32 +186,13 @@ def _one_label() -> Any:
 
 
 def _read_bins(connection: Any, groups: list[tuple[str, ...]]) -> Any:
-    """The non-empty bins of the peer groups ``groups``: (the group's five columns, bin,
-    peers) rows. PostgreSQL: the groups go as five arrays into one statement whose text never
-    changes (built once, prepared by psycopg); SQLite: an IN list of the groups."""
+    """SQLite: the non-empty bins of the peer groups ``groups`` (an IN list of them): (the
+    group's five columns, bin, peers) rows."""
     bins = PeerBin.__table__  # type: ignore[attr-defined]
-    if connection.dialect.name == "postgresql":
-        columns = {f"{name}s": [group[i] for group in groups] for i, name in enumerate(PEER_GROUP)}
-        return [
-            tuple(row.values()) for row in read_mappings(connection, _bins_by_arrays(), columns)
-        ]
     return connection.execute(
         core_select(*(bins.c[name] for name in PEER_GROUP), bins.c.bin, bins.c.peers).where(
             tuple_(*(bins.c[name] for name in PEER_GROUP)).in_(groups), bins.c.peers != 0
         )
-    )
-
-
-@cache
-def _bins_by_arrays() -> Any:
-    """:func:`_read_bins`' PostgreSQL statement: the groups from ``unnest`` of five arrays."""
-    bins = PeerBin.__table__  # type: ignore[attr-defined]
-    wanted = array_rows("wanted", *((name, String) for name in PEER_GROUP))
-    same = and_(*(bins.c[name] == wanted.c[name] for name in PEER_GROUP))
-    return (
-        core_select(*(bins.c[name] for name in PEER_GROUP), bins.c.bin, bins.c.peers)
-        .select_from(wanted.join(bins, same))
-        .where(bins.c.peers != 0)
     )
 
 
@@ -220,17 +201,8 @@ def _group(label: Label) -> tuple[str, ...]:
 
 
 def _worse_inside(connection: Any, ceilings: dict[str, float]) -> dict[str, int]:
-    """Per label id: its peers worse than it but below ``ceilings[id]`` (the floor of the next
-    bin), counted over ``ix_labels_peers``. PostgreSQL: the ids and ceilings go as two arrays
-    into one statement whose text never changes (built and compiled once, and prepared by
-    psycopg); SQLite: a CASE over the ids, a statement per number of labels."""
-    if connection.dialect.name == "postgresql":
-        rows = read_mappings(
-            connection,
-            _worse_inside_arrays(),
-            {"ids": list(ceilings), "ceilings": list(ceilings.values())},
-        )
-        return {label_id: int(count) for label_id, count in (r.values() for r in rows)}
+    """SQLite: per label id, its peers worse than it but below ``ceilings[id]`` (the floor of
+    the next bin), counted over ``ix_labels_peers`` (a CASE over the ids)."""
     own, peer, same_group = _inside_parts()
     ceiling = case(ceilings, value=own.c.id)
     inside = (
@@ -241,21 +213,6 @@ def _worse_inside(connection: Any, ceilings: dict[str, float]) -> dict[str, int]
     )
     found = connection.execute(core_select(own.c.id, inside).where(own.c.id.in_(list(ceilings))))
     return {label_id: int(count) for label_id, count in found}
-
-
-@cache
-def _worse_inside_arrays() -> Any:
-    """:func:`_worse_inside`'s PostgreSQL statement: the labels and their ceilings from
-    ``unnest`` of two array parameters."""
-    own, peer, same_group = _inside_parts()
-    given = array_rows("given", ("id", String), ("ceiling", Float))
-    inside = (
-        core_select(func.count())
-        .select_from(peer)
-        .where(same_group, peer.c.energy_ci95_high_wh < given.c.ceiling)
-        .scalar_subquery()
-    )
-    return core_select(own.c.id, inside).select_from(given.join(own, own.c.id == given.c.id))
 
 
 @cache
@@ -288,15 +245,19 @@ def peer_percentiles(session: Session, labels: Sequence[Label]) -> dict[str, flo
 
 
 def peer_ranks(session: Session, labels: Sequence[Label]) -> dict[str, PeerRank | None]:
-    """:func:`peer_rank` of many labels in two statements whose cost does not grow with the
-    peer groups: the groups' bins (``peer_bins``, services/standings.py) give the peers and
-    those in higher bins; a count over ``ix_labels_peers`` inside each label's own bin gives the
-    rest. Labels that are not compared (estimates, shortened runs) get None without a query."""
+    """:func:`peer_rank` of many labels, at a cost that does not grow with the peer groups: the
+    groups' bins (``peer_bins``, services/standings.py) give the peers and those in higher bins;
+    a count over ``ix_labels_peers`` inside each label's own bin gives the rest. PostgreSQL: one
+    statement, a row per label; SQLite: two (the bins, then the counts), summed here. Labels
+    that are not compared (estimates, shortened runs) get None without a query."""
     compared = [label for label in labels if label.measured and label.standard_workload]
     found: dict[str, PeerRank | None] = {label.id: None for label in labels}
     if not compared:
         return found
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        found.update(_ranks_in_one_read(connection, compared))
+        return found
     group_of = {label.id: _group(label) for label in compared}
     bin_at = {label.id: bin_of(label.energy_ci95_high_wh) for label in compared}
     groups = sorted(set(group_of.values()))
@@ -318,6 +279,52 @@ def peer_ranks(session: Session, labels: Sequence[Label]) -> dict[str, PeerRank 
         higher = from_bin[bisect_right(bins, bin_at[label.id])]
         found[label.id] = PeerRank(total, higher + int(worse_inside.get(label.id, 0)))
     return found
+
+
+def _ranks_in_one_read(connection: Any, labels: Sequence[Label]) -> dict[str, PeerRank]:
+    """PostgreSQL: :func:`peer_ranks` of ``labels`` by one statement (:func:`_ranks_arrays`),
+    which sums each label's group's bins where they are stored and answers a row per label."""
+    bins = {label.id: bin_of(label.energy_ci95_high_wh) for label in labels}
+    current = {label.id: label.current for label in labels}
+    rows = read_mappings(
+        connection,
+        _ranks_arrays(),
+        {
+            "ids": list(bins),
+            "bins": list(bins.values()),
+            "ceilings": [bin_floor(b + 1) for b in bins.values()],
+        },
+    )
+    # the label itself is in the bins when it is current (it is measured, standard)
+    return {
+        r["id"]: PeerRank(
+            int(r["peers"]) - (1 if current[r["id"]] else 0), int(r["higher"]) + int(r["inside"])
+        )
+        for r in rows
+    }
+
+
+@cache
+def _ranks_arrays() -> Any:
+    """:func:`_ranks_in_one_read`'s statement: per label given (``unnest`` of its id, bin and
+    the next bin's floor), its group's peers and those in higher bins (``peer_bins``, on its
+    primary key) and its peers worse than it inside its own bin (``ix_labels_peers``)."""
+    own, peer, same_group = _inside_parts()
+    bins = PeerBin.__table__  # type: ignore[attr-defined]
+    given = array_rows("given", ("id", String), ("bin", Integer), ("ceiling", Float))
+    in_group = and_(*(bins.c[name] == own.c[name] for name in PEER_GROUP))
+    peers = func.coalesce(func.sum(bins.c.peers), 0)
+    total = core_select(peers).where(in_group).scalar_subquery()
+    higher = core_select(peers).where(in_group, bins.c.bin > given.c.bin).scalar_subquery()
+    inside = (
+        core_select(func.count())
+        .select_from(peer)
+        .where(same_group, peer.c.energy_ci95_high_wh < given.c.ceiling)
+        .scalar_subquery()
+    )
+    return core_select(
+        own.c.id, total.label("peers"), higher.label("higher"), inside.label("inside")
+    ).select_from(given.join(own, own.c.id == given.c.id))
 
 
 def percentile_of(peers: int, worse: int) -> float | None:
