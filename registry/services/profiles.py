@@ -4,11 +4,13 @@ training runs and production periods apart) and a vendor's profile (keys, models
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
+from registry.db import read_mappings
 from registry.errors import ProblemError
 from registry.models import Label, LabelKind, Model, PublicKey, Vendor
 from registry.services import briefs
@@ -92,18 +94,31 @@ def model_view(
 
 def vendor_keys(session: Session, vendor: Vendor) -> list[dict[str, Any]]:
     """A vendor's keys (:func:`key_view`), oldest first."""
-    keys = session.exec(
-        select(PublicKey).where(PublicKey.vendor_id == vendor.id).order_by(col(PublicKey.id))
-    ).all()
-    return [key_view(k) for k in keys]
+    found = read_mappings(session.connection(), _keys_statement(), {"vendor_id": vendor.id})
+    return [key_view(briefs.PlainLabel(row)) for row in found]  # type: ignore[arg-type]
 
 
 def vendor_models(session: Session, vendor: Vendor) -> list[str]:
     """A vendor's model names, in name order."""
-    return list(
-        session.exec(
-            select(Model.name).where(Model.vendor_id == vendor.id).order_by(col(Model.name))
-        ).all()
+    found = read_mappings(session.connection(), _models_statement(), {"vendor_id": vendor.id})
+    return [row["name"] for row in found]
+
+
+@cache
+def _keys_statement() -> Any:
+    """:func:`vendor_keys`' read (the vendor by ``vendor_id``), built once."""
+    keys = PublicKey.__table__  # type: ignore[attr-defined]
+    return select(keys).where(keys.c.vendor_id == bindparam("vendor_id")).order_by(keys.c.id)
+
+
+@cache
+def _models_statement() -> Any:
+    """:func:`vendor_models`' read (the vendor by ``vendor_id``), built once."""
+    models = Model.__table__  # type: ignore[attr-defined]
+    return (
+        select(models.c.name)
+        .where(models.c.vendor_id == bindparam("vendor_id"))
+        .order_by(models.c.name)
     )
 
 
