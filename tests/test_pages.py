@@ -429,6 +429,10 @@ def test_vendor_page(client: TestClient, publisher: Publisher, catalogue: dict[s
     assert (
         "/compare?task=text-classification&amp;phase=inference&amp;suite=1&amp;vendors=acme" in page
     )
+    # every benchmark label is counted, the one bert no longer shows (v1) too
+    listed = client.get("/v1/labels", params={"vendor": "acme", "kind": "benchmark"}).json()
+    assert any(not item["current"] for item in listed["items"])
+    assert f"<dt>Benchmark labels</dt><dd>{len(listed['items'])}</dd>" in page
 
 
 # --------------------------------------------------------------------------- compare

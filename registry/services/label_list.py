@@ -9,10 +9,10 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, or_
+from sqlalchemy import String, and_, any_, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col
 
@@ -45,6 +45,8 @@ class LabelFilters:
     """Only labels with a measured quality figure of at least this (0..1)."""
     kind: str | None = None
     """Only labels of this kind (``benchmark``, ``training-run``, ``operational``)."""
+    standing: str | None = None
+    """Only labels of this standing (``ok``, ``key-compromised``)."""
     vendors: tuple[str, ...] | None = None
     """Only labels of these vendors (slugs; with ``vendor``, of both conditions)."""
 
@@ -75,6 +77,24 @@ def _decode_cursor(cursor: str, is_time: bool) -> tuple[Any, str]:
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError):
         raise ProblemError("invalid-cursor", "cursor is not one this API issued") from None
     return value, label_id
+
+
+def count_labels(session: Session, *, vendor_id: int | None, kind: str) -> int:
+    """How many labels of ``kind`` a vendor has (over ``ix_labels_vendor_received``)."""
+    found = read_mappings(
+        session.connection(), _count_statement(), {"vendor_id": vendor_id, "kind": str(kind)}
+    )
+    return int(found[0]["n"])
+
+
+@cache
+def _count_statement() -> Any:
+    table = Label.__table__  # type: ignore[attr-defined]
+    return (
+        select(func.count().label("n"))
+        .select_from(table)
+        .where(table.c.vendor_id == bindparam("vendor_id"), table.c.kind == bindparam("kind"))
+    )
 
 
 def list_labels(
@@ -144,6 +164,8 @@ def _shape_of(
         given("min_quality", filters.min_quality)
     if filters.kind is not None:
         given("kind", str(filters.kind))
+    if filters.standing is not None:
+        given("standing", str(filters.standing))
     if cursor:
         value, last_id = _decode_cursor(cursor, by_time)
         given("after", value)
@@ -195,6 +217,8 @@ def _statement(dialect: str, shape: tuple[str, ...], sort: str) -> Any:
         query = query.where(col(Label.quality) >= bindparam("f_min_quality"))
     if "kind" in given:
         query = query.where(Label.kind == bindparam("f_kind"))
+    if "standing" in given:
+        query = query.where(Label.standing == bindparam("f_standing"))
     if "after" in given:
         after: Any = bindparam("f_after")
         after_id: Any = bindparam("f_after_id")
