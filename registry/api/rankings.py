@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -109,12 +110,17 @@ def wants_csv(accept: str) -> bool:
     return _quality(accept, CSV_MEDIA_TYPE) > _quality(accept, "application/json")
 
 
-def neutralise(value: Any) -> str:
-    """A CSV cell: empty for None, and text that a spreadsheet would run as a formula quoted."""
-    if value is None:
-        return ""
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+def neutralise(values: Iterable[Any]) -> list[str]:
+    """CSV cells: empty for None, and text that a spreadsheet would run as a formula quoted
+    (a row at a time: a call per cell cost a sixth of the CSV answer)."""
+    cells = []
+    for value in values:
+        if value is None:
+            cells.append("")
+        else:
+            text = str(value)
+            cells.append("'" + text if text.startswith(FORMULA_PREFIXES) else text)
+    return cells
 
 
 def to_csv(vendors: list[VendorRank], projection: dict[str, Any] | None = None) -> str:
@@ -123,11 +129,10 @@ def to_csv(vendors: list[VendorRank], projection: dict[str, Any] | None = None) 
     writer = csv.writer(buffer)  # RFC 4180: CRLF line ends, quotes where needed
     writer.writerow([*FIELDS, *(["projected_co2e_g"] if projection else [])])
     for vendor in vendors:
-        row = vendor.as_dict()
-        cells = [neutralise(row[field]) for field in FIELDS]
+        values: list[Any] = list(vendor.as_dict().values())  # in FIELDS order
         if projection:
-            cells.append(neutralise(_projected(vendor, projection)))
-        writer.writerow(cells)
+            values.append(_projected(vendor, projection))
+        writer.writerow(neutralise(values))
     return buffer.getvalue()
 
 
