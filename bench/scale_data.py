@@ -178,7 +178,7 @@ TYPED_COLUMNS = (
 )
 ROW_COLUMNS = (
     "id, vendor_id, model_id, revision, created_at, received_at, keyid, payload_sha256, "
-    "envelope, predicate, current, log_index, standing, tier"
+    "envelope, predicate, brief, current, log_index, standing, tier"
 )
 
 
@@ -210,6 +210,7 @@ class Pattern:
 class Template:
     typed: bytes
     predicate: Pattern
+    brief: Pattern
     statement: Pattern
     sig: str
 
@@ -218,6 +219,7 @@ def build_templates() -> dict[tuple[int, int, bool], Template]:
     """Templates by (combo index, level, measured), each checked as ingest would check it."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from registry.services.briefs import brief_of
     from schemas import check_results, validate_statement
     from schemas.contract import semantic_issues
     from schemas.dsse import build_statement, sign_statement
@@ -238,6 +240,7 @@ def build_templates() -> dict[tuple[int, int, bool], Template]:
             out[(c, level, measured)] = Template(
                 typed=typed_block(label),
                 predicate=Pattern.of(json.dumps(label, separators=(",", ":"))),
+                brief=Pattern.of(json.dumps(brief_of(label), separators=(",", ":"))),
                 statement=Pattern.of(payload),
                 sig=sign_statement(statement, signer)["signatures"][0]["sig"],
             )
@@ -287,6 +290,7 @@ def label_rows(
     shape: Shape, keys: Keys, templates: dict[tuple[int, int, bool], Template], vendor_cols: bool
 ) -> Iterator[LabelRow]:
     """Every label in the order received (label i: group i % groups, revision i // groups)."""
+    from registry.services.briefs import brief_of
     from schemas.dsse import build_statement, sign_statement
 
     all_combos = combos()
@@ -318,12 +322,14 @@ def label_rows(
             envelope = json.dumps(signed, separators=(",", ":")).encode()
             payload = json.dumps(statement, sort_keys=True, separators=(",", ":"))
             predicate, typed = json.dumps(label, separators=(",", ":")), typed_block(label)
+            brief = json.dumps(brief_of(label), separators=(",", ":"))
         else:
             t = templates[(c, level, measured)]
             label_id = str(uuid.UUID(int=(i * 0x9E3779B97F4A7C15 + 0x5CA1E) % 2**128, version=4))
             values = {"vendor": slug, "model": name, "revision": revision, "label_id": label_id,
                       "created": created.isoformat() + "Z"}  # fmt: skip
             predicate, payload = t.predicate.render(values), t.statement.render(values)
+            brief = t.brief.render(values)
             b64 = base64.b64encode(payload.encode()).decode()
             envelope = (
                 f'{{"payloadType":"application/vnd.in-toto+json","payload":"{b64}",'
@@ -334,7 +340,7 @@ def label_rows(
         newest = j == (shape.labels - 1 - group) // shape.groups
         fields = [typed, f_text(label_id), f_int(v + 1), f_int(m + 1), f_text(revision),
                   f_big(created_us), f_big(received_us), f_text(keyid), f_text(payload_sha256),
-                  f_bytes(envelope), f_jsonb(predicate), f_bool(newest),
+                  f_bytes(envelope), f_jsonb(predicate), f_jsonb(brief), f_bool(newest),
                   f_big(shape.vendors + i), ok, tier]  # fmt: skip
         if vendor_cols:
             fields += [f_text(slug), f_text(name)]

@@ -276,6 +276,8 @@ class Label(SQLModel, table=True):
     payload_sha256: str = Field(max_length=64)
     envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     predicate: dict[str, Any] = Field(sa_column=Column(JSONDocument, nullable=False))
+    brief: dict[str, Any] = Field(sa_column=Column(JSONDocument, nullable=False))
+    """The parts of ``predicate`` that lists show (``services.briefs.brief_of``)."""
     log_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     """Its entry in the transparency log (set in the transaction that stores it)."""
     standing: str = Field(default=Standing.ok, max_length=24)

@@ -350,3 +350,43 @@ def test_0006_upgrades_suite_1_labels_backfills_and_round_trips(scratch_url: str
             assert compare_metadata(context, SQLModel.metadata) == []
     finally:
         engine.dispose()
+
+
+def test_0010_fills_each_labels_brief_from_its_document(scratch_url: str) -> None:
+    """The demo's labels (suite 1 and 2, quality figures, chat-serving) are stored with their
+    listed parts; 0010's fill, from 0009 again, writes the same ``brief`` for each of them (in
+    SQL on PostgreSQL, in batches on SQLite) as ``briefs.brief_of`` did at ingest."""
+    from registry.demo import seed
+    from registry.services.briefs import brief_of
+    from tests.helpers import AUDIENCE
+
+    upgrade(scratch_url)
+    engine = make_engine(scratch_url)
+    try:
+        seed(engine, AUDIENCE)
+
+        def briefs() -> dict[str, Any]:
+            with engine.connect() as conn:
+                found = conn.execute(text("SELECT id, brief FROM labels")).all()
+            return {i: b if isinstance(b, dict) else json.loads(b) for i, b in found}
+
+        with engine.connect() as conn:
+            documents = conn.execute(text("SELECT id, predicate FROM labels")).all()
+        expected = {
+            label_id: brief_of(doc if isinstance(doc, dict) else json.loads(doc))
+            for label_id, doc in documents
+        }
+        stored = briefs()
+        assert stored == expected
+        assert any("quality" in b for b in stored.values())
+        assert any("serving" in b.get("results", {}) for b in stored.values())
+        assert any("benchmark" in b for b in stored.values())
+        assert all(b["results"]["energy_per_unit_wh"]["ci95_low"] >= 0 for b in stored.values())
+        engine.dispose()
+        command.downgrade(alembic_config(scratch_url), "0009")
+        assert "brief" not in {c["name"] for c in inspect(engine).get_columns("labels")}
+        engine.dispose()
+        upgrade(scratch_url)
+        assert briefs() == expected
+    finally:
+        engine.dispose()

@@ -30,7 +30,7 @@ from registry.models import (
     Vendor,
     utcnow,
 )
-from registry.services import signers, standings, translog
+from registry.services import briefs, signers, standings, translog
 from registry.services import vendors as vendor_service
 from registry.services.peers import PeerRank, peer_rank
 from registry.services.workloads import grade_of, suite_columns
@@ -349,6 +349,7 @@ def _store(
         payload_sha256=sha,
         envelope=body,
         predicate=label,
+        brief=briefs.brief_of(label),
         vendor_slug=vendor.slug,
         model_name=model_name,
         kind=kind,

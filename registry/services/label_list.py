@@ -180,11 +180,7 @@ def _statement(dialect: str, shape: tuple[str, ...], sort: str) -> Any:
     descending = sort.startswith("-")
     column = SORTS[sort.lstrip("-")]
     query = (
-        briefs.brief_select(
-            col(Vendor.slug).label("v_slug"),
-            col(Model.name).label("m_name"),
-            chained=dialect == "postgresql",
-        )
+        briefs.brief_select(col(Vendor.slug).label("v_slug"), col(Model.name).label("m_name"))
         .join(Vendor, col(Vendor.id) == Label.vendor_id)
         .join(Model, col(Model.id) == Label.model_id)
     )

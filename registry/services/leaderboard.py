@@ -133,7 +133,7 @@ def _page_statement(
     # a bare boolean (the partial indexes' predicate), then the index's leading columns
     where = [c.current, *(c[name] == bindparam(f"g_{name}") for name in ("task", "phase"))]
     where += [c[name] == bindparam(f"g_{name}") for name in ("suite", *filters)]
-    query = briefs.brief_select(*keys, chained=dialect == "postgresql").where(*where)
+    query = briefs.brief_select(*keys).where(*where)
     if direction != "first":
         key = tuple_(*(bindparam(f"c_{n}", type_=column.type) for n, column in enumerate(columns)))
         greater = descending == (direction == "before")  # the rows wanted have a greater key
