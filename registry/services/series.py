@@ -32,16 +32,20 @@ trend, from the same tracks, is ``services.trends``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache, lru_cache
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from registry.db import read_mappings
 from registry.errors import ProblemError
 from registry.models import Label, LabelKind, Model, Standing, Vendor
+from registry.services.briefs import PlainLabel
 from schemas import kinds
 
 
@@ -268,33 +272,75 @@ def _whole(value: Any) -> int | None:
 
 def find_model(session: Session, vendor_slug: str, model_name: str) -> int:
     """The model's id; a not-found problem when there is no such vendor or model."""
-    found = session.exec(
+    found = read_mappings(
+        session.connection(), _model_statement(), {"vendor": vendor_slug, "name": model_name}
+    )
+    if not found:
+        raise ProblemError("not-found", f"no model {vendor_slug}/{model_name}")
+    return int(found[0]["id"])
+
+
+@cache
+def _model_statement() -> Any:
+    return (
         select(Model.id)
         .join(Vendor, col(Vendor.id) == Model.vendor_id)
-        .where(Vendor.slug == vendor_slug, Model.name == model_name)
-    ).first()
-    if found is None:
-        raise ProblemError("not-found", f"no model {vendor_slug}/{model_name}")
-    return int(found)
+        .where(Vendor.slug == bindparam("vendor"), Model.name == bindparam("name"))
+    )
 
 
 def _newest(
-    session: Session, model_id: int, kind: str, columns: Sequence[Any], filters: list[Any], cap: int
+    session: Session, model_id: int, kind: str, values: dict[str, str], cap: int
 ) -> tuple[list[Any], bool]:
-    """A model's labels of one kind in good standing, newest first, at most ``cap`` (and whether
-    there were more): ``ix_labels_model_kind_created`` read backwards with a LIMIT."""
+    """A model's labels of one kind in good standing (those of the suite, task and phase in
+    ``values``), newest first, at most ``cap`` (and whether there were more), as plain objects:
+    ``ix_labels_model_kind_created`` read backwards with a LIMIT, by a statement built once."""
+    connection = session.connection()
+    statement = _newest_statement(connection.dialect.name, kind, tuple(values))
+    params = {"model_id": model_id, "n": cap + 1, **{f"f_{k}": v for k, v in values.items()}}
+    rows = [PlainLabel(row) for row in read_mappings(connection, statement, params)]
+    return rows[:cap], len(rows) > cap
+
+
+@lru_cache(maxsize=64)
+def _newest_statement(dialect: str, kind: str, filtered: tuple[str, ...]) -> Any:
     c = LABELS.c
-    rows = (
-        session.connection()
-        .execute(
-            core_select(*columns)
-            .where(c.model_id == model_id, c.kind == kind, c.standing == Standing.ok, *filters)
-            .order_by(c.created_at.desc(), c.id.desc())
-            .limit(cap + 1)
-        )
-        .all()
+    where = [c.model_id == bindparam("model_id"), c.kind == kind, c.standing == Standing.ok]
+    where += [c[name] == bindparam(f"f_{name}") for name in filtered]
+    return (
+        core_select(*_GROUP_COLUMNS, *_kind_columns(kind, dialect))
+        .where(*where)
+        .order_by(c.created_at.desc(), c.id.desc())
+        .limit(bindparam("n"))
     )
-    return list(rows[:cap]), len(rows) > cap
+
+
+def _kind_columns(kind: str, dialect: str) -> tuple[Any, ...]:
+    """What a series reads of a label of ``kind`` beside its group's columns."""
+    c = LABELS.c
+    if kind == LabelKind.benchmark:
+        measured = (c.measured, c.standard_workload, c.current)
+        return (c.energy_per_unit_wh, c.energy_ci95_high_wh, c.grade, *measured)
+    part = _part if dialect == "postgresql" else (lambda *path: _DOC[path])
+    if kind == LabelKind.operational:
+        started, figures = part("run", "started_at"), part("results", "operational")
+        return (c.energy_per_unit_wh, started.label("started_at"), figures.label("figures"))
+    return (
+        part("run", "started_at").label("started_at"),
+        part("run", "status").label("status"),
+        part("results", "total_energy_wh").label("total_energy_wh"),
+        part("results", "steps_measured").label("steps"),
+        part("results", "samples_total").label("samples"),
+        part("carbon", "co2e_per_run_g").label("co2e_g"),
+    )
+
+
+def _part(*path: str) -> Any:
+    """PostgreSQL: a part of the document by a chain of ``->`` (text keys: a driver read)."""
+    found = _DOC
+    for key in path:
+        found = found[key]
+    return found
 
 
 _GROUP_COLUMNS = (
@@ -320,12 +366,8 @@ def model_series(
 ) -> ModelSeries:
     """The model's series per group (only the groups matching the filters given)."""
     model_id = find_model(session, vendor_slug, model_name)
-    c = LABELS.c
-    filters = [
-        column == value
-        for column, value in ((c.suite, suite), (c.task, task), (c.phase, phase))
-        if value is not None
-    ]
+    given = {"suite": suite, "task": task, "phase": phase}
+    filters = {name: value for name, value in given.items() if value is not None}
     groups: dict[tuple[str, str, str], SeriesGroup] = {}
 
     def group_of(row: Any) -> SeriesGroup:
@@ -335,20 +377,7 @@ def model_series(
         return groups[key]
 
     bench_rows, bench_more = _newest(
-        session,
-        model_id,
-        LabelKind.benchmark,
-        (
-            *_GROUP_COLUMNS,
-            c.energy_per_unit_wh,
-            c.energy_ci95_high_wh,
-            c.grade,
-            c.measured,
-            c.standard_workload,
-            c.current,
-        ),
-        filters,
-        MAX_BENCHMARK_POINTS,
+        session, model_id, LabelKind.benchmark, filters, MAX_BENCHMARK_POINTS
     )
     for row in reversed(bench_rows):
         group_of(row).benchmark.append(
@@ -367,17 +396,7 @@ def model_series(
         }
 
     op_rows, op_more = _newest(
-        session,
-        model_id,
-        LabelKind.operational,
-        (
-            *_GROUP_COLUMNS,
-            c.energy_per_unit_wh,
-            _DOC[("run", "started_at")].label("started_at"),
-            _DOC[("results", "operational")].label("figures"),
-        ),
-        filters,
-        MAX_OPERATIONAL_POINTS,
+        session, model_id, LabelKind.operational, filters, MAX_OPERATIONAL_POINTS
     )
     for row in reversed(op_rows):
         group = group_of(row)
@@ -407,20 +426,7 @@ def model_series(
         )
 
     run_rows, runs_more = _newest(
-        session,
-        model_id,
-        LabelKind.training_run,
-        (
-            *_GROUP_COLUMNS,
-            _DOC[("run", "started_at")].label("started_at"),
-            _DOC[("run", "status")].label("status"),
-            _DOC[("results", "total_energy_wh")].label("total_energy_wh"),
-            _DOC[("results", "steps_measured")].label("steps"),
-            _DOC[("results", "samples_total")].label("samples"),
-            _DOC[("carbon", "co2e_per_run_g")].label("co2e_g"),
-        ),
-        filters,
-        MAX_TRAINING_RUNS,
+        session, model_id, LabelKind.training_run, filters, MAX_TRAINING_RUNS
     )
     for row in run_rows:  # newest first
         group_of(row).training_runs.append(
