@@ -321,7 +321,10 @@ def _kind_columns(kind: str, dialect: str) -> tuple[Any, ...]:
     if kind == LabelKind.benchmark:
         measured = (c.measured, c.standard_workload, c.current)
         return (c.energy_per_unit_wh, c.energy_ci95_high_wh, c.grade, *measured)
-    part = _part if dialect == "postgresql" else (lambda *path: _DOC[path])
+
+    def part(*path: str) -> Any:
+        return _part(dialect, path)
+
     if kind == LabelKind.operational:
         started, figures = part("run", "started_at"), part("results", "operational")
         return (c.energy_per_unit_wh, started.label("started_at"), figures.label("figures"))
@@ -335,8 +338,11 @@ def _kind_columns(kind: str, dialect: str) -> tuple[Any, ...]:
     )
 
 
-def _part(*path: str) -> Any:
-    """PostgreSQL: a part of the document by a chain of ``->`` (text keys: a driver read)."""
+def _part(dialect: str, path: tuple[str, ...]) -> Any:
+    """A part of the document: on PostgreSQL by a chain of ``->`` (text keys: a driver read),
+    elsewhere by one path."""
+    if dialect != "postgresql":
+        return _DOC[path]
     found = _DOC
     for key in path:
         found = found[key]
