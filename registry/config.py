@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     page_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
     """Bytes of rendered pages and rankings kept in memory per process (``0``: none kept;
     ETags and 304s work either way)."""
+    gc_tuning: bool = True
+    """Once started, freeze the app's objects out of the garbage collector's walks and raise its
+    thresholds (``registry/gc_tuning.py``): no 70-110 ms full collections in the middle of
+    requests. ``false`` keeps CPython's defaults."""
     metrics_cache_ttl_s: float = Field(default=30.0, ge=0)
     """How long ``/metrics`` reuses its registry-wide gauges (labels by kind and tier, the log's
     size and age) before reading the database again (``0``: at every scrape)."""

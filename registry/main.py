@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from registry import http_cache, pages
+from registry import gc_tuning, http_cache, pages
 from registry.api import auditors, badges, health, log, rankings, routes, series
 from registry.config import Settings, SettingsError
 from registry.db import head_revision, make_engine
@@ -151,9 +151,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             else make_engine(url, prepared_statements=settings.database_prepared_statements)
         )
         app.state.migrations_head = head_revision(url)
+        # last: what startup built is frozen out of the collector's walks (gc_tuning.py)
+        untune = gc_tuning.tune() if settings.gc_tuning else None
         try:
             yield
         finally:
+            if untune is not None:
+                untune()
             if own_engine:
                 app.state.engine.dispose()
 

@@ -95,6 +95,7 @@ def settings(database_url: str) -> Settings:
         rate_limit_burst=1000,
         rate_limit_per_address_per_minute=60000,
         rate_limit_per_address_burst=10000,
+        gc_tuning=False,  # a full collection per app would slow the suite (test_gc_tuning.py)
     )
 
 
