@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -132,6 +132,20 @@ def _metrics(app: FastAPI, settings: Settings) -> Metrics:
     return metrics
 
 
+def include_flat(app: FastAPI, router: APIRouter) -> None:
+    """Add ``router``'s routes to the app's own list, as they are.
+
+    ``app.include_router`` wraps a router in a node that the app probes route by route on every
+    request, and probes again to dispatch (FastAPI 0.165: ``_IncludedRouter``): with the eight
+    routers here, a request passed 29 route matchings, about a quarter of the CPU of a route
+    that does nothing (docs/performance.md). These routers give each route its full path, tags
+    and answers when it is declared and have no dependencies, hooks or limits of their own, so
+    their routes can be the app's: the same routes, the same OpenAPI, one matching each."""
+    if router.dependencies or router.on_startup or router.on_shutdown:
+        raise ValueError("include_flat takes a router without dependencies or event hooks")
+    app.router.routes.extend(router.routes)
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the registry app. ``engine`` lets tests share one; otherwise the lifespan makes one."""
     settings = settings or Settings()
@@ -177,14 +191,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.metrics = _metrics(app, settings)
     install_handlers(app)
     # Badges first: they are the most requested routes, and routes are tried in order.
-    app.include_router(badges.router)
-    app.include_router(routes.router)
-    app.include_router(rankings.router)
-    app.include_router(series.router)
-    app.include_router(auditors.router)
-    app.include_router(log.router)
-    app.include_router(health.router)
-    app.include_router(pages.router)
+    for router in (
+        badges.router,
+        routes.router,
+        rankings.router,
+        series.router,
+        auditors.router,
+        log.router,
+        health.router,
+        pages.router,
+    ):
+        include_flat(app, router)
     # Before /static, which would otherwise take its requests (mounts match by prefix, in order).
     app.mount(
         pages.api_docs.ASSETS_URL,
