@@ -104,6 +104,11 @@ def make_environment(*, inline_macros: bool = True, printing: bool = True) -> ji
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=[InlineMacros] if inline_macros else [],
+        # The templates are part of the build: loaded once per process, never stat()ed again
+        # (Jinja's default checks each template's and each import's mtime at every render).
+        # A template edited under a running server would also disagree with its ETags, whose
+        # build identity hashes the templates once per process (http_cache.code_digest).
+        auto_reload=False,
     )
     env.filters["num"] = format_number
     env.filters["date"] = format_date

@@ -42,7 +42,10 @@ def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLRespo
     trend = trend_service.vendor_series(session, owner)
     current = with_percentile(session, (r for r in rows if r[0].current))
     auditors = audit.verifying_auditors(session, [r.label_id for r in current if r.verified])
-    current = [replace(r, verified_by=tuple(auditors.get(r.label_id, ()))) for r in current]
+    current = [
+        replace(r, verified_by=tuple(auditors[r.label_id])) if r.label_id in auditors else r
+        for r in current
+    ]
     lost = sorted(
         (label_row(label, v, m) for label, v, m in rows if label.standing != Standing.ok),
         key=lambda r: (r.model, r.created_at),

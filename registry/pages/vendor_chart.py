@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from registry.pages.charts import Tick, polyline
-from registry.pages.common import format_number, model_path, unit_name_for
+from registry.pages.common import format_date, format_number, model_path, unit_name_for
 from registry.pages.series_chart import Frame, signed_percent, time_scale
 from registry.services.series import BenchmarkPoint, Change, Track
 from registry.services.trends import TaskTracks, VendorSeries
@@ -79,6 +79,10 @@ class TrackPoint:
     path: str
     """The marker, centred on ``x, y``."""
     point: BenchmarkPoint
+    when: str
+    """``v2 (2026-03-01)``: the revision and its label's date, as the chart's texts print it."""
+    figure: str
+    """The energy per functional unit, formatted (``0.0521``)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,12 @@ class TrackLine:
     @property
     def polyline(self) -> str:
         return polyline(self.points)
+
+    @property
+    def described(self) -> str:
+        """The points for the chart's description: ``v1 (2026-01-05) 0.0612, v2 (...) ...``
+        (formatted here once: a Jinja loop with filters costs several times more)."""
+        return ", ".join(f"{p.when} {p.figure}" for p in self.points)
 
     @staticmethod
     def _change(found: Change | None) -> str:
@@ -138,7 +148,10 @@ class VendorChart(Frame):
 
 
 def _point(shape: int, x: float, y: float, point: BenchmarkPoint) -> TrackPoint:
-    return TrackPoint(x, y, marker_path(shape, x, y), point)
+    when = f"{point.revision} ({format_date(point.created_at)})"
+    return TrackPoint(
+        x, y, marker_path(shape, x, y), point, when, format_number(point.energy_per_unit_wh)
+    )
 
 
 def vendor_chart(group: TaskTracks) -> VendorChart | None:
