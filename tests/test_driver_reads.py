@@ -134,10 +134,12 @@ def test_array_parameters_go_as_postgresql_array_text() -> None:
         array_literal(["a", 'b"c', "d\\e", None, 3, 1.5]) == '{"a","b\\"c","d\\\\e",NULL,"3","1.5"}'
     )
     assert array_literal([]) == "{}"
+    assert array_literal([3, -1, 10]) == "{3,-1,10}"  # integers only: nothing quoted
     assert array_literal([True]) is None
+    assert array_literal([1, True]) is None
     assert array_literal([b"x"]) is None
     params = driver_params({"ids": [1, 2], "flags": [True], "one": "x", "pair": (1, 2)})
-    assert params == {"ids": '{"1","2"}', "flags": [True], "one": "x", "pair": (1, 2)}
+    assert params == {"ids": "{1,2}", "flags": [True], "one": "x", "pair": (1, 2)}
 
 
 @pytest.mark.postgres
