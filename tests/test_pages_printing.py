@@ -10,7 +10,14 @@ import jinja2
 import markupsafe
 import pytest
 
-from registry.pages.printing import PagesEnvironment, escape_text, printable, printed_html
+from registry.pages.printing import (
+    PagesEnvironment,
+    c_escape,
+    escape_text,
+    make_printer,
+    printable,
+    printed_html,
+)
 
 
 class _Html:
@@ -36,10 +43,16 @@ def test_printed_values_are_what_jinja_printed() -> None:
         markupsafe.Markup("<b>x</b>"),
         _Html(),
     ]
+    # the reference, and the pages' printer with MarkupSafe's C loop (used where it is present,
+    # as here) and with the reference's
+    printers = [printed_html, make_printer(c_escape()), make_printer(escape_text)]
+    assert c_escape() is not escape_text
+    assert PagesEnvironment().printed_html("<&") == "&lt;&amp;"
     for value in values:
-        printed = printed_html(value)
-        assert printed == _expected(value), repr(value)
-        assert type(printed) is str
+        for printer in printers:
+            printed = printer(value)
+            assert printed == _expected(value), repr(value)
+            assert type(printed) is str
     assert escape_text("<a href='x'>&\"</a>") == str(markupsafe.escape("<a href='x'>&\"</a>"))
     assert printed_html("a\x00<b>\x1b") == "a&lt;b&gt;"
 
