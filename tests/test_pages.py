@@ -1010,3 +1010,28 @@ def test_methodology_page_lists_the_meter_bias_bounds(client: TestClient) -> Non
     assert "6% · validated" in page  # the A100 classes, from the shared capture
     assert '15% <span class="muted">· unvalidated (default)</span>' in page
     assert "Settling" in page
+
+
+def test_label_rows_hold_every_field_as_the_dataclass_would(
+    client: TestClient, catalogue: dict[str, Any], db: Any
+) -> None:
+    """``label_row`` builds rows without the frozen dataclass's ``__init__``: every field is
+    set, and the row equals the one ``__init__`` makes from the same values."""
+    import dataclasses
+
+    from sqlmodel import Session, select
+
+    from registry.models import Label
+    from registry.pages.rows import LabelRow, label_row
+
+    names = {f.name for f in dataclasses.fields(LabelRow)}
+    with Session(db) as session:
+        labels = session.exec(select(Label)).all()
+        assert labels
+        for label in labels:
+            row = label_row(label, "acme", "bert", percentile=41.0, verified_by=["a"], peers=9)
+            assert set(vars(row)) == names
+            assert row == LabelRow(**vars(row))
+            assert row.percentile == 41.0
+            assert row.verified_by == ("a",)
+            assert row.energy_wh == label.energy_per_unit_wh
