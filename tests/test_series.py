@@ -556,3 +556,34 @@ def test_the_trend_wording(models: int, change: float, words: str) -> None:
         f"{words} from first to latest revision (text-generation inference, suite 2, same "
         "hardware class, 2025-03 to 2026-11)."
     )
+
+
+def test_benchmark_point_of_a_row_holds_every_field() -> None:
+    """``BenchmarkPoint.of`` skips the frozen dataclass's ``__init__``: every field is set, with
+    the types ``__init__`` would be given, and the point equals the one it makes."""
+    import dataclasses
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from registry.services.series import BenchmarkPoint
+
+    row = SimpleNamespace(
+        id="l-1",
+        revision="v2",
+        hardware_class="nvidia-a100-80gb",
+        functional_unit="1k-inferences",
+        created_at=datetime(2026, 3, 1, tzinfo=UTC),
+        energy_per_unit_wh=3,
+        energy_ci95_high_wh="3.5",
+        grade="B",
+        current=1,
+    )
+    point = BenchmarkPoint.of(row, measured=True, standard_workload=False)
+    assert set(vars(point)) == {f.name for f in dataclasses.fields(BenchmarkPoint)}
+    assert point == BenchmarkPoint(**vars(point))
+    assert point.energy_per_unit_wh == 3.0
+    assert type(point.energy_ci95_high_wh) is float
+    assert point.current is True
+    assert not point.comparable
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        point.grade = "A"  # type: ignore[misc]

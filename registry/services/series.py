@@ -92,8 +92,11 @@ class BenchmarkPoint:
 
     @classmethod
     def of(cls, row: Any, *, measured: bool, standard_workload: bool) -> BenchmarkPoint:
-        """The point of a label row (the series' or the trend's select)."""
-        return cls(
+        """The point of a label row (the series' or the trend's select), without the frozen
+        dataclass's ``__init__`` (one ``object.__setattr__`` per field: a vendor page makes a
+        point of each of up to 1,000 labels)."""
+        point = object.__new__(cls)
+        point.__dict__.update(
             label_id=row.id,
             revision=row.revision,
             hardware_class=row.hardware_class,
@@ -106,6 +109,7 @@ class BenchmarkPoint:
             standard_workload=standard_workload,
             current=bool(row.current),
         )
+        return point
 
 
 @dataclass(frozen=True)
