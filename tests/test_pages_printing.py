@@ -73,3 +73,31 @@ def test_templates_print_through_it_and_keep_jinja_elsewhere() -> None:
     assert "environment.printed_html(" in fast.compile(source, raw=True)
     with pytest.raises(jinja2.UndefinedError):
         fast.from_string("{{ missing }}").render()
+
+
+def test_attribute_lookups_are_jinjas() -> None:
+    """``PagesEnvironment.getattr`` looks a plain dict's keys up first, and otherwise gives what
+    Jinja gives: ``dict`` attributes win over keys of the same name, objects' attributes and
+    items, an undefined (raising) value for neither."""
+
+    class Both(dict[str, str]):
+        grade = "attribute"
+
+    source = (
+        "{{ d.grade }}|{{ d.items is defined }}|{{ d['items'] }}|{{ o.grade }}|{{ s.grade }}"
+        "|{{ t.real }}"
+    )
+    context = {"d": {"grade": "B", "items": "x"}, "o": Both(grade="item"), "s": "str", "t": 3}
+    strict = {"autoescape": True, "finalize": printable, "undefined": jinja2.StrictUndefined}
+    with pytest.raises(jinja2.UndefinedError):
+        jinja2.Environment(**strict).from_string(source).render(context)
+    ours = PagesEnvironment(**strict)
+    plain = jinja2.Environment(**strict)
+    source = source.replace("|{{ s.grade }}", "")
+    assert ours.from_string(source).render(context) == plain.from_string(source).render(context)
+    assert ours.from_string(source).render(context) == "B|True|x|attribute|3"
+    for env in (ours, plain):
+        with pytest.raises(jinja2.UndefinedError):
+            env.from_string("{{ d.missing }}").render(context)
+        with pytest.raises(jinja2.UndefinedError):
+            env.from_string("{{ s.grade }}").render(context)
