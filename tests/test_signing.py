@@ -154,3 +154,29 @@ def test_any_change_is_rejected(part: str, index: int, mask: int, extra: bytes) 
 def test_untampered_verifies_and_other_key_does_not() -> None:
     assert verify_signature(SIGNED, KEY.public_key())
     assert not verify_signature(SIGNED, Ed25519PrivateKey.generate().public_key())
+
+
+def test_strict_json_checks_every_string_and_depth_whatever_the_arrays_hold() -> None:
+    """Arrays of numbers are passed over whole (a trace's samples); strings and nesting inside
+    any other array are still checked, and depth counts arrays of numbers too."""
+    from schemas.dsse import MAX_DEPTH, strict_json_loads
+
+    assert strict_json_loads('{"t": [1, 2.5, true, null], "s": ["a", [3]]}') == {
+        "t": [1, 2.5, True, None],
+        "s": ["a", [3]],
+    }
+    assert strict_json_loads("[" * MAX_DEPTH + "1" + "]" * MAX_DEPTH) is not None
+    for text in (
+        "[" * (MAX_DEPTH + 1) + "1" + "]" * (MAX_DEPTH + 1),
+        "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1),
+    ):
+        with pytest.raises(ValueError, match="nest deeper"):
+            strict_json_loads(text)
+    for text, reason in (
+        ('[1, 2.5, true, null, "a\\u0000"]', "NUL"),
+        ('[1, ["\\ud800"]]', "surrogate"),
+        ('[1, {"k\\u0000": 2}]', "NUL"),
+        ('{"t": [0.5, 1], "u": [2, "\\udfff"]}', "surrogate"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            strict_json_loads(text)
