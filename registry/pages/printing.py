@@ -45,20 +45,6 @@ def escape_text(text: str) -> str:
     )
 
 
-def printed_html(value: Any) -> str:
-    """``str(escape(printable(value)))`` without making a ``Markup``: markup (anything with
-    ``__html__``) as it is, anything else as text without control characters, escaped. An
-    undefined value raises, as printing it would."""
-    if type(value) is not str:
-        html = getattr(value, "__html__", None)
-        if html is not None:
-            return str(html())
-        value = str(value)
-    if not value.isprintable():
-        value = _CONTROL_CHARACTERS.sub("", value)
-    return escape_text(value)
-
-
 def c_escape() -> Callable[[str], str]:
     """MarkupSafe's own escaping loop, in C, returning a plain string (what its ``escape`` wraps
     in a ``Markup``): a tenth of :func:`escape_text`'s time, and a model page prints some 2,700
@@ -74,9 +60,12 @@ def c_escape() -> Callable[[str], str]:
 
 
 def make_printer(escape: Callable[[str], str]) -> Callable[[Any], str]:
-    """:func:`printed_html` with ``escape`` as its last step."""
+    """A printer of values as :func:`printed_html`, with ``escape`` as its last step."""
 
-    def printed(value: Any) -> str:
+    def printed_html(value: Any) -> str:
+        """``str(escape(printable(value)))`` without making a ``Markup``: markup (anything with
+        ``__html__``) as it is, anything else as text without control characters, escaped. An
+        undefined value raises, as printing it would."""
         if type(value) is not str:
             html = getattr(value, "__html__", None)
             if html is not None:
@@ -86,7 +75,12 @@ def make_printer(escape: Callable[[str], str]) -> Callable[[Any], str]:
             value = _CONTROL_CHARACTERS.sub("", value)
         return escape(value)
 
-    return printed
+    return printed_html
+
+
+printed_html = make_printer(escape_text)
+"""The reference printer, escaping with :func:`escape_text` (:class:`PagesEnvironment` prints
+with :func:`c_escape`'s choice, the same characters)."""
 
 
 class PrintingCodeGenerator(CodeGenerator):
