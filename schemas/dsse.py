@@ -73,15 +73,13 @@ def _check_strings(value: Any) -> None:
                 _check_string(key)
             children = item.values()
         elif isinstance(item, list):
-            if depth > MAX_DEPTH:
-                raise ValueError(f"arrays and objects must not nest deeper than {MAX_DEPTH} levels")
-            if set(map(type, item)) <= _LEAVES:
-                continue  # a trace's samples: only numbers, nothing to look into one by one
             children = item
         else:
             continue
         if depth > MAX_DEPTH:
             raise ValueError(f"arrays and objects must not nest deeper than {MAX_DEPTH} levels")
+        if set(map(type, children)) <= _LEAVES:
+            continue  # only numbers (a trace's samples): nothing to look into one by one
         for child in children:
             if isinstance(child, str):
                 _check_string(child)

@@ -45,6 +45,7 @@ from sqlmodel import Session, col, select
 from registry.db import read_mappings
 from registry.errors import ProblemError
 from registry.models import Label, LabelKind, Model, Standing, Vendor
+from registry.records import frozen_from
 from registry.services.briefs import PlainLabel
 from schemas import kinds
 
@@ -93,23 +94,22 @@ class BenchmarkPoint:
     @classmethod
     def of(cls, row: Any, *, measured: bool, standard_workload: bool) -> BenchmarkPoint:
         """The point of a label row (the series' or the trend's select), without the frozen
-        dataclass's ``__init__`` (one ``object.__setattr__`` per field: a vendor page makes a
+        dataclass's ``__init__`` (:func:`registry.records.frozen_from`: a vendor page makes a
         point of each of up to 1,000 labels)."""
-        point = object.__new__(cls)
-        point.__dict__.update(
-            label_id=row.id,
-            revision=row.revision,
-            hardware_class=row.hardware_class,
-            functional_unit=row.functional_unit,
-            created_at=row.created_at,
-            energy_per_unit_wh=float(row.energy_per_unit_wh),
-            energy_ci95_high_wh=float(row.energy_ci95_high_wh),
-            grade=row.grade,
-            measured=measured,
-            standard_workload=standard_workload,
-            current=bool(row.current),
-        )
-        return point
+        fields = {
+            "label_id": row.id,
+            "revision": row.revision,
+            "hardware_class": row.hardware_class,
+            "functional_unit": row.functional_unit,
+            "created_at": row.created_at,
+            "energy_per_unit_wh": float(row.energy_per_unit_wh),
+            "energy_ci95_high_wh": float(row.energy_ci95_high_wh),
+            "grade": row.grade,
+            "measured": measured,
+            "standard_workload": standard_workload,
+            "current": bool(row.current),
+        }
+        return frozen_from(cls, fields)
 
 
 @dataclass(frozen=True)
