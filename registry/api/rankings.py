@@ -110,15 +110,19 @@ def wants_csv(accept: str) -> bool:
     return _quality(accept, CSV_MEDIA_TYPE) > _quality(accept, "application/json")
 
 
-def neutralise(values: Iterable[Any]) -> list[str]:
+def neutralise(values: Iterable[Any]) -> list[Any]:
     """CSV cells: empty for None, and text that a spreadsheet would run as a formula quoted
-    (a row at a time: a call per cell cost a sixth of the CSV answer)."""
-    cells = []
+    (a row at a time: a call per cell cost a sixth of the CSV answer). A positive number, which
+    prints without a sign, goes to the writer as it is (it prints it as ``str`` does, in C)."""
+    cells: list[Any] = []
     for value in values:
+        kind = type(value)
         if value is None:
             cells.append("")
+        elif (kind is int or kind is float) and value > 0:
+            cells.append(value)
         else:
-            text = str(value)
+            text = value if kind is str else str(value)
             cells.append("'" + text if text.startswith(FORMULA_PREFIXES) else text)
     return cells
 
