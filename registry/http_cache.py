@@ -24,7 +24,10 @@ body is exactly that version's (otherwise it is sent without an ETag and not sto
 is the last version this process read (by any request) when nothing can be answered without
 rendering (no ``If-None-Match``, nothing stored under that version's ETag): it was read before
 the render began, and versions never repeat, so finding it again afterwards proves the same,
-and a miss costs one read of the head instead of two. A request with a condition, or one that a
+and a miss costs one read of the head instead of two. That read is made by the route itself
+at its end, in its thread and on its own session (:mod:`registry.version_after`), where the
+route is synchronous, took a session and made its whole body; else by the middleware after the
+route. A request with a condition, or one that a
 stored answer may serve, reads the version first. Entries of
 another version are dropped when a request reads a new head, and never served. Concurrent misses
 of the same answer wait for one render. Only GET and HEAD, only 200s; problems (4xx, 5xx) pass
@@ -46,15 +49,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry import version_after
 from registry.api.badge_cache import _matches
 from registry.api.rankings import wants_csv
-from registry.db import read_row
+from registry.db import read_mappings, read_row
 from registry.services import translog
 
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
@@ -79,6 +83,18 @@ def read_data_version(engine: Engine) -> DataVersion:
     (``registry.db.read_row``: every request pays it)."""
     head = translog.head_of(read_row(engine, translog.HEAD_SQL))
     return DataVersion(head.tree_size, head.root_hash)
+
+
+def read_data_version_on(connection: Connection) -> DataVersion:
+    """The log's head on ``connection``: a request's own, after its body
+    (:mod:`registry.version_after`)."""
+    rows = read_mappings(connection, translog.head_statement(), {})
+    head = translog.head_of((rows[0]["tree_size"], rows[0]["root_hash"]) if rows else None)
+    return DataVersion(head.tree_size, head.root_hash)
+
+
+def _read_after(connection: Connection) -> DataVersion:
+    return read_data_version_on(connection)  # looked up at each call (the tests replace it)
 
 
 @functools.cache
@@ -355,7 +371,7 @@ class HttpCacheMiddleware:
                 break
             await pending.wait()  # then look again; if that answer was not stored, render
         self.cache.lookups["miss"] += 1
-        with self.cache.rendering(etag):
+        with self.cache.rendering(etag), version_after.expecting() as asked:
             captured = await self._render(scope, receive)
             if captured.headers is None:
                 return  # the app answered nothing (the client went away)
@@ -364,10 +380,7 @@ class HttpCacheMiddleware:
                 await _send(send, captured.status, captured.headers, body if with_body else b"")
                 return
             headers = [*captured.headers, (b"cache-control", CACHE_CONTROL.encode())]
-            try:
-                after = await run_in_threadpool(self._read_version)
-            except (SQLAlchemyError, RuntimeError):
-                after = None
+            after = await self._version_after(asked)
             if after is not None:
                 self.cache.observe(after)  # a newer version drops the older's answers
             if after is None or after != version:
@@ -388,6 +401,18 @@ class HttpCacheMiddleware:
             await _send(send, 304, answer.raw_headers_304, b"")
         else:
             await _send(send, 200, answer.raw_headers, answer.body if with_body else b"")
+
+    async def _version_after(self, pending: version_after.Pending) -> DataVersion | None:
+        """The version read after the body: by the route itself where it could
+        (:mod:`registry.version_after`), else now; None when the read failed."""
+        if pending.done:
+            if pending.version is not None:
+                self._latest = pending.version
+            return pending.version
+        try:
+            return await run_in_threadpool(self._read_version)
+        except (SQLAlchemyError, RuntimeError):
+            return None
 
     def _look_up(self) -> tuple[DataVersion, str]:
         """The data version and the build identity (in the thread pool: both may read)."""
@@ -449,11 +474,13 @@ def install(
     """Add the middleware to ``app`` (innermost of those added so far) for the routes that
     :func:`cacheable_routes` picks; returns its cache (also ``app.state.page_cache``)."""
     settings = app.state.settings
+    cached = cacheable_routes(page_routes, api_routes)
+    version_after.install((c.route for c in cached), _read_after)
     cache = PageCache(settings.page_cache_max_bytes)
     app.state.page_cache = cache
     app.add_middleware(
         HttpCacheMiddleware,
-        routes=cacheable_routes(page_routes, api_routes),
+        routes=cached,
         cache=cache,
         engine=lambda: app.state.engine,
         identity=lambda: build_identity(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 
 from registry import http_cache
 from registry.config import Settings
@@ -306,19 +306,30 @@ def test_problems_and_not_found_pages_are_not_cached(
 def test_a_change_committed_while_rendering_is_neither_validated_nor_stored(
     client: TestClient, labelled: Publisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = http_cache.read_data_version
-    reads = iter([False, True])
+    real = http_cache.read_data_version_on
 
-    def moving(engine: Engine) -> DataVersion:
-        version = real(engine)
-        if next(reads, False):  # the read after the render sees a newer log
-            return DataVersion(version.tree_size + 1, b"\x01" * 32)
-        return version
+    def moved(connection: Connection) -> DataVersion:
+        """The read after the render (by the route, on its session) sees a newer log."""
+        version = real(connection)
+        return DataVersion(version.tree_size + 1, b"\x01" * 32)
 
-    monkeypatch.setattr(http_cache, "read_data_version", moving)
+    monkeypatch.setattr(http_cache, "read_data_version_on", moved)
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["cache-control"] == CACHE_CONTROL
+    assert "etag" not in response.headers
+    assert len(client.app.state.page_cache) == 0  # type: ignore[attr-defined]
+
+
+def test_a_failed_read_after_the_render_is_answered_without_a_validator(
+    client: TestClient, labelled: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(connection: Connection) -> DataVersion:
+        raise RuntimeError("log_head has no row")
+
+    monkeypatch.setattr(http_cache, "read_data_version_on", failing)
+    response = client.get("/")
+    assert response.status_code == 200
     assert "etag" not in response.headers
     assert len(client.app.state.page_cache) == 0  # type: ignore[attr-defined]
 

@@ -78,12 +78,14 @@ HEAD_SQL = "SELECT tree_size, root_hash FROM log_head WHERE id = 1"
 
 
 def head(connection: Connection) -> Head:
+    return head_of(connection.execute(head_statement()).first())
+
+
+@cache
+def head_statement() -> Any:
+    """The head's read (tree size, root hash), built once."""
     _, _, heads = _tables()
-    return head_of(
-        connection.execute(
-            select(heads.c.tree_size, heads.c.root_hash).where(heads.c.id == 1)
-        ).first()
-    )
+    return select(heads.c.tree_size, heads.c.root_hash).where(heads.c.id == 1)
 
 
 def head_of(row: Any) -> Head:
