@@ -163,7 +163,17 @@ def invalid_token() -> ProblemError:
 
 
 def get_vendor(session: Session, slug: str) -> Vendor:
-    vendor = session.exec(select(Vendor).where(Vendor.slug == slug)).first()
-    if vendor is None:
+    """The vendor ``slug`` names, detached from the session: one prebuilt Core query (no ORM
+    loading, which cost a vendor page a twentieth of its CPU); a not-found problem if none."""
+    row = session.connection().execute(_vendor_statement(), {"slug": slug}).first()
+    if row is None:
         raise ProblemError("not-found", f"no vendor {slug!r}")
-    return vendor
+    return Vendor(
+        id=row.id, slug=row.slug, display_name=row.display_name, created_at=row.created_at
+    )
+
+
+@cache
+def _vendor_statement() -> Any:
+    vendors = Vendor.__table__  # type: ignore[attr-defined]
+    return select(*vendors.c).where(vendors.c.slug == bindparam("slug"))
