@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from registry.pages.charts import Tick, nice_ticks, polyline
 from registry.pages.common import format_number, format_tick, unit_name_for
@@ -106,8 +107,9 @@ class TimeScale:
     end: datetime
     ticks: list[float]
 
-    @property
+    @cached_property
     def span_s(self) -> float:
+        """Seconds from the start to the end (computed once: every point's ``x`` needs it)."""
         return (self.end - self.start).total_seconds()
 
     def x(self, when: datetime) -> float:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import cache
 
 from registry.pages.charts import Tick, polyline
 from registry.pages.common import format_date, format_number, model_path, unit_name_for
 from registry.pages.series_chart import Frame, signed_percent, time_scale
+from registry.records import frozen_from
 from registry.services.series import BenchmarkPoint, Change, Track
 from registry.services.trends import TaskTracks, VendorSeries
 
@@ -64,12 +66,18 @@ SIZES = {"circle": 1.0, "square": 1.2, "triangle": 1.3, "triangle pointing down"
 
 def marker_path(shape: int, x: float, y: float, radius: float = MARKER_RADIUS) -> str:
     """The SVG path of marker ``shape`` (an index into :data:`SHAPES`) centred on ``x, y``."""
-    name, offsets = SHAPES[shape % len(SHAPES)]
-    r = radius * SIZES.get(name, 1.25)
-    if not offsets:
-        arc = f"a{r:.1f},{r:.1f} 0 1,0"
+    r, arc, corners = _marker(shape % len(SHAPES), radius)
+    if not corners:
         return f"M{x - r:.1f},{y:.1f}{arc} {2 * r:.1f},0{arc} {-2 * r:.1f},0Z"
-    return "M" + "L".join(f"{x + dx * r:.1f},{y + dy * r:.1f}" for dx, dy in offsets) + "Z"
+    return "M" + "L".join([f"{x + dx:.1f},{y + dy:.1f}" for dx, dy in corners]) + "Z"
+
+
+@cache
+def _marker(shape: int, radius: float) -> tuple[float, str, tuple[tuple[float, float], ...]]:
+    """A marker's radius, its circle's arc and its corners' offsets at that radius, once."""
+    name, offsets = SHAPES[shape]
+    r = radius * SIZES.get(name, 1.25)
+    return r, f"a{r:.1f},{r:.1f} 0 1,0", tuple((dx * r, dy * r) for dx, dy in offsets)
 
 
 @dataclass(frozen=True)
@@ -148,9 +156,16 @@ class VendorChart(Frame):
 
 
 def _point(shape: int, x: float, y: float, point: BenchmarkPoint) -> TrackPoint:
-    when = f"{point.revision} ({format_date(point.created_at)})"
-    return TrackPoint(
-        x, y, marker_path(shape, x, y), point, when, format_number(point.energy_per_unit_wh)
+    return frozen_from(
+        TrackPoint,
+        {
+            "x": x,
+            "y": y,
+            "path": marker_path(shape, x, y),
+            "point": point,
+            "when": f"{point.revision} ({format_date(point.created_at)})",
+            "figure": format_number(point.energy_per_unit_wh),
+        },
     )
 
 
