@@ -58,7 +58,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry import version_after
 from registry.api.badge_cache import _matches
 from registry.api.rankings import wants_csv
-from registry.db import read_mappings, read_row
+from registry.db import read_row
 from registry.services import translog
 
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
@@ -88,8 +88,7 @@ def read_data_version(engine: Engine) -> DataVersion:
 def read_data_version_on(connection: Connection) -> DataVersion:
     """The log's head on ``connection``: a request's own, after its body
     (:mod:`registry.version_after`)."""
-    rows = read_mappings(connection, translog.head_statement(), {})
-    head = translog.head_of((rows[0]["tree_size"], rows[0]["root_hash"]) if rows else None)
+    head = translog.head(connection)
     return DataVersion(head.tree_size, head.root_hash)
 
 

@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 
@@ -58,12 +58,9 @@ def expecting() -> Iterator[Pending]:
 
 
 def _whole(answer: Any) -> bool:
-    """A response whose body is made: nothing of it is read after the route returns."""
-    return (
-        isinstance(answer, Response)
-        and not isinstance(answer, StreamingResponse)
-        and hasattr(answer, "body")
-    )
+    """A response whose body is made: nothing of it is read after the route returns (a
+    streaming or file answer has no ``body``: it makes it while it is sent)."""
+    return isinstance(answer, Response) and hasattr(answer, "body")
 
 
 def reading_after(

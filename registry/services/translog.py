@@ -78,7 +78,10 @@ HEAD_SQL = "SELECT tree_size, root_hash FROM log_head WHERE id = 1"
 
 
 def head(connection: Connection) -> Head:
-    return head_of(connection.execute(head_statement()).first())
+    """The head on ``connection`` (in its transaction, if it has one; on the driver on
+    PostgreSQL: ``registry.db.read_mappings``)."""
+    rows = read_mappings(connection, head_statement(), {})
+    return head_of((rows[0]["tree_size"], rows[0]["root_hash"]) if rows else None)
 
 
 @cache

@@ -138,6 +138,11 @@ def vendor_of_token(row: Any, digest: str) -> Vendor | None:
         return None
     if row.revoked_at is not None:
         return None
+    return _detached(row)
+
+
+def _detached(row: Any) -> Vendor:
+    """A Vendor from a row of the vendor's columns, never added to a session."""
     return Vendor(
         id=row.id, slug=row.slug, display_name=row.display_name, created_at=row.created_at
     )
@@ -168,9 +173,7 @@ def get_vendor(session: Session, slug: str) -> Vendor:
     row = session.connection().execute(_vendor_statement(), {"slug": slug}).first()
     if row is None:
         raise ProblemError("not-found", f"no vendor {slug!r}")
-    return Vendor(
-        id=row.id, slug=row.slug, display_name=row.display_name, created_at=row.created_at
-    )
+    return _detached(row)
 
 
 @cache
