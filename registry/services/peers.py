@@ -32,7 +32,11 @@ def peers_of(
     """Who a label is ranked against: the current measured labels of its suite, task, phase,
     hardware class and size class, itself excepted (``ix_labels_peers``). ``columns``:
     the ``.c`` of ``labels`` or of a selection of its columns; the others: values or bind
-    parameters."""
+    parameters. ``label_id`` None: the caller's own condition leaves the label out (a strict
+    comparison with its own figure), and the count reads the index alone (an index-only scan
+    of ``ix_labels_peers``, which does not hold the id: comparing it read a row from the table
+    for each peer counted)."""
+    excepted = () if label_id is None else (columns.id != label_id,)
     return and_(
         columns.task == task,
         columns.phase == phase,
@@ -43,7 +47,7 @@ def peers_of(
         columns.current,
         columns.measured,
         columns.standard_workload,
-        columns.id != label_id,
+        *excepted,
     )
 
 
@@ -139,7 +143,6 @@ def peer_rank(
         _one_label(),
         {
             **{name: getattr(label, name) for name in PEER_GROUP},
-            "id": label.id,
             "bin": own_bin,
             "value": label.energy_ci95_high_wh,
             "ceiling": bin_floor(own_bin + 1),
@@ -173,9 +176,8 @@ def _one_label() -> Any:
         core_select(func.count())
         .select_from(labels)
         .where(
-            peers_of(
-                labels.c, **{name: bindparam(name) for name in PEER_GROUP}, label_id=bindparam("id")
-            ),
+            # strictly worse: the label itself is not counted (no id to compare)
+            peers_of(labels.c, **{name: bindparam(name) for name in PEER_GROUP}, label_id=None),
             labels.c.energy_ci95_high_wh > bindparam("value"),
             labels.c.energy_ci95_high_wh < bindparam("ceiling"),
         )
@@ -229,7 +231,7 @@ def _inside_parts() -> tuple[Any, Any, Any]:
             phase=own.c.phase,
             hardware_class=own.c.hardware_class,
             size_class=own.c.size_class,
-            label_id=own.c.id,
+            label_id=None,  # strictly worse than it: the label itself is not counted
         ),
         peer.c.energy_ci95_high_wh > own.c.energy_ci95_high_wh,
     )
