@@ -587,3 +587,36 @@ def test_benchmark_point_of_a_row_holds_every_field() -> None:
     assert not point.comparable
     with pytest.raises(dataclasses.FrozenInstanceError):
         point.grade = "A"  # type: ignore[misc]
+
+
+def _corners(path: str) -> list[tuple[float, float]]:
+    """The corners of a marker path made of ``M`` and relative ``l`` steps."""
+    start, *steps = re.findall(r"[Ml](-?[\d.]+),(-?[\d.]+)", path)
+    x, y = float(start[0]), float(start[1])
+    found = [(x, y)]
+    for dx, dy in steps:
+        x, y = x + float(dx), y + float(dy)
+        found.append((x, y))
+    return found
+
+
+@pytest.mark.parametrize("shape", range(1, len(vendor_chart.SHAPES)))
+def test_a_marker_path_puts_each_corner_where_absolute_coordinates_would(shape: int) -> None:
+    """The relative steps of a marker (rounded once, not at each step) leave every corner
+    within 0.1 px of the shape's own corner, at any centre."""
+    name, offsets = vendor_chart.SHAPES[shape]
+    r = vendor_chart.MARKER_RADIUS * vendor_chart.SIZES.get(name, 1.25)
+    for cx, cy in [(0.0, 0.0), (100.04, 50.0), (613.37, 212.96)]:
+        path = vendor_chart.marker_path(shape, cx, cy)
+        assert path.endswith("Z")
+        corners = _corners(path)
+        assert len(corners) == len(offsets)
+        for (x, y), (dx, dy) in zip(corners, offsets, strict=True):
+            assert abs(x - (cx + dx * r)) <= 0.1 + 1e-9
+            assert abs(y - (cy + dy * r)) <= 0.1 + 1e-9
+
+
+def test_a_circle_marker_is_two_arcs_around_its_centre() -> None:
+    assert vendor_chart.marker_path(0, 100.0, 50.0) == (
+        "M95.0,50.0a5.0,5.0 0 1,0 10.0,0a5.0,5.0 0 1,0 -10.0,0Z"
+    )

@@ -8,8 +8,9 @@ The tracks come from ``services.trends`` (:attr:`VendorSeries.groups`), the scal
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 
 from registry.pages.charts import Tick, polyline
 from registry.pages.common import format_date, format_number, model_path, unit_name_for
@@ -65,19 +66,41 @@ SIZES = {"circle": 1.0, "square": 1.2, "triangle": 1.3, "triangle pointing down"
 
 
 def marker_path(shape: int, x: float, y: float, radius: float = MARKER_RADIUS) -> str:
-    """The SVG path of marker ``shape`` (an index into :data:`SHAPES`) centred on ``x, y``."""
-    r, arc, corners = _marker(shape % len(SHAPES), radius)
-    if not corners:
-        return f"M{x - r:.1f},{y:.1f}{arc} {2 * r:.1f},0{arc} {-2 * r:.1f},0Z"
-    return "M" + "L".join([f"{x + dx:.1f},{y + dy:.1f}" for dx, dy in corners]) + "Z"
+    """The SVG path of marker ``shape`` (an index into :data:`SHAPES`) centred on ``x, y``: its
+    first point, then the rest relative to it (:func:`_marker`, the same for every point)."""
+    dx, dy, rest = _marker(shape % len(SHAPES), radius)
+    return f"M{x + dx:.1f},{y + dy:.1f}{rest}"
 
 
 @cache
-def _marker(shape: int, radius: float) -> tuple[float, str, tuple[tuple[float, float], ...]]:
-    """A marker's radius, its circle's arc and its corners' offsets at that radius, once."""
+def _marker(shape: int, radius: float) -> tuple[float, float, str]:
+    """A marker at that radius, once: its first point's offset from the centre and the rest of
+    its path in relative steps (``a`` arcs for the circle, ``l`` lines between corners). The
+    corners' offsets from the first are rounded to 0.1 px before the steps are taken, so no
+    rounding adds up along the outline: every corner is at most 0.1 px from where absolute
+    coordinates would put it."""
     name, offsets = SHAPES[shape]
     r = radius * SIZES.get(name, 1.25)
-    return r, f"a{r:.1f},{r:.1f} 0 1,0", tuple((dx * r, dy * r) for dx, dy in offsets)
+    if not offsets:
+        return (
+            -r,
+            0.0,
+            f"a{r:.1f},{r:.1f} 0 1,0 {2 * r:.1f},0a{r:.1f},{r:.1f} 0 1,0 {-2 * r:.1f},0Z",
+        )
+    first_x, first_y = offsets[0][0] * r, offsets[0][1] * r
+    tenths = [
+        (round((dx * r - first_x) * 10), round((dy * r - first_y) * 10)) for dx, dy in offsets
+    ]
+    steps = "".join(
+        f"l{_tenths(x1 - x0)},{_tenths(y1 - y0)}" for (x0, y0), (x1, y1) in pairwise(tenths)
+    )
+    return first_x, first_y, steps + "Z"
+
+
+def _tenths(value: int) -> str:
+    """A whole number of tenths as a decimal with one digit after the point (``-12`` ->
+    ``-1.2``)."""
+    return f"{value / 10:.1f}"
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,9 @@ class TrackPoint:
     """``v2 (2026-03-01)``: the revision and its label's date, as the chart's texts print it."""
     figure: str
     """The energy per functional unit, formatted (``0.0521``)."""
+    title: str
+    """What the marker's tooltip says: ``vendor/model on hardware, v2 (2026-03-01): 0.0521
+    Wh per 1,000 inferences`` (made here once: the template prints one value, not five)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +181,12 @@ class VendorChart(Frame):
         return sum(len(line.points) for line in self.lines)
 
 
-def _point(shape: int, x: float, y: float, point: BenchmarkPoint) -> TrackPoint:
+def _point(
+    shape: int, x: float, y: float, point: BenchmarkPoint, line: str, unit: str
+) -> TrackPoint:
+    """A chart point; ``line``: its line's ``model on hardware``."""
+    when = f"{point.revision} ({format_date(point.created_at)})"
+    figure = format_number(point.energy_per_unit_wh)
     return frozen_from(
         TrackPoint,
         {
@@ -163,8 +194,9 @@ def _point(shape: int, x: float, y: float, point: BenchmarkPoint) -> TrackPoint:
             "y": y,
             "path": marker_path(shape, x, y),
             "point": point,
-            "when": f"{point.revision} ({format_date(point.created_at)})",
-            "figure": format_number(point.energy_per_unit_wh),
+            "when": when,
+            "figure": figure,
+            "title": f"{line}, {when}: {figure} {unit}",
         },
     )
 
@@ -181,9 +213,11 @@ def vendor_chart(group: TaskTracks) -> VendorChart | None:
         [p.energy_per_unit_wh for p in points],
         VENDOR_FRAME,
     )
+    unit = unit_name_for(group.functional_unit)
     lines = []
     for index, item in enumerate(charted):
         vendor, _, name = item.model.partition("/")
+        line = f"{item.model} on {item.track.hardware_class}"
         lines.append(
             TrackLine(
                 model=item.model,
@@ -193,18 +227,20 @@ def vendor_chart(group: TaskTracks) -> VendorChart | None:
                 key_path=marker_path(index, 0.0, 0.0),
                 css=f"series-{index % 4}",
                 points=[
-                    _point(index, scale.x(p.created_at), scale.y(p.energy_per_unit_wh), p)
+                    _point(
+                        index, scale.x(p.created_at), scale.y(p.energy_per_unit_wh), p, line, unit
+                    )
                     for p in item.track.revisions
                 ],
                 track=item.track,
             )
         )
     return VendorChart(
-        **asdict(VENDOR_FRAME),
+        **vars(VENDOR_FRAME),  # its fields (asdict would deep-copy each)
         suite=group.suite,
         task=group.task,
         phase=group.phase,
-        unit=unit_name_for(group.functional_unit),
+        unit=unit,
         lines=lines,
         x_ticks=scale.x_ticks,
         y_ticks=scale.y_ticks,
