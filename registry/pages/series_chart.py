@@ -6,7 +6,7 @@ figure they are compared with and the drift limit above it. Computed here, drawn
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
@@ -171,7 +171,7 @@ def series_chart(
     )
     named = len(benchmark) <= MAX_NAMED_REVISIONS
     return SeriesChart(
-        **asdict(SERIES_FRAME),
+        **vars(SERIES_FRAME),  # its fields (asdict would deep-copy each)
         benchmark=[
             ChartPoint(
                 x=scale.x(p.created_at),
