@@ -354,11 +354,20 @@ def list_labels(
 def get_label(
     label_id: LabelIdPath, request: Request, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    label, vendor, model, key_status, attested = queries.get_label_with_key(session, label_id)
+    label, vendor, model, key_status, attested, logged = queries.get_label_with_key(
+        session, label_id
+    )
     view = queries.label_detail(
         session, label, vendor, model, settings.public_url, key_status, attested
     )
-    view["receipt"] = label_receipt(session, request, label)
+    if label.log_index is not None and logged is not None:
+        # the entry and the head came with the label: the receipt reads only the proof's nodes
+        signer = request.app.state.log_signer
+        view["receipt"] = translog.receipt_from(
+            session.connection(), signer, label.log_index, *logged
+        )
+    else:
+        view["receipt"] = label_receipt(session, request, label)
     return json_response(view)
 
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from registry.db import read_mappings
 from registry.errors import ProblemError
 from registry.models import Attestation, Label, LabelKind, Model, PublicKey, Standing, Vendor
-from registry.services import briefs
+from registry.services import briefs, translog
 from registry.services.audit import attestations_view
 from registry.services.footprint import footprint, market_checks
 from registry.services.label_list import LabelFilters, list_labels  # noqa: F401  (callers' names)
@@ -259,10 +259,11 @@ def _label_row(session: Session, label_id: str) -> Any:
 
 
 @cache
-def _stored_select(dialect: str, envelope: bool) -> Any:
+def _stored_select(dialect: str, envelope: bool, receipt: bool = False) -> Any:
     """Labels by id (``ids``: one array on PostgreSQL, an IN list elsewhere) with their
     vendor's slug, their model's name, their key's status and whether any auditor attested
-    them; built once."""
+    them (``receipt``: and what their log receipt needs, ``translog.receipt_columns``); built
+    once."""
     table = Label.__table__  # type: ignore[attr-defined]
     attestations = Attestation.__table__  # type: ignore[attr-defined]
     keys = PublicKey.__table__  # type: ignore[attr-defined]
@@ -281,6 +282,7 @@ def _stored_select(dialect: str, envelope: bool) -> Any:
             models.c.name.label("s_model"),
             keys.c.status.label("s_key_status"),
             exists().where(attestations.c.label_id == table.c.id).label("s_attested"),
+            *(translog.receipt_columns(table.c.log_index) if receipt else ()),
         )
         .select_from(
             table.join(vendors, vendors.c.id == table.c.vendor_id)
@@ -291,27 +293,39 @@ def _stored_select(dialect: str, envelope: bool) -> Any:
     )
 
 
+LogRead = tuple[Any, Any, Any]
+"""A label's log entry's leaf hash and the log's head (tree size, root hash), as read with it
+for its receipt (``translog.receipt_from``)."""
+StoredLabel = tuple[Label, str, str, str | None, bool, LogRead | None]
+"""A label, its vendor's slug, its model's name, its key's status, whether it was attested,
+and what its receipt needs (None where that was not read)."""
+_RECEIPT_COLUMNS = ("r_leaf_hash", "r_tree_size", "r_root_hash")
+
+
 def _stored_labels(
-    session: Session, label_ids: Sequence[str], *, envelope: bool
-) -> dict[str, tuple[Label, str, str, str | None, bool]]:
+    session: Session, label_ids: Sequence[str], *, envelope: bool, receipt: bool = False
+) -> dict[str, StoredLabel]:
     """Labels by id (whole, as :class:`~registry.services.briefs.PlainLabel`; without their
     envelopes when ``envelope`` is False) with :func:`_stored_select`'s other columns."""
     connection = session.connection()
-    statement = _stored_select(connection.dialect.name, envelope)
-    found: dict[str, tuple[Any, str, str, str | None, bool]] = {}
+    statement = _stored_select(connection.dialect.name, envelope, receipt)
+    found: dict[str, StoredLabel] = {}
     for row in read_mappings(connection, statement, {"ids": [i.lower() for i in label_ids]}):
         values = dict(row)
         vendor, model = values.pop("s_vendor"), values.pop("s_model")
         key_status, attested = values.pop("s_key_status"), bool(values.pop("s_attested"))
-        found[values["id"]] = (briefs.PlainLabel(values), vendor, model, key_status, attested)
+        logged = tuple(values.pop(name) for name in _RECEIPT_COLUMNS) if receipt else None
+        label: Any = briefs.PlainLabel(values)
+        found[values["id"]] = (label, vendor, model, key_status, attested, logged)
     return found
 
 
-def get_label_with_key(session: Session, label_id: str) -> tuple[Label, str, str, str | None, bool]:
+def get_label_with_key(session: Session, label_id: str) -> StoredLabel:
     """A stored label (whole, as a plain object: :func:`_stored_labels`) with its vendor's
-    slug, its model's name, the status of the key that signed it and whether any auditor
-    attested it, in one statement; not-found when there is none."""
-    found = _stored_labels(session, [label_id], envelope=True).get(label_id.lower())
+    slug, its model's name, the status of the key that signed it, whether any auditor attested
+    it and what its log receipt needs (:data:`LogRead`), in one statement; not-found when there
+    is none."""
+    found = _stored_labels(session, [label_id], envelope=True, receipt=True).get(label_id.lower())
     if found is None:
         raise ProblemError("not-found", f"no label {label_id!r}")
     return found

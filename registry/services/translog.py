@@ -369,7 +369,40 @@ def receipt(connection: Connection, signer: CheckpointSigner, index: int) -> dic
     if len(found) != 1:
         raise RuntimeError(f"transparency log entry {index} not found")
     row = found[0]
-    current = Head(int(row["tree_size"]), bytes(row["root_hash"]))
+    return receipt_from(
+        connection, signer, index, row["leaf_hash"], row["tree_size"], row["root_hash"]
+    )
+
+
+def receipt_columns(index: Any) -> tuple[Any, Any, Any]:
+    """For a caller's own read of the entry at ``index`` (a column or a value): its leaf hash
+    and the log's head (tree size, root hash), as scalar subqueries labelled ``r_leaf_hash``,
+    ``r_tree_size`` and ``r_root_hash``; :func:`receipt_from` then makes the receipt with one
+    statement less than :func:`receipt` (a label's answer reads them with the label)."""
+    entries, _, heads = _tables()
+    return (
+        select(entries.c.leaf_hash)
+        .where(entries.c.idx == index)
+        .scalar_subquery()
+        .label("r_leaf_hash"),
+        select(heads.c.tree_size).where(heads.c.id == 1).scalar_subquery().label("r_tree_size"),
+        select(heads.c.root_hash).where(heads.c.id == 1).scalar_subquery().label("r_root_hash"),
+    )
+
+
+def receipt_from(
+    connection: Connection,
+    signer: CheckpointSigner,
+    index: int,
+    leaf_hash: Any,
+    tree_size: Any,
+    root_hash: Any,
+) -> dict[str, Any]:
+    """:func:`receipt` of entry ``index`` whose leaf hash and the head were read already
+    (:func:`receipt_columns`): the proof's nodes, one statement."""
+    if leaf_hash is None or tree_size is None or root_hash is None:
+        raise RuntimeError(f"transparency log entry {index} or the log's head not found")
+    current = Head(int(tree_size), bytes(root_hash))
     nodes = read_nodes(connection, merkle.inclusion_keys(index, current.tree_size))
     proof = merkle.inclusion_proof(index, current.tree_size, nodes)
-    return _receipt_view(index, bytes(row["leaf_hash"]), proof, current, signer)
+    return _receipt_view(index, bytes(leaf_hash), proof, current, signer)
