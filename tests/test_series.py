@@ -21,7 +21,7 @@ from registry.services import series
 from registry.services.series import drift_tolerance
 from registry.services.trends import NO_TREND, Trend, trend_sentence
 from schemas.synthetic import make_operational_label, make_training_run_label
-from tests.helpers import AUDIENCE, Publisher
+from tests.helpers import ADMIN_TOKEN, AUDIENCE, Publisher
 
 H100 = "nvidia-h100-sxm-80gb"
 A100 = "nvidia-a100-sxm-80gb"
@@ -620,3 +620,34 @@ def test_a_circle_marker_is_two_arcs_around_its_centre() -> None:
     assert vendor_chart.marker_path(0, 100.0, 50.0) == (
         "M95.0,50.0a5.0,5.0 0 1,0 10.0,0a5.0,5.0 0 1,0 -10.0,0Z"
     )
+
+
+def test_the_vendor_summary_names_its_models_in_order_and_counts_benchmark_labels(
+    client: TestClient, publisher: Publisher
+) -> None:
+    """``profiles.vendor_summary``: one read of the vendor, its model names (in name order,
+    whatever the aggregate's order) and its benchmark labels only; a vendor without models has
+    none; an unknown one is a not-found problem."""
+    from sqlmodel import Session
+
+    from registry.errors import ProblemError
+    from registry.services import profiles
+
+    for model in ("zeta", "alpha", "mid"):
+        submit(client, publisher, publisher.label(model=model))
+    submit(client, publisher, publisher.label(model="alpha"))  # a second benchmark label
+    production(client, publisher, 1, 50.0, model="served")  # a production period: not counted
+    created = client.post(
+        "/v1/vendors", json={"slug": "newcomer"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert created.status_code == 201, created.text
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        found = profiles.vendor_summary(session, publisher.slug)
+        assert found.vendor.slug == publisher.slug
+        assert found.model_names == ["alpha", "mid", "served", "zeta"]
+        assert found.benchmark_labels == 4
+        empty = profiles.vendor_summary(session, "newcomer")
+        assert (empty.vendor.slug, empty.model_names, empty.benchmark_labels) == ("newcomer", [], 0)
+        with pytest.raises(ProblemError) as missing:
+            profiles.vendor_summary(session, "nobody")
+        assert missing.value.kind == "not-found"

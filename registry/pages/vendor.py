@@ -16,21 +16,20 @@ from registry.models import LabelKind, Standing
 from registry.pages.common import model_path, not_found, query_string, render, router
 from registry.pages.rows import VENDOR_PAGE_LABELS, LabelRow, all_labels, label_row, with_percentile
 from registry.pages.vendor_chart import vendor_charts
-from registry.services import audit, label_list, profiles, queries
+from registry.services import audit, profiles, queries
 from registry.services import trends as trend_service
-from registry.services import vendors as vendor_service
 
 
 @router.get("/vendors/{vendor}", response_class=HTMLResponse)
 def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLResponse:
     """A vendor's profile, keys and models with their current grades."""
     try:
-        owner = vendor_service.get_vendor(session, vendor)
+        summary = profiles.vendor_summary(session, vendor)
     except ProblemError as exc:
         if exc.kind != "not-found":
             raise
         return not_found(request, f"There is no vendor {vendor} in this registry.")
-    model_names = profiles.vendor_models(session, owner)
+    owner, model_names = summary.vendor, summary.model_names
     # benchmark labels: a deployed model's hourly production periods must not crowd them out;
     # the current ones and those that lost their standing (never current), and how many in all
     benchmark = queries.LabelFilters(vendor=owner.slug, kind=LabelKind.benchmark)
@@ -38,7 +37,6 @@ def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLRespo
     compromised = replace(benchmark, standing=Standing.key_compromised)
     rows = all_labels(session, shown, cap=VENDOR_PAGE_LABELS)
     rows += all_labels(session, compromised, cap=VENDOR_PAGE_LABELS)
-    label_count = label_list.count_labels(session, vendor_id=owner.id, kind=LabelKind.benchmark)
     trend = trend_service.vendor_series(session, owner)
     current = with_percentile(session, (r for r in rows if r[0].current))
     auditors = audit.verifying_auditors(session, [r.label_id for r in current if r.verified])
@@ -80,7 +78,7 @@ def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLRespo
             "created_at": owner.created_at,
             "keys": profiles.vendor_keys(session, owner),
             "models": models,
-            "label_count": label_count,
+            "label_count": summary.benchmark_labels,
             "measured": sum(1 for r in current if r.measured),
             "verified": sum(1 for r in current if r.verified),
             "lost_standing": lost,

@@ -3,17 +3,21 @@ training runs and production periods apart) and a vendor's profile (keys, models
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, func
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from registry.db import read_mappings
 from registry.errors import ProblemError
 from registry.models import Label, LabelKind, Model, PublicKey, Vendor
 from registry.services import briefs
+from registry.services import vendors as vendor_service
 from registry.services.queries import LabelFilters, label_summary, list_labels
 
 MODEL_TRAINING_RUNS = 100
@@ -102,6 +106,62 @@ def vendor_models(session: Session, vendor: Vendor) -> list[str]:
     """A vendor's model names, in name order."""
     found = read_mappings(session.connection(), _models_statement(), {"vendor_id": vendor.id})
     return [row["name"] for row in found]
+
+
+@dataclass(frozen=True)
+class VendorSummary:
+    """A vendor with what its page heads with: its model names (in name order) and how many
+    benchmark labels it has."""
+
+    vendor: Vendor
+    model_names: list[str]
+    benchmark_labels: int
+
+
+def vendor_summary(session: Session, slug: str) -> VendorSummary:
+    """The vendor ``slug`` names (detached, as ``vendors.get_vendor``), its model names and its
+    benchmark labels' count, in one statement (three before: a statement costs a vendor page
+    about 70 microseconds of CPU in the registry besides the database's own); a not-found
+    problem if there is no such vendor."""
+    connection = session.connection()
+    found = read_mappings(connection, _summary_statement(connection.dialect.name), {"slug": slug})
+    if not found:
+        raise ProblemError("not-found", f"no vendor {slug!r}")
+    row = found[0]
+    names = row["model_names"]
+    if isinstance(names, str):  # SQLite's JSON comes as text
+        names = json.loads(names)
+    return VendorSummary(
+        vendor=vendor_service.detached(row),
+        # in name order whatever the aggregate's order (SQLite's does not promise one)
+        model_names=sorted(names or []),
+        benchmark_labels=int(row["benchmark_labels"]),
+    )
+
+
+@cache
+def _summary_statement(dialect: str) -> Any:
+    """:func:`vendor_summary`'s read (``slug``), built once per dialect: the model names as a
+    JSON array (``json_agg`` on PostgreSQL, ``json_group_array`` on SQLite), the count over
+    ``ix_labels_vendor_received``'s vendor."""
+    vendors = Vendor.__table__  # type: ignore[attr-defined]
+    models = Model.__table__  # type: ignore[attr-defined]
+    labels = Label.__table__  # type: ignore[attr-defined]
+    aggregate = func.json_agg if dialect == "postgresql" else func.json_group_array
+    names = (
+        core_select(aggregate(models.c.name))
+        .where(models.c.vendor_id == vendors.c.id)
+        .scalar_subquery()
+        .label("model_names")
+    )
+    count = (
+        core_select(func.count())
+        .select_from(labels)
+        .where(labels.c.vendor_id == vendors.c.id, labels.c.kind == LabelKind.benchmark.value)
+        .scalar_subquery()
+        .label("benchmark_labels")
+    )
+    return core_select(*vendors.c, names, count).where(vendors.c.slug == bindparam("slug"))
 
 
 @cache

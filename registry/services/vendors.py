@@ -7,6 +7,7 @@ import hmac
 import re
 import secrets
 import unicodedata
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from registry.db import read_mappings
 from registry.errors import ProblemError
 from registry.models import ApiToken, Vendor, utcnow
 
@@ -138,13 +140,16 @@ def vendor_of_token(row: Any, digest: str) -> Vendor | None:
         return None
     if row.revoked_at is not None:
         return None
-    return _detached(row)
+    return detached(row._mapping)
 
 
-def _detached(row: Any) -> Vendor:
-    """A Vendor from a row of the vendor's columns, never added to a session."""
+def detached(values: Mapping[str, Any]) -> Vendor:
+    """A Vendor from the vendor's columns by name, never added to a session."""
     return Vendor(
-        id=row.id, slug=row.slug, display_name=row.display_name, created_at=row.created_at
+        id=values["id"],
+        slug=values["slug"],
+        display_name=values["display_name"],
+        created_at=values["created_at"],
     )
 
 
@@ -170,10 +175,10 @@ def invalid_token() -> ProblemError:
 def get_vendor(session: Session, slug: str) -> Vendor:
     """The vendor ``slug`` names, detached from the session: one prebuilt Core query (no ORM
     loading, which cost a vendor page a twentieth of its CPU); a not-found problem if none."""
-    row = session.connection().execute(_vendor_statement(), {"slug": slug}).first()
-    if row is None:
+    found = read_mappings(session.connection(), _vendor_statement(), {"slug": slug})
+    if not found:
         raise ProblemError("not-found", f"no vendor {slug!r}")
-    return _detached(row)
+    return detached(found[0])
 
 
 @cache
