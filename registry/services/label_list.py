@@ -9,10 +9,10 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, func, or_, select
+from sqlalchemy import String, and_, any_, bindparam, or_
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col
 
@@ -77,24 +77,6 @@ def _decode_cursor(cursor: str, is_time: bool) -> tuple[Any, str]:
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError):
         raise ProblemError("invalid-cursor", "cursor is not one this API issued") from None
     return value, label_id
-
-
-def count_labels(session: Session, *, vendor_id: int | None, kind: str) -> int:
-    """How many labels of ``kind`` a vendor has (over ``ix_labels_vendor_received``)."""
-    found = read_mappings(
-        session.connection(), _count_statement(), {"vendor_id": vendor_id, "kind": str(kind)}
-    )
-    return int(found[0]["n"])
-
-
-@cache
-def _count_statement() -> Any:
-    table = Label.__table__  # type: ignore[attr-defined]
-    return (
-        select(func.count().label("n"))
-        .select_from(table)
-        .where(table.c.vendor_id == bindparam("vendor_id"), table.c.kind == bindparam("kind"))
-    )
 
 
 def list_labels(
