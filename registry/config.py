@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     connection (its ``prepare_threshold``). ``false`` for a pooler that cannot keep prepared
     statements, such as PgBouncer in transaction mode before 1.22 or without
     ``max_prepared_statements`` (docs/operations.md). No effect on SQLite."""
+    database_generic_plans: bool = True
+    """PostgreSQL, with prepared statements: each new connection sets ``plan_cache_mode =
+    force_generic_plan``, so a prepared statement is planned once rather than at every run
+    (``registry.db.make_engine``; docs/operations.md). No effect on SQLite or without prepared
+    statements."""
     page_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
     """Bytes of rendered pages and rankings kept in memory per process (``0``: none kept;
     ETags and 304s work either way)."""

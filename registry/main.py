@@ -162,7 +162,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.state.engine = (
             engine
             if engine is not None
-            else make_engine(url, prepared_statements=settings.database_prepared_statements)
+            else make_engine(
+                url,
+                prepared_statements=settings.database_prepared_statements,
+                generic_plans=settings.database_generic_plans,
+            )
         )
         app.state.migrations_head = head_revision(url)
         # last: what startup built is frozen out of the collector's walks (gc_tuning.py)

@@ -203,3 +203,60 @@ def test_a_request_cycle_without_prepared_statements(db: Engine, settings: Setti
         finally:
             for connection in connections:
                 connection.close()
+
+
+def _plan_mode(engine: Engine) -> str:
+    with engine.connect() as connection:
+        mode = str(connection.execute(text("SHOW plan_cache_mode")).scalar_one())
+        connection.commit()
+    return mode
+
+
+@pytest.mark.postgres
+def test_an_engine_with_generic_plans_plans_a_prepared_statement_once(postgres_url: str) -> None:
+    """``generic_plans``: every connection of the engine plans its prepared statements once
+    (``plan_cache_mode = force_generic_plan``), and stays out of autocommit as SQLAlchemy made
+    it; without prepared statements, or by default, the server's own mode is kept."""
+    engine = make_engine(postgres_url, generic_plans=True, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            assert raw.autocommit is False
+            for value in range(8):  # over psycopg's prepare_threshold of 5
+                found = connection.execute(text("SELECT :v + 1 AS n"), {"v": value}).scalar_one()
+                assert found == value + 1
+            plans = connection.execute(
+                text(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                    "WHERE statement LIKE '%+ 1 AS n%'"
+                )
+            ).one()
+            connection.commit()
+        assert plans.generic_plans > 0
+        assert plans.custom_plans == 0
+        assert _plan_mode(engine) == "force_generic_plan"
+    finally:
+        engine.dispose()
+    for kwargs in ({}, {"generic_plans": True, "prepared_statements": False}):
+        other = make_engine(postgres_url, pool_size=1, max_overflow=0, **kwargs)
+        try:
+            assert _plan_mode(other) == "auto"
+        finally:
+            other.dispose()
+
+
+@pytest.mark.postgres
+def test_the_apps_engine_plans_once_unless_told_not_to(db: Engine, settings: Settings) -> None:
+    """The app's own engine (made in its lifespan) sets the mode from
+    ``database_generic_plans`` (on by default), and answers the same either way."""
+    assert Settings.model_fields["database_generic_plans"].default is True
+    answers = []
+    for generic in (True, False):
+        chosen = settings.model_copy(update={"database_generic_plans": generic})
+        with TestClient(create_app(chosen)) as client:
+            engine = client.app.state.engine  # type: ignore[attr-defined]
+            assert _plan_mode(engine) == ("force_generic_plan" if generic else "auto")
+            answers.append(client.get("/v1/vendors?task=text-classification&phase=inference"))
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()
