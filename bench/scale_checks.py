@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 from typing import Any
 
@@ -92,14 +93,38 @@ def explain(url: str, routes: dict[str, list[str]], skip: tuple[str, ...] = ()) 
             with engine.connect() as conn:
                 raw = conn.connection.driver_connection
                 for statement, parameters in list(captured):
-                    found = raw.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement,
-                                        parameters).fetchone()  # fmt: skip
-                    plans.append((found[0][0], statement))
+                    plans.append((_explained(raw, statement, parameters), statement))
+                conn.rollback()
             total_ms = sum(plan["Execution Time"] for plan, _ in plans)
             lines.append(f"- **{name}** `{path}`: {len(plans)} queries, {total_ms:.2f} ms")
             plans.sort(key=lambda item: -item[0]["Execution Time"])
             lines += ["  - " + plan_summary(plan, statement) for plan, statement in plans[:3]]
     return lines
+
+
+def _explained(raw: Any, statement: str, parameters: Any) -> dict[str, Any]:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of a statement as the server runs it: prepared (``PREPARE``
+    with ``$n`` for its named parameters, ``EXECUTE`` with their values as literals) on a
+    connection of the app's engine, so with the plan the server uses (``SET plan_cache_mode =
+    force_generic_plan`` there: ``registry.db.make_engine``'s ``generic_plans``). An EXPLAIN of
+    the statement with its values would show a plan made for those values, which a prepared
+    statement does not use."""
+    from psycopg import ClientCursor
+
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+    sql = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m[1]) + 1}", statement)
+    sql = sql.replace("%%", "%")
+    quoting = ClientCursor(raw)
+    values = ", ".join(quoting.mogrify("%s", [parameters[name]]) for name in names)
+    raw.execute("PREPARE scale_explain AS " + sql)
+    try:
+        found = raw.execute(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE scale_explain"
+            + (f"({values})" if names else "")
+        ).fetchone()
+    finally:
+        raw.execute("DEALLOCATE scale_explain")
+    return dict(found[0][0])
 
 
 def plan_summary(plan: dict[str, Any], statement: str) -> str:
