@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from registry.api.deps import SessionDep
 from registry.errors import ProblemError
-from registry.models import LabelKind, Standing
+from registry.models import KeyStatus, LabelKind, Standing
 from registry.pages.common import model_path, not_found, query_string, render, router
 from registry.pages.rows import VENDOR_PAGE_LABELS, LabelRow, all_labels, label_row, with_percentile
 from registry.pages.vendor_chart import vendor_charts
@@ -34,9 +34,13 @@ def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLRespo
     # the current ones and those that lost their standing (never current), and how many in all
     benchmark = queries.LabelFilters(vendor=owner.slug, kind=LabelKind.benchmark)
     shown = replace(benchmark, current=True)
-    compromised = replace(benchmark, standing=Standing.key_compromised)
     rows = all_labels(session, shown, cap=VENDOR_PAGE_LABELS)
-    rows += all_labels(session, compromised, cap=VENDOR_PAGE_LABELS)
+    keys = profiles.vendor_keys(session, owner)
+    # Only a key reported compromised takes labels' standing away (services/keys.py), and a
+    # compromised key stays so: without one, no label of the vendor lost it (no read).
+    if any(key["status"] == KeyStatus.compromised for key in keys):
+        compromised = replace(benchmark, standing=Standing.key_compromised)
+        rows += all_labels(session, compromised, cap=VENDOR_PAGE_LABELS)
     trend = trend_service.vendor_series(session, owner)
     current = with_percentile(session, (r for r in rows if r[0].current))
     auditors = audit.verifying_auditors(session, [r.label_id for r in current if r.verified])
@@ -76,7 +80,7 @@ def vendor_page(request: Request, vendor: str, session: SessionDep) -> HTMLRespo
             "vendor": owner.slug,
             "display_name": owner.display_name,
             "created_at": owner.created_at,
-            "keys": profiles.vendor_keys(session, owner),
+            "keys": keys,
             "models": models,
             "label_count": summary.benchmark_labels,
             "measured": sum(1 for r in current if r.measured),
