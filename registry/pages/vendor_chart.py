@@ -144,6 +144,18 @@ class TrackLine:
         (formatted here once: a Jinja loop with filters costs several times more)."""
         return ", ".join(f"{p.when} {p.figure}" for p in self.points)
 
+    @property
+    def first_to_latest(self) -> str:
+        """``v1 (2026-01-05) 0.0612 → v4 (2026-09-21) 0.0521``: the first revision's figure and,
+        with more than one, the latest's (made here: seven values a row in the template)."""
+        first, latest = self.track.first, self.track.latest
+        text = f"{first.revision} ({format_date(first.created_at)}) "
+        text += format_number(first.energy_per_unit_wh)
+        if len(self.track.revisions) > 1:
+            text += f" → {latest.revision} ({format_date(latest.created_at)}) "
+            text += format_number(latest.energy_per_unit_wh)
+        return text
+
     @staticmethod
     def _change(found: Change | None) -> str:
         """``-12.3% (-0.052)``; an em dash with one revision."""

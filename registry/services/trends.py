@@ -215,11 +215,8 @@ def _trends(tracks: Sequence[ModelTrack]) -> list[Trend]:
     for (suite, task, phase), by_model in per_group.items():
         changes = []
         for model_tracks in by_model.values():
-            relative = [
-                t.since_first.relative
-                for t in model_tracks
-                if t.since_first is not None and t.since_first.relative is not None
-            ]
+            changes_of = (t.since_first for t in model_tracks)  # each computed once
+            relative = [c.relative for c in changes_of if c is not None and c.relative is not None]
             if relative:
                 changes.append(statistics.median(relative))
         counted = [t for model_tracks in by_model.values() for t in model_tracks]
