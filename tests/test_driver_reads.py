@@ -192,12 +192,20 @@ def test_stored_labels_read_plain_match_the_orm(labelled: Publisher, db: Engine)
     without their envelope; an unknown id is a not-found."""
     with Session(db) as session:
         (orm,) = session.exec(sqlmodel_select(Label)).all()
-        label, vendor, model, key_status, attested = queries.get_label_with_key(
+        label, vendor, model, key_status, attested, logged = queries.get_label_with_key(
             session, orm.id.upper()
         )
         for column in Label.__table__.c:  # type: ignore[attr-defined]
             assert getattr(label, column.name) == getattr(orm, column.name), column.name
         assert (vendor, model, key_status, attested) == ("acme", "model-a", "active", False)
+        # what its receipt needs came with it: its entry's leaf hash and the log's head
+        head = translog.head(session.connection())
+        assert logged is not None
+        leaf_hash, tree_size, root_hash = logged
+        assert (int(tree_size), bytes(root_hash)) == (head.tree_size, head.root_hash)
+        assert orm.log_index is not None
+        entry = translog.entry(session.connection(), orm.log_index)
+        assert bytes(leaf_hash) == entry.leaf_hash
         (page_label, page_status, page_attested) = queries.labels_with_key(
             session, [orm.id, "no-such-label"]
         )[orm.id]
