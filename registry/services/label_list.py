@@ -161,12 +161,16 @@ def _statement(dialect: str, shape: tuple[str, ...], sort: str) -> Any:
     name; built once per shape."""
     descending = sort.startswith("-")
     column = SORTS[sort.lstrip("-")]
-    query = (
-        briefs.brief_select(col(Vendor.slug).label("v_slug"), col(Model.name).label("m_name"))
-        .join(Vendor, col(Vendor.id) == Label.vendor_id)
-        .join(Model, col(Model.id) == Label.model_id)
+    # the vendor's slug and the model's name are the label's own copies (they never change:
+    # registry/models.py); the vendors and models are joined only to filter by them
+    query = briefs.brief_select(
+        col(Label.vendor_slug).label("v_slug"), col(Label.model_name).label("m_name")
     )
     given = set(shape)
+    if given & {"vendor", "vendors", "model_vendor"}:
+        query = query.join(Vendor, col(Vendor.id) == Label.vendor_id)
+    if "model" in given:
+        query = query.join(Model, col(Model.id) == Label.model_id)
     if "vendor" in given:
         query = query.where(Vendor.slug == bindparam("f_vendor"))
     if "vendors" in given:
