@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from registry.db import read_mappings
-from registry.models import LabelKind, Model, Standing, Vendor
+from registry.models import LabelKind, Standing, Vendor
 from registry.services.briefs import PlainLabel
 from registry.services.series import LABELS, BenchmarkPoint, Track, descending, tracks_of
 
@@ -172,10 +172,9 @@ def vendor_series(session: Session, vendor: Vendor) -> VendorSeries:
 def _vendor_statement() -> Any:
     """:func:`vendor_series`' read (the vendor by ``vendor_id``), built once."""
     c = LABELS.c
-    models = Model.__table__  # type: ignore[attr-defined]
     return (
         select(
-            models.c.name.label("model_name"),
+            c.model_name,  # the label's own copy of its model's name (it never changes)
             c.id,
             c.revision,
             c.suite,
@@ -189,7 +188,6 @@ def _vendor_statement() -> Any:
             c.grade,
             c.current,
         )
-        .join(models, models.c.id == c.model_id)
         .where(
             c.vendor_id == bindparam("vendor_id"),
             c.kind == LabelKind.benchmark,
