@@ -267,8 +267,6 @@ def _stored_select(dialect: str, envelope: bool, receipt: bool = False) -> Any:
     table = Label.__table__  # type: ignore[attr-defined]
     attestations = Attestation.__table__  # type: ignore[attr-defined]
     keys = PublicKey.__table__  # type: ignore[attr-defined]
-    vendors = Vendor.__table__  # type: ignore[attr-defined]
-    models = Model.__table__  # type: ignore[attr-defined]
     columns = [c for c in table.c if envelope or c.name != "envelope"]
     ids = (
         table.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(String)))
@@ -278,17 +276,14 @@ def _stored_select(dialect: str, envelope: bool, receipt: bool = False) -> Any:
     return (
         core_select(
             *columns,
-            vendors.c.slug.label("s_vendor"),
-            models.c.name.label("s_model"),
+            # the label's own copies of its vendor's slug and its model's name (never changed)
+            table.c.vendor_slug.label("s_vendor"),
+            table.c.model_name.label("s_model"),
             keys.c.status.label("s_key_status"),
             exists().where(attestations.c.label_id == table.c.id).label("s_attested"),
             *(translog.receipt_columns(table.c.log_index) if receipt else ()),
         )
-        .select_from(
-            table.join(vendors, vendors.c.id == table.c.vendor_id)
-            .join(models, models.c.id == table.c.model_id)
-            .outerjoin(keys, keys.c.keyid == table.c.keyid)
-        )
+        .select_from(table.outerjoin(keys, keys.c.keyid == table.c.keyid))
         .where(ids)
     )
 
