@@ -186,6 +186,39 @@ def test_the_label_list_is_one_driver_read_per_shape(labelled: Publisher, db: En
     assert [label.predicate for label, _, _ in page] == [stored.brief]
 
 
+def test_the_label_list_by_model_id_and_its_names(
+    labelled: Publisher, client: TestClient, db: Engine
+) -> None:
+    """A list filtered by a model's row id holds that model's labels and no other's, as the
+    filter by its vendor and name does, with the vendor's slug and the model's name of each."""
+    for model in ("model-b", "model-a"):
+        answer = client.post(
+            "/v1/labels", content=labelled.envelope(model=model), headers=labelled.headers
+        )
+        assert answer.status_code == 201, answer.text
+
+    def listed(filters: label_list.LabelFilters) -> list[tuple[str, str, str]]:
+        with Session(db) as session:
+            page, _ = label_list.list_labels(
+                session, filters=filters, sort="energy", limit=50, cursor=None
+            )
+        return [(label.id, vendor, model) for label, vendor, model in page]
+
+    with Session(db) as session:
+        model_id = {
+            label.model_name: label.model_id for label in session.exec(sqlmodel_select(Label))
+        }
+    by_id = listed(label_list.LabelFilters(model_id=model_id["model-a"]))
+    by_name = listed(label_list.LabelFilters(vendor="acme", model="acme/model-a"))
+    assert len(by_id) == 2
+    assert by_id == by_name
+    assert {(vendor, model) for _, vendor, model in by_id} == {("acme", "model-a")}
+    assert listed(label_list.LabelFilters(model_id=model_id["model-b"]))[0][1:] == (
+        "acme",
+        "model-b",
+    )
+
+
 def test_stored_labels_read_plain_match_the_orm(labelled: Publisher, db: Engine) -> None:
     """The label route's and the model page's stored labels (plain objects from a Core read, on
     the driver on PostgreSQL) carry every column as the ORM's label does; the model page's come

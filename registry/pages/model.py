@@ -151,9 +151,7 @@ def model_page(
     whatif_zone, whatif_pue, whatif_profile, whatif_error = _whatif_query(request)
     # benchmark labels: production periods (one an hour) and training runs are shown apart
     rows = all_labels(
-        session,
-        queries.LabelFilters(vendor=vendor, model=f"{vendor}/{model}", kind=LabelKind.benchmark),
-        cap=1000,
+        session, queries.LabelFilters(model_id=found.model_id, kind=LabelKind.benchmark), cap=1000
     )
     views = track_views(found)
     all_rows = [label_row(label, v, m) for label, v, m in rows]

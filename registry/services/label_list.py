@@ -49,6 +49,9 @@ class LabelFilters:
     """Only labels of this standing (``ok``, ``key-compromised``)."""
     vendors: tuple[str, ...] | None = None
     """Only labels of these vendors (slugs; with ``vendor``, of both conditions)."""
+    model_id: int | None = None
+    """Only labels of the model with this row id (a page that found the model already: read
+    over the model's own index, however many labels its vendor has)."""
 
 
 def _encode_cursor(value: Any, label_id: str) -> str:
@@ -132,6 +135,8 @@ def _shape_of(
         if name:
             given("model_vendor", vendor_part)
         given("model", name or vendor_part)
+    if filters.model_id is not None:
+        given("model_id", filters.model_id)
     for attr in _COLUMN_FILTERS:
         value = getattr(filters, attr)
         if value:
@@ -183,6 +188,8 @@ def _statement(dialect: str, shape: tuple[str, ...], sort: str) -> Any:
         query = query.where(Vendor.slug == bindparam("f_model_vendor"))
     if "model" in given:
         query = query.where(Model.name == bindparam("f_model"))
+    if "model_id" in given:
+        query = query.where(Label.model_id == bindparam("f_model_id"))
     for attr in _COLUMN_FILTERS:
         if attr in given:
             query = query.where(getattr(Label, attr) == bindparam(f"f_{attr}"))

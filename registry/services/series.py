@@ -245,6 +245,8 @@ class SeriesGroup:
 class ModelSeries:
     vendor: str
     model: str
+    model_id: int
+    """The model's row id (for its page's other reads: ``LabelFilters.model_id``)."""
     groups: list[SeriesGroup]
     truncated: dict[str, bool]
     """Per list (``benchmark``, ``operational``, ``training_runs``): whether older entries were
@@ -459,6 +461,7 @@ def model_series(
     return ModelSeries(
         vendor=vendor_slug,
         model=f"{vendor_slug}/{model_name}",
+        model_id=model_id,
         groups=ordered,
         truncated={
             "benchmark": bench_more,
