@@ -82,9 +82,13 @@ class Settings(BaseSettings):
     """A file holding the key above (PEM or base64 seed), e.g. a mounted secret."""
     log_origin: str = ""
     """The checkpoints' origin line; empty means the public URL without its scheme."""
-    worker_threads: int = 4
+    worker_threads: int = 2
     """Threads per process running the database-bound routes. Few threads suffice (the
-    database is local and fast) and fewer threads contend less for Python's GIL."""
+    database is local and fast: two overlap one request's database wait with another's Python)
+    and fewer threads contend less for Python's GIL: at 1M labels, 2 rather than 4 gave every
+    read route an 8 to 20 % lower p95 at 8 connections, within 5 % of the rate, and the same
+    ingest rate (docs/performance.md). More may pay where the database is far (each read a
+    network round trip)."""
     database_prepared_statements: bool = True
     """PostgreSQL: let psycopg prepare a statement on the server once it has run 5 times on a
     connection (its ``prepare_threshold``). ``false`` for a pooler that cannot keep prepared
