@@ -88,8 +88,8 @@ class Settings(BaseSettings):
     and fewer threads contend less for Python's GIL: at 1M labels, 2 rather than 4 gave eight
     of the nine read routes an 8 to 23 % lower p95 at 8 connections in each of two rounds (the
     ranking in one of them), for up to 9 % less rate on three (the label, the compare page, the
-    badge), and the same ingest rate (docs/performance.md). More may pay where the database is far (each read a network round
-    trip)."""
+    badge), and the same ingest rate (docs/performance.md). More may pay where the database is
+    far (each read a network round trip)."""
     database_prepared_statements: bool = True
     """PostgreSQL: let psycopg prepare a statement on the server once it has run 5 times on a
     connection (its ``prepare_threshold``). ``false`` for a pooler that cannot keep prepared
