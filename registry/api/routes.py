@@ -360,14 +360,14 @@ def get_label(
     view = queries.label_detail(
         session, label, vendor, model, settings.public_url, key_status, attested
     )
-    if label.log_index is not None and logged is not None:
-        # the entry and the head came with the label: the receipt reads only the proof's nodes
-        signer = request.app.state.log_signer
-        view["receipt"] = translog.receipt_from(
-            session.connection(), signer, label.log_index, *logged
+    # the entry and the head came with the label: the receipt reads only the proof's nodes
+    view["receipt"] = (
+        None
+        if label.log_index is None
+        else translog.receipt_from(
+            session.connection(), request.app.state.log_signer, label.log_index, *logged
         )
-    else:
-        view["receipt"] = label_receipt(session, request, label)
+    )
     return json_response(view)
 
 

@@ -315,7 +315,9 @@ def _stored_labels(
     return found
 
 
-def get_label_with_key(session: Session, label_id: str) -> StoredLabel:
+def get_label_with_key(
+    session: Session, label_id: str
+) -> tuple[Label, str, str, str | None, bool, LogRead]:
     """A stored label (whole, as a plain object: :func:`_stored_labels`) with its vendor's
     slug, its model's name, the status of the key that signed it, whether any auditor attested
     it and what its log receipt needs (:data:`LogRead`), in one statement; not-found when there
@@ -323,7 +325,9 @@ def get_label_with_key(session: Session, label_id: str) -> StoredLabel:
     found = _stored_labels(session, [label_id], envelope=True, receipt=True).get(label_id.lower())
     if found is None:
         raise ProblemError("not-found", f"no label {label_id!r}")
-    return found
+    label, vendor, model, key_status, attested, logged = found
+    assert logged is not None  # read with receipt=True
+    return label, vendor, model, key_status, attested, logged
 
 
 def labels_with_key(

@@ -353,24 +353,17 @@ def appended_receipt(signer: CheckpointSigner, appended: Appended) -> dict[str, 
 
 @cache
 def _entry_and_head() -> Any:
-    """An entry's leaf hash with the log's head, in one statement (built once)."""
-    entries, _, heads = _tables()
-    return (
-        select(entries.c.leaf_hash, heads.c.tree_size, heads.c.root_hash)
-        .join_from(entries, heads, heads.c.id == 1)  # the head's one row
-        .where(entries.c.idx == bindparam("i"))
-    )
+    """An entry's leaf hash with the log's head (:func:`receipt_columns` of the entry ``i``),
+    in one statement (built once)."""
+    return select(*receipt_columns(bindparam("i")))
 
 
 def receipt(connection: Connection, signer: CheckpointSigner, index: int) -> dict[str, Any]:
     """Proof that entry ``index`` is in the log as it stands now, with a signed checkpoint: two
     statements (the entry with the head, then the proof's nodes)."""
-    found = read_mappings(connection, _entry_and_head(), {"i": index})
-    if len(found) != 1:
-        raise RuntimeError(f"transparency log entry {index} not found")
-    row = found[0]
+    (row,) = read_mappings(connection, _entry_and_head(), {"i": index})
     return receipt_from(
-        connection, signer, index, row["leaf_hash"], row["tree_size"], row["root_hash"]
+        connection, signer, index, row["r_leaf_hash"], row["r_tree_size"], row["r_root_hash"]
     )
 
 
